@@ -1,0 +1,85 @@
+/**
+ * `--model` / `--tokenizer` → `{ checkpoint, tokenizer }`.
+ *
+ * `--model` is a local checkpoint folder or a hub id (downloaded into the Hugging Face cache through hub.ts).
+ * A checkpoint is its config.json plus one TensorSource per canonical weight (headers only; no weight bytes read).
+ */
+import { createHash } from "node:crypto";
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import { DownloadError, UsageError } from "../errors.js";
+import { findWeightFiles, preferredWeightFile } from "./checkpointFiles.js";
+import { loadMambaConfig } from "./config.js";
+import { hubSnapshot, isHubRepoId, type HubOptions, type SnapshotChooser } from "./hub.js";
+import { loadTokenizer, type TextTokenizer } from "./tokenizer.js";
+import type { Checkpoint, TensorSource } from "./types.js";
+import { mapCheckpointTensors } from "./weightMap.js";
+
+/**
+ * sha256 over config.json's bytes and the tensor index: for each tensor (in canonical order) its name, dtype, shape,
+ * file name (without the folder, so a moved copy has the same fingerprint), offset, length and that file's size.
+ */
+export async function checkpointFingerprint(configBytes: Uint8Array, tensors: readonly TensorSource[]): Promise<string> {
+    const fileSizes = new Map<string, number>();
+    for (const t of tensors) {
+        if (!fileSizes.has(t.file)) fileSizes.set(t.file, (await stat(t.file)).size);
+    }
+    const hash = createHash("sha256");
+    hash.update(configBytes);
+    for (const t of tensors) {
+        const line = [t.name, t.dtype, t.shape.join("x"), path.basename(t.file), t.offset, t.byteLength, fileSizes.get(t.file)];
+        hash.update(`\n${line.join("\t")}`);
+    }
+    return hash.digest("hex");
+}
+
+/** Loads the checkpoint in `dir`: config.json + the preferred weight format → canonical, shape-checked tensors. */
+export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
+    const absolute = path.resolve(dir);
+    const { config: declared, bytes } = await loadMambaConfig(absolute);
+    const weights = await findWeightFiles(absolute);
+    const raw = await weights.read();
+    const { config, tensors } = mapCheckpointTensors(raw, declared, weights.entry);
+    return { dir: absolute, config, tensors, fingerprint: await checkpointFingerprint(bytes, tensors) };
+}
+
+/** Options for resolving a hub id (all default from the HF_* environment variables; see hub.ts). */
+export type ResolveModelOptions = Omit<HubOptions, "repoType">;
+
+/** The files of a hub model repo needed to load it: config, the preferred weights (and their shards), tokenizer. */
+const modelFilesToFetch: SnapshotChooser = async (files, readIndex, where) => {
+    const weights = preferredWeightFile(files);
+    if (!files.includes("config.json")) throw new DownloadError(`${where}: has no config.json`);
+    if (weights === undefined) throw new DownloadError(`${where}: has no weights (model.safetensors or pytorch_model.bin)`);
+    const wanted = ["config.json", weights];
+    if (weights.endsWith(".index.json")) wanted.push(...(await readIndex(weights)));
+    if (files.includes("tokenizer.json")) wanted.push("tokenizer.json");
+    return wanted;
+};
+
+/**
+ * `--model` → a local folder: an existing directory as is; otherwise a hub id "org/name" whose config, weights and
+ * tokenizer.json are downloaded into (or, offline, found in) the Hugging Face cache.
+ */
+export async function resolveModelDir(model: string, opts: ResolveModelOptions = {}): Promise<string> {
+    const local = await stat(model).catch(() => undefined);
+    if (local?.isDirectory()) return path.resolve(model);
+    if (local) throw new UsageError(`--model ${model}: is a file; expected a checkpoint folder or a hub id such as state-spaces/mamba-130m`);
+    if (!isHubRepoId(model)) {
+        throw new UsageError(`--model ${model}: no such folder, and not a hub id of the form org/name`);
+    }
+    return hubSnapshot(model, { ...opts, repoType: "model" }, modelFilesToFetch);
+}
+
+/** A loaded model: the checkpoint and the tokenizer to feed it. */
+export interface LoadedModel {
+    checkpoint: Checkpoint;
+    tokenizer: TextTokenizer;
+}
+
+/** `--model` and `--tokenizer` → checkpoint + tokenizer (tokenizer.json in the model folder wins; see tokenizer.ts). */
+export async function loadModel(model: string, tokenizer: string | undefined, opts: ResolveModelOptions = {}): Promise<LoadedModel> {
+    const dir = await resolveModelDir(model, opts);
+    const checkpoint = await loadCheckpoint(dir);
+    return { checkpoint, tokenizer: await loadTokenizer(tokenizer, dir, opts) };
+}

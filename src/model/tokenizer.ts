@@ -1,0 +1,122 @@
+/**
+ * The text tokenizer: Hugging Face `tokenizers` over a tokenizer.json, never adding special tokens (no BOS/EOS),
+ * with truncation and padding off, as lm-eval's mamba_ssm model encodes (GPT-NeoX-20B adds none by default).
+ *
+ * Resolution (`loadTokenizer`): a tokenizer.json in the model folder wins; else `--tokenizer`, which is a tokenizer
+ * file, a folder holding tokenizer.json, or a hub id (its tokenizer.json through hub.ts); default
+ * "EleutherAI/gpt-neox-20b", the tokenizer lm-eval's mamba_ssm wrapper defaults to.
+ */
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { Tokenizer } from "tokenizers";
+import { ConfigError, UsageError } from "../errors.js";
+import { hubDownloadFile, isHubRepoId, type HubOptions } from "./hub.js";
+
+/** What the harness needs from a tokenizer. */
+export interface TextTokenizer {
+    /** Token ids of `text`, with no special tokens added. */
+    encode(text: string): Promise<number[]>;
+    /** encode() of each text, in order. */
+    encodeBatch(texts: readonly string[]): Promise<number[][]>;
+    /** Text of `ids` (special tokens kept, as lm-eval's tok_decode with skip_special_tokens=False). */
+    decode(ids: readonly number[]): Promise<string>;
+    /** The end-of-text token id (lm-eval's eot_token_id; 0 for GPT-NeoX-20B). */
+    eosTokenId: number;
+    /** Vocabulary size including added tokens (50277 for GPT-NeoX-20B). */
+    vocabSize: number;
+    /** The tokenizer file it was loaded from. */
+    source: string;
+}
+
+/** lm-eval's default tokenizer for `--model mamba_ssm`. */
+export const DEFAULT_TOKENIZER = "EleutherAI/gpt-neox-20b";
+
+/** End-of-text token names tried, in order, when tokenizer_config.json does not name one. */
+const EOS_CANDIDATES = ["<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>"];
+
+/** eos_token from a tokenizer_config.json / special_tokens_map.json beside the tokenizer file, if any. */
+async function declaredEosToken(dir: string): Promise<string | undefined> {
+    for (const name of ["tokenizer_config.json", "special_tokens_map.json"]) {
+        const text = await readFile(path.join(dir, name), "utf8").catch(() => undefined);
+        if (text === undefined) continue;
+        let json: unknown;
+        try {
+            json = JSON.parse(text);
+        } catch {
+            throw new ConfigError(`${path.join(dir, name)}: not valid JSON`);
+        }
+        const eos = (json as { eos_token?: unknown } | null)?.eos_token;
+        if (typeof eos === "string") return eos;
+        if (typeof eos === "object" && eos !== null && typeof (eos as { content?: unknown }).content === "string") {
+            return (eos as { content: string }).content;
+        }
+    }
+    return undefined;
+}
+
+/** Loads a tokenizer.json file as a `TextTokenizer`. */
+export async function loadTokenizerFile(file: string): Promise<TextTokenizer> {
+    let tokenizer: Tokenizer;
+    try {
+        tokenizer = Tokenizer.fromFile(file);
+    } catch (e) {
+        throw new ConfigError(`${file}: cannot load as a tokenizer.json (${(e as Error).message.split("\n")[0]})`);
+    }
+    tokenizer.disableTruncation();
+    tokenizer.disablePadding();
+    const declared = await declaredEosToken(path.dirname(file));
+    const candidates = declared !== undefined ? [declared] : EOS_CANDIDATES;
+    const eosTokenId = candidates.map((t) => tokenizer.tokenToId(t)).find((id): id is number => typeof id === "number");
+    if (eosTokenId === undefined) {
+        throw new ConfigError(`${file}: no end-of-text token found (looked for ${candidates.join(", ")})`);
+    }
+    const options = { addSpecialTokens: false };
+    return {
+        async encode(text) {
+            return (await tokenizer.encode(text, null, options)).getIds();
+        },
+        async encodeBatch(texts) {
+            if (texts.length === 0) return [];
+            return (await tokenizer.encodeBatch([...texts], options)).map((encoding) => encoding.getIds());
+        },
+        async decode(ids) {
+            return tokenizer.decode([...ids], false);
+        },
+        eosTokenId,
+        vocabSize: tokenizer.getVocabSize(true),
+        source: file,
+    };
+}
+
+async function isFile(p: string): Promise<boolean> {
+    return (await stat(p).catch(() => undefined))?.isFile() ?? false;
+}
+
+/** `--tokenizer` (or the default) → a tokenizer file on disk. */
+async function resolveTokenizerFile(spec: string, hubOpts: Omit<HubOptions, "repoType">): Promise<string> {
+    const info = await stat(spec).catch(() => undefined);
+    if (info?.isFile()) return path.resolve(spec);
+    if (info?.isDirectory()) {
+        const file = path.resolve(spec, "tokenizer.json");
+        if (await isFile(file)) return file;
+        throw new UsageError(`--tokenizer ${spec}: the folder has no tokenizer.json`);
+    }
+    if (!isHubRepoId(spec)) throw new UsageError(`--tokenizer ${spec}: no such file or folder, and not a hub id of the form org/name`);
+    return hubDownloadFile(spec, "tokenizer.json", { ...hubOpts, repoType: "model" });
+}
+
+/**
+ * The tokenizer for a model: `<modelDir>/tokenizer.json` when present, else `spec` (file, folder or hub id),
+ * else the default "EleutherAI/gpt-neox-20b" from the hub (or its cache).
+ */
+export async function loadTokenizer(
+    spec: string | undefined,
+    modelDir: string | undefined,
+    hubOpts: Omit<HubOptions, "repoType"> = {},
+): Promise<TextTokenizer> {
+    if (modelDir !== undefined) {
+        const inModel = path.join(modelDir, "tokenizer.json");
+        if (await isFile(inModel)) return loadTokenizerFile(inModel);
+    }
+    return loadTokenizerFile(await resolveTokenizerFile(spec ?? DEFAULT_TOKENIZER, hubOpts));
+}

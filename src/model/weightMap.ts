@@ -1,0 +1,162 @@
+/**
+ * Checkpoint tensor names of either layout → canonical (mamba_ssm) names, with shape checks against the config.
+ *
+ * The only naming difference between the layouts is transformers' `backbone.embeddings.weight`. The expected
+ * shape of every canonical tensor follows docs/architecture.md. The embedding may hold either the padded vocabulary
+ * (mamba_ssm checkpoints: 50277 → 50280 rows) or exactly `vocab_size` rows (transformers, which does not pad); the
+ * returned config's `paddedVocabSize` is the row count actually found, so logits cover exactly those rows.
+ * A missing `lm_head.weight` means tied embeddings; with tied embeddings the lm_head entry (if any) is dropped and the
+ * embedding is used, as both libraries do after tying.
+ */
+import { CheckpointFormatError } from "../errors.js";
+import type { MambaConfig, TensorSource } from "./types.js";
+
+const EMBEDDING = "backbone.embedding.weight";
+const LM_HEAD = "lm_head.weight";
+const NORM_F = "backbone.norm_f.weight";
+
+/** transformers name → canonical name, for the names that differ. */
+const TRANSFORMERS_RENAMES: Readonly<Record<string, string>> = { "backbone.embeddings.weight": EMBEDDING };
+
+/** Canonical name of a checkpoint tensor name. */
+export function canonicalTensorName(name: string): string {
+    return TRANSFORMERS_RENAMES[name] ?? name;
+}
+
+/** Expected shapes of one layer's tensors (without the `backbone.layers.{i}.` prefix). */
+function layerShapes(c: MambaConfig): Array<[string, number[]]> {
+    const D = c.dModel;
+    const E = c.dInner;
+    const N = c.dState;
+    const K = c.dConv;
+    const shapes: Array<[string, number[]]> = [["norm.weight", [D]]];
+    if (c.family === "mamba1") {
+        const R = c.dtRank;
+        shapes.push(
+            ["mixer.in_proj.weight", [2 * E, D]],
+            ["mixer.conv1d.weight", [E, 1, K]],
+            ["mixer.x_proj.weight", [R + 2 * N, E]],
+            ["mixer.dt_proj.weight", [E, R]],
+            ["mixer.dt_proj.bias", [E]],
+            ["mixer.A_log", [E, N]],
+            ["mixer.D", [E]],
+            ["mixer.out_proj.weight", [D, E]],
+        );
+        if (c.convBias) shapes.push(["mixer.conv1d.bias", [E]]);
+        if (c.projBias) shapes.push(["mixer.in_proj.bias", [2 * E]], ["mixer.out_proj.bias", [D]]);
+        return shapes;
+    }
+    const H = c.nHeads;
+    const GN = c.nGroups * N;
+    const inRows = 2 * E + 2 * GN + H;
+    shapes.push(
+        ["mixer.in_proj.weight", [inRows, D]],
+        ["mixer.conv1d.weight", [E + 2 * GN, 1, K]],
+        ["mixer.dt_bias", [H]],
+        ["mixer.A_log", [H]],
+        ["mixer.D", [H]],
+        ["mixer.norm.weight", [E]],
+        ["mixer.out_proj.weight", [D, E]],
+    );
+    if (c.convBias) shapes.push(["mixer.conv1d.bias", [E + 2 * GN]]);
+    if (c.projBias) shapes.push(["mixer.in_proj.bias", [inRows]], ["mixer.out_proj.bias", [D]]);
+    return shapes;
+}
+
+/**
+ * Every canonical tensor the model needs, in a fixed order (globals, then layer by layer), with expected shapes.
+ * `vocabRows` is the embedding/lm_head row count; lm_head is included only when embeddings are not tied.
+ */
+export function expectedTensorShapes(config: MambaConfig, vocabRows = config.paddedVocabSize): Map<string, number[]> {
+    const expected = new Map<string, number[]>([[EMBEDDING, [vocabRows, config.dModel]]]);
+    for (let i = 0; i < config.nLayer; i++) {
+        for (const [suffix, shape] of layerShapes(config)) expected.set(`backbone.layers.${i}.${suffix}`, shape);
+    }
+    expected.set(NORM_F, [config.dModel]);
+    if (!config.tieEmbeddings) expected.set(LM_HEAD, [vocabRows, config.dModel]);
+    return expected;
+}
+
+const showShape = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+    return a.length === b.length && a.every((dim, i) => dim === b[i]);
+}
+
+/** Renames to canonical names, refusing two checkpoint names that land on the same canonical one. */
+function canonicalise(raw: readonly TensorSource[]): Map<string, TensorSource> {
+    const byName = new Map<string, TensorSource>();
+    for (const tensor of raw) {
+        const name = canonicalTensorName(tensor.name);
+        const previous = byName.get(name);
+        if (previous) {
+            throw new CheckpointFormatError(
+                `${tensor.file}: tensor ${tensor.name} duplicates ${previous.name} (${previous.file}); both mean ${name}`,
+            );
+        }
+        byName.set(name, { ...tensor, name });
+    }
+    return byName;
+}
+
+/** The embedding's row count, which must be the padded vocabulary or exactly vocab_size. */
+function vocabRowsOf(config: MambaConfig, embedding: TensorSource | undefined, where: string): number {
+    if (!embedding) throw new CheckpointFormatError(`${where}: tensor ${EMBEDDING} (or backbone.embeddings.weight) is missing`);
+    const rows = embedding.shape[0];
+    const allowed = [...new Set([config.paddedVocabSize, config.vocabSize])];
+    if (embedding.shape.length !== 2 || rows === undefined || !allowed.includes(rows)) {
+        throw new CheckpointFormatError(
+            `${embedding.file}: tensor ${EMBEDDING} has shape ${showShape(embedding.shape)}; expected ` +
+            `[${allowed.join(" or ")}, ${config.dModel}] (vocab_size ${config.vocabSize}, padded ${config.paddedVocabSize})`,
+        );
+    }
+    return rows;
+}
+
+/**
+ * Maps a checkpoint's tensors to canonical names and checks them against `config`.
+ * `where` (the checkpoint file or folder) names the checkpoint when a tensor is missing.
+ * Returns the tensors in canonical order and the config with `paddedVocabSize` set to the embedding's row count.
+ */
+export function mapCheckpointTensors(
+    raw: readonly TensorSource[],
+    config: MambaConfig,
+    where: string,
+): { config: MambaConfig; tensors: TensorSource[] } {
+    const byName = canonicalise(raw);
+    const vocabRows = vocabRowsOf(config, byName.get(EMBEDDING), where);
+    const lmHead = byName.get(LM_HEAD);
+    if (config.tieEmbeddings && lmHead) {
+        if (!sameShape(lmHead.shape, [vocabRows, config.dModel])) {
+            throw new CheckpointFormatError(
+                `${lmHead.file}: tensor ${LM_HEAD} has shape ${showShape(lmHead.shape)}; expected ${showShape([vocabRows, config.dModel])}`,
+            );
+        }
+        byName.delete(LM_HEAD);
+    }
+    const expected = expectedTensorShapes(config, vocabRows);
+    const tensors: TensorSource[] = [];
+    for (const [name, shape] of expected) {
+        const tensor = byName.get(name);
+        if (!tensor) {
+            const hint = name === LM_HEAD ? " (the config says embeddings are not tied)" : "";
+            throw new CheckpointFormatError(`${where}: tensor ${name} is missing${hint}`);
+        }
+        if (!sameShape(tensor.shape, shape)) {
+            throw new CheckpointFormatError(
+                `${tensor.file}: tensor ${name} has shape ${showShape(tensor.shape)}; the config expects ${showShape(shape)}`,
+            );
+        }
+        tensors.push(tensor);
+        byName.delete(name);
+    }
+    const unexpected = byName.values().next();
+    if (!unexpected.done) {
+        const extra = unexpected.value;
+        throw new CheckpointFormatError(
+            `${extra.file}: unexpected tensor ${extra.name} (${byName.size} unexpected in all) for a ${config.family} model ` +
+            `with ${config.nLayer} layers (convBias ${config.convBias}, projBias ${config.projBias})`,
+        );
+    }
+    return { config: { ...config, paddedVocabSize: vocabRows }, tensors };
+}
