@@ -7,6 +7,8 @@
  * "EleutherAI/gpt-neox-20b", the tokenizer lm-eval's mamba_ssm wrapper defaults to.
  */
 import { readFile, stat } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import path from "node:path";
 import { Tokenizer } from "tokenizers";
 import { ConfigError, UsageError } from "../errors.js";
@@ -54,11 +56,14 @@ async function declaredEosToken(dir: string): Promise<string | undefined> {
     return undefined;
 }
 
-/** Loads a tokenizer.json file as a `TextTokenizer`. */
+/** Loads a tokenizer.json file (or a gzip-compressed tokenizer.json.gz) as a `TextTokenizer`. */
 export async function loadTokenizerFile(file: string): Promise<TextTokenizer> {
     let tokenizer: Tokenizer;
     try {
-        tokenizer = Tokenizer.fromFile(file);
+        // A gzip-compressed tokenizer.json (file name ending in .gz) is accepted too: the bundled default ships one.
+        tokenizer = file.endsWith(".gz")
+            ? Tokenizer.fromString(gunzipSync(readFileSync(file)).toString("utf8"))
+            : Tokenizer.fromFile(file);
     } catch (e) {
         throw new ConfigError(`${file}: cannot load as a tokenizer.json (${(e as Error).message.split("\n")[0]})`);
     }

@@ -1,0 +1,68 @@
+/**
+ * The `mamba-eval` command line: yargs, strict, one file per command, each a thin shell over library
+ * functions. Errors print as one line `mamba-eval: <message>` (stack with --verbose); exit status 1, or 2
+ * for usage errors (unknown flag or command, bad flag values).
+ */
+import yargs from "yargs";
+import { MambaEvalError, UsageError } from "../errors.js";
+import { compareCommand } from "../report/compareCommand.js";
+import { generateCommand } from "./generateCommand.js";
+import { processIO, type CliIO } from "./io.js";
+import { lsCommand } from "./lsCommand.js";
+import { runCommand } from "./runCommand.js";
+import { scoreCommand } from "./scoreCommand.js";
+import { registeredFlags } from "./commonOptions.js";
+import { didYouMean } from "./suggest.js";
+
+const COMMANDS = ["run", "ls", "score", "generate", "compare"];
+
+
+/** Runs the CLI on `argv` (without node and script); resolves to the exit status. */
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+    const verbose = argv.includes("--verbose");
+    let code = 0;
+    const setCode = (c: number) => {
+        code = c;
+    };
+    // An unknown first word is an unknown command, not a stray argument of the default command.
+    const first = argv[0];
+    if (first !== undefined && !first.startsWith("-") && !COMMANDS.includes(first)) {
+        io.err(`mamba-eval: unknown command "${first}"${didYouMean(first, COMMANDS)} (commands: ${COMMANDS.join(", ")})\n`);
+        return 2;
+    }
+    const parser = yargs(argv)
+        .scriptName("mamba-eval")
+        .parserConfiguration({ "camel-case-expansion": false })
+        .command(runCommand(io, setCode))
+        .command(lsCommand(io))
+        .command(scoreCommand(io, setCode))
+        .command(generateCommand(io, setCode))
+        .command(compareCommand as never)
+        .strict()
+        .recommendCommands()
+        .exitProcess(false)
+        .help()
+        .version(false)
+        .wrap(Math.min(120, process.stdout.columns ?? 100))
+        .fail((msg, err) => {
+            if (err) throw err;
+            const unknown = /^Unknown arguments?: (.+)$/.exec(msg ?? "");
+            if (unknown) {
+                const names = unknown[1]!.split(", ");
+                const hints = names.map((n) => `--${n}${didYouMean(n, [...registeredFlags], (s) => `--${s}`)}`);
+                throw new UsageError(`unknown flag ${hints.join(", ")}`);
+            }
+            throw new UsageError(msg ?? "invalid command line");
+        });
+    try {
+        await parser.parseAsync();
+        return code;
+    } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        io.err(`mamba-eval: ${message.split("\n")[0]}\n`);
+        if (verbose && e instanceof Error && e.stack) io.err(`${e.stack}\n`);
+        if (e instanceof UsageError) return 2;
+        if (!(e instanceof MambaEvalError) && !verbose) io.err("mamba-eval: (internal error; run with --verbose for the stack trace)\n");
+        return 1;
+    }
+}

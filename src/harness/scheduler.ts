@@ -1,0 +1,318 @@
+/**
+ * Turns token requests into a few large scoring calls. All requests of a run go into one prefix tree
+ * (prefixTree.ts); its segments are packed in depth-first order into ScoreBatch calls of at most
+ * `maxTokensPerCall` tokens. A segment starts from its parent's saved state slot and saves its own final
+ * state only when it has children; a slot is freed after the call in which its last child starts. A
+ * segment longer than the room left in a call is cut into pieces chained through a temporary slot (exact:
+ * a state restored from a slot continues the scan where it stopped).
+ *
+ * Per request the result is the float64 sum of its continuation tokens' log-probabilities, in token order,
+ * and isGreedy = every token was the argmax. Because the kernels compute every row independently of the
+ * packing (docs/architecture.md, Determinism), results are bit-identical to scoring each request alone.
+ */
+import { MambaEvalError } from "../errors.js";
+import type { ScoreBatch, ScoreOutput } from "../model/backends/addonTypes.js";
+import type { LoglikelihoodResult } from "./lm.js";
+import type { TokenRequest } from "./encodePair.js";
+import { buildPrefixTree, type PrefixTree } from "./prefixTree.js";
+
+/** What the scheduler needs from a backend (NativeModel and NativeBackend provide it). */
+export interface ScoringEngine {
+    score(batch: ScoreBatch): Promise<ScoreOutput>;
+    freeState(slot: number): void;
+}
+
+export interface SchedulerOptions {
+    /** Token cap of one score() call. Default 8192. */
+    maxTokensPerCall?: number;
+    /** Most state slots alive at once (memory policy: budget bytes / bytes per state). Default 64. */
+    maxStateSlots?: number;
+    /** Share common prefixes (default true). false runs every request from the zero state on its own. */
+    share?: boolean;
+    /** Called when a request's result is known; index is the input index. */
+    onResult?: (index: number, result: LoglikelihoodResult) => void;
+    /** Called after each call with the number of finished requests and tokens run so far. */
+    onProgress?: (doneRequests: number, tokensRun: number) => void;
+    signal?: AbortSignal;
+}
+
+export interface ScheduleStats {
+    /** Tokens run through the model (after sharing; includes replays forced by the slot budget). */
+    tokenSteps: number;
+    /** What lm-eval runs: Σ (len(tokens) - 1) over requests. */
+    unsharedTokenSteps: number;
+    calls: number;
+    /** Most state slots alive at any time. */
+    peakSlots: number;
+}
+
+export interface ScheduleResult {
+    results: LoglikelihoodResult[];
+    stats: ScheduleStats;
+}
+
+const DEFAULT_MAX_TOKENS = 8192;
+const DEFAULT_MAX_SLOTS = 64;
+
+/** One packed piece of a segment within a call. */
+interface Piece {
+    segment: number;
+    /**
+     * Depth range this piece runs. It can start above the segment (replaying unscored ancestor tokens when
+     * an ancestor's state could not be kept); rows are scored only inside the segment.
+     */
+    from: number;
+    to: number;
+    init: number;
+    save: number;
+}
+
+/** Slot ids: reused only after the call that released them has finished (no reuse inside a call). */
+class SlotPool {
+    private readonly free: number[] = [];
+    private next = 0;
+    live = 0;
+    peak = 0;
+
+    take(): number {
+        this.live++;
+        this.peak = Math.max(this.peak, this.live);
+        return this.free.length > 0 ? this.free.pop()! : this.next++;
+    }
+
+    release(slots: number[], engine: ScoringEngine): void {
+        for (const s of slots) {
+            engine.freeState(s);
+            this.free.push(s);
+            this.live--;
+        }
+        // Lowest ids first, so the set of ids in use stays small and deterministic.
+        this.free.sort((a, b) => b - a);
+    }
+}
+
+/** Scores token requests through `engine`; see the module comment. */
+export async function scoreTokenRequests(
+    engine: ScoringEngine,
+    requests: readonly TokenRequest[],
+    options: SchedulerOptions = {},
+): Promise<ScheduleResult> {
+    const maxTokens = options.maxTokensPerCall ?? DEFAULT_MAX_TOKENS;
+    const maxSlots = options.maxStateSlots ?? DEFAULT_MAX_SLOTS;
+    if (!(Number.isInteger(maxTokens) && maxTokens >= 1)) throw new RangeError(`maxTokensPerCall must be a positive integer, got ${maxTokens}`);
+    if (!(Number.isInteger(maxSlots) && maxSlots >= 2)) throw new RangeError(`maxStateSlots must be an integer >= 2, got ${maxSlots}`);
+
+    const tree = buildPrefixTree(requests, options.share ?? true);
+    const run = new TreeRun(engine, requests, tree, maxTokens, maxSlots, options);
+    await run.execute();
+    let unshared = 0;
+    for (const r of requests) unshared += r.tokens.length - 1;
+    return {
+        results: run.results(),
+        stats: { tokenSteps: run.tokensRun, unsharedTokenSteps: unshared, calls: run.calls, peakSlots: run.slots.peak },
+    };
+}
+
+class TreeRun {
+    readonly slots = new SlotPool();
+    calls = 0;
+    private readonly rowLogprob: Float64Array;
+    private readonly rowGreedy: Uint8Array;
+    /** Rows of each segment, grouped. */
+    private readonly segRows: number[][];
+    /** CSR: requests that use each row. */
+    private readonly rowUserStart: Int32Array;
+    private readonly rowUsers: Int32Array;
+    private readonly remaining: Int32Array;
+    private readonly done: (LoglikelihoodResult | undefined)[];
+    private doneCount = 0;
+    tokensRun = 0;
+    /** Per segment with children: the slot its children start from (-1: zero state) and that state's depth. */
+    private readonly baseSlot: Int32Array;
+    private readonly baseDepth: Int32Array;
+
+    constructor(
+        private readonly engine: ScoringEngine,
+        private readonly requests: readonly TokenRequest[],
+        private readonly tree: PrefixTree,
+        private readonly maxTokens: number,
+        private readonly maxSlots: number,
+        private readonly options: SchedulerOptions,
+    ) {
+        const nRows = tree.rows.length;
+        this.rowLogprob = new Float64Array(nRows);
+        this.rowGreedy = new Uint8Array(nRows);
+        this.segRows = tree.segments.map(() => []);
+        tree.rows.forEach((row, i) => this.segRows[row.segment]!.push(i));
+        const counts = new Int32Array(nRows + 1);
+        for (const rr of tree.requestRows) for (const r of rr) counts[r + 1]!++;
+        for (let i = 0; i < nRows; i++) counts[i + 1]! += counts[i]!;
+        this.rowUserStart = counts;
+        this.rowUsers = new Int32Array(counts[nRows]!);
+        const fill = counts.slice(0, nRows);
+        tree.requestRows.forEach((rr, req) => {
+            for (const r of rr) this.rowUsers[fill[r]!++] = req;
+        });
+        this.remaining = new Int32Array(tree.requestRows.map((rr) => rr.length));
+        this.done = new Array(requests.length);
+        this.baseSlot = new Int32Array(tree.segments.length).fill(-1);
+        this.baseDepth = new Int32Array(tree.segments.length);
+    }
+
+    async execute(): Promise<void> {
+        const { segments } = this.tree;
+        let pieces: Piece[] = [];
+        let tokens = 0;
+        let toFree: number[] = [];
+        const flush = async (): Promise<void> => {
+            if (pieces.length === 0) return;
+            await this.runCall(pieces);
+            this.slots.release(toFree, this.engine);
+            pieces = [];
+            tokens = 0;
+            toFree = [];
+        };
+        /** A new slot, or -1 when the live-slot budget is spent even after finishing the current call. */
+        const tryTakeSlot = async (): Promise<number> => {
+            if (this.slots.live + 1 > this.maxSlots) await flush();
+            return this.slots.live + 1 > this.maxSlots ? -1 : this.slots.take();
+        };
+        const refs = new Map<number, number>();
+        const addRefs = (slot: number, n: number): void => {
+            if (slot >= 0) refs.set(slot, (refs.get(slot) ?? 0) + n);
+        };
+        const dropRef = (slot: number): void => {
+            if (slot < 0) return;
+            const left = refs.get(slot)! - 1;
+            if (left === 0) {
+                refs.delete(slot);
+                toFree.push(slot);
+            } else refs.set(slot, left);
+        };
+        const minSplit = Math.max(1, Math.min(256, Math.floor(this.maxTokens / 4)));
+
+        for (const segId of this.tree.order) {
+            const seg = segments[segId]!;
+            // Where this segment's run starts: its parent's saved state, or (parent unsaved for lack of
+            // slots) the parent's own starting point, replaying the parent's tokens unscored.
+            let init = seg.parent < 0 ? -1 : this.baseSlot[seg.parent]!;
+            let from = seg.parent < 0 ? 0 : this.baseDepth[seg.parent]!;
+            while (from < seg.end) {
+                const room = this.maxTokens - tokens;
+                const left = seg.end - from;
+                if (left > room && room < minSplit) {
+                    // Too little room to be worth a cut: start a new call (room is then maxTokens >= minSplit).
+                    await flush();
+                    continue;
+                }
+                let to = from + Math.min(left, room);
+                let save = -1;
+                if (to < seg.end) {
+                    save = await tryTakeSlot();
+                    if (save < 0) to = seg.end; // no slot to chain pieces through: one oversized piece
+                    else addRefs(save, 1);
+                }
+                if (to === seg.end && seg.children.length > 0) {
+                    save = await tryTakeSlot();
+                    if (save >= 0) {
+                        addRefs(save, seg.children.length);
+                        this.baseSlot[segId] = save;
+                        this.baseDepth[segId] = seg.end;
+                    } else {
+                        // No slot for this state: the children replay this piece's run from its start.
+                        addRefs(init, seg.children.length);
+                        this.baseSlot[segId] = init;
+                        this.baseDepth[segId] = from;
+                    }
+                }
+                pieces.push({ segment: segId, from, to, init, save });
+                tokens += to - from;
+                dropRef(init);
+                init = save;
+                from = to;
+                if (tokens >= this.maxTokens) await flush();
+                this.options.signal?.throwIfAborted();
+            }
+        }
+        await flush();
+    }
+
+    private async runCall(pieces: Piece[]): Promise<void> {
+        this.options.signal?.throwIfAborted();
+        let nTokens = 0;
+        let nScore = 0;
+        for (const p of pieces) {
+            nTokens += p.to - p.from;
+            for (const r of this.segRows[p.segment]!) {
+                const d = this.tree.rows[r]!.depth;
+                if (d >= p.from && d < p.to) nScore++;
+            }
+        }
+        const batch: ScoreBatch = {
+            tokens: new Int32Array(nTokens),
+            segOffsets: new Int32Array(pieces.length + 1),
+            segInit: new Int32Array(pieces.length),
+            segSave: new Int32Array(pieces.length),
+            scoreRows: new Int32Array(nScore),
+            scoreTargets: new Int32Array(nScore),
+        };
+        const scoredRowIds = new Int32Array(nScore);
+        let at = 0;
+        let k = 0;
+        pieces.forEach((p, i) => {
+            const seg = this.tree.segments[p.segment]!;
+            const src = this.requests[seg.source]!.tokens;
+            for (let d = p.from; d < p.to; d++) batch.tokens[at + d - p.from] = src[d]!;
+            batch.segOffsets[i] = at;
+            batch.segInit[i] = p.init;
+            batch.segSave[i] = p.save;
+            for (const r of this.segRows[p.segment]!) {
+                const row = this.tree.rows[r]!;
+                if (row.depth >= p.from && row.depth < p.to) {
+                    batch.scoreRows[k] = at + row.depth - p.from;
+                    batch.scoreTargets[k] = row.target;
+                    scoredRowIds[k] = r;
+                    k++;
+                }
+            }
+            at += p.to - p.from;
+        });
+        batch.segOffsets[pieces.length] = at;
+        const out = await this.engine.score(batch);
+        if (out.logprobs.length !== nScore || out.greedy.length !== nScore) {
+            throw new MambaEvalError(`scheduler: backend returned ${out.logprobs.length} log-probs for ${nScore} scored rows`);
+        }
+        this.calls++;
+        this.tokensRun += nTokens;
+        for (let j = 0; j < nScore; j++) {
+            const r = scoredRowIds[j]!;
+            this.rowLogprob[r] = out.logprobs[j]!;
+            this.rowGreedy[r] = out.greedy[j]!;
+            for (let u = this.rowUserStart[r]!; u < this.rowUserStart[r + 1]!; u++) {
+                const req = this.rowUsers[u]!;
+                if (--this.remaining[req]! === 0) this.finish(req);
+            }
+        }
+        this.options.onProgress?.(this.doneCount, this.tokensRun);
+    }
+
+    private finish(req: number): void {
+        let logprob = 0;
+        let greedy = true;
+        for (const r of this.tree.requestRows[req]!) {
+            logprob += this.rowLogprob[r]!;
+            if (this.rowGreedy[r] !== 1) greedy = false;
+        }
+        const result = { logprob, isGreedy: greedy };
+        this.done[req] = result;
+        this.doneCount++;
+        this.options.onResult?.(req, result);
+    }
+
+    results(): LoglikelihoodResult[] {
+        return this.done.map((r, i) => {
+            if (!r) throw new MambaEvalError(`scheduler: request ${i} was never scored`);
+            return r;
+        });
+    }
+}

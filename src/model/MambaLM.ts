@@ -1,0 +1,410 @@
+/**
+ * MambaLM: lm-evaluation-harness's LM interface on a Mamba backend and a tokenizer.
+ *
+ * - loglikelihood: encodePair (lm-eval's tokenisation rule) → left truncation to maxLength → one prefix tree
+ *   over all requests → packed score() calls (scheduler.ts). Results are bit-identical to scoring each request
+ *   alone, at any packing.
+ * - loglikelihoodRolling: lm-eval's disjoint rolling windows (context_len 1) through the same scheduler.
+ * - generateUntil / generate: the recurrent path: prefill the prompt with one score() call that saves the
+ *   state and returns the last row's logits, then step() token by token, many sequences per step call.
+ *
+ * Calls are serialised (one at a time per model): they share the backend's state slots.
+ */
+import { MambaEvalError, UsageError } from "../errors.js";
+import type { NativeModelInfo, ScoreBatch, ScoreOutput } from "./backends/addonTypes.js";
+import { encodePairs, rollingRequests, truncatePair, DEFAULT_MAX_LENGTH, type TokenRequest } from "../harness/encodePair.js";
+import { scoreTokenRequests, type ScheduleStats } from "../harness/scheduler.js";
+import type {
+    GenerateRequest,
+    LM,
+    LMCallOptions,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    RollingRequest,
+} from "../harness/lm.js";
+
+/** What MambaLM needs from a backend; NativeModel (addonTypes.ts) and NativeBackend provide it. */
+export interface MambaBackend {
+    info(): NativeModelInfo;
+    score(batch: ScoreBatch): Promise<ScoreOutput>;
+    step(slots: Int32Array, tokens: Int32Array): Promise<Float32Array>;
+    freeState(slot: number): void;
+}
+
+/** What MambaLM needs from a tokenizer (src/model/tokenizer.ts TextTokenizer provides it). */
+export interface LMTokenizer {
+    encode(text: string): Promise<number[]>;
+    encodeBatch(texts: readonly string[]): Promise<number[][]>;
+    decode(ids: readonly number[]): Promise<string>;
+    eosTokenId: number;
+    vocabSize: number;
+}
+
+export interface MambaLMOptions {
+    /** lm-eval's max_length (2048 for mamba_ssm). */
+    maxLength?: number;
+    /** Token cap of one score() call (default 8192). Results do not depend on it. */
+    maxTokensPerCall?: number;
+    /** Bytes the scheduler may keep in saved states (default 1 GiB); sets the live state-slot cap. */
+    stateBudgetBytes?: number;
+    /** Prefix sharing (default true). Results do not depend on it. */
+    share?: boolean;
+    /** Sequences stepped together in generation (default 32). */
+    generateBatch?: number;
+}
+
+/** Options of `generate`. */
+export interface GenerateOptions extends SamplingOptions {
+    maxNewTokens: number;
+    /** Stop when the end-of-text token is produced (it is not returned). Default true. */
+    stopAtEos?: boolean;
+    /** Called with each new token as soon as it is chosen. */
+    onToken?: (token: number) => void | Promise<void>;
+}
+
+/** Per-token output of `scoreSequence`. */
+export interface SequenceScore {
+    /** logprobs[i] = log P(ids[i+1] | ids[..i]); length ids.length - 1. */
+    logprobs: Float64Array;
+    greedy: Uint8Array;
+    /** ids.length × vocab logits when asked for, else undefined. */
+    logits?: Float32Array;
+    vocab: number;
+}
+
+const DEFAULT_STATE_BUDGET = 1 << 30;
+
+
+export interface SamplingOptions {
+    /** 0 or undefined: greedy. */
+    temperature?: number;
+    /** Keep only the k most likely tokens (0 or undefined: all). */
+    topK?: number;
+    /** Keep the smallest set of most likely tokens whose probability reaches p (1 or undefined: all). */
+    topP?: number;
+    /** PRNG seed (default 0). */
+    seed?: number;
+}
+
+/** Mulberry32: a 32-bit-state PRNG; next() returns a float in [0, 1) with 32 random bits. */
+export class Mulberry32 {
+    private state: number;
+    constructor(seed: number) {
+        this.state = seed >>> 0;
+    }
+    next(): number {
+        this.state = (this.state + 0x6d2b79f5) >>> 0;
+        let t = this.state;
+        t = Math.imul(t ^ (t >>> 15), t | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    }
+}
+
+/** Index of the largest value in logits[0..n); the first index wins ties. */
+export function argmax(logits: ArrayLike<number>, n = logits.length): number {
+    let best = 0;
+    let bestValue = -Infinity;
+    for (let i = 0; i < n; i++) {
+        const v = logits[i]!;
+        if (v > bestValue) {
+            bestValue = v;
+            best = i;
+        }
+    }
+    return best;
+}
+
+/** Checks sampling options; throws UsageError naming the flag. */
+export function validateSampling(opts: SamplingOptions): void {
+    const { temperature, topK, topP } = opts;
+    if (temperature !== undefined && !(Number.isFinite(temperature) && temperature >= 0)) {
+        throw new UsageError(`--temperature ${temperature}: expected a number >= 0`);
+    }
+    if (topK !== undefined && !(Number.isInteger(topK) && topK >= 0)) throw new UsageError(`--top-k ${topK}: expected an integer >= 0`);
+    if (topP !== undefined && !(Number.isFinite(topP) && topP > 0 && topP <= 1)) throw new UsageError(`--top-p ${topP}: expected a number in (0, 1]`);
+}
+
+/** A token chooser bound to one PRNG stream. `vocab` limits the candidates (e.g. to the tokenizer's size). */
+export class Sampler {
+    private readonly rng: Mulberry32;
+    constructor(private readonly opts: SamplingOptions, private readonly vocab: number) {
+        validateSampling(opts);
+        this.rng = new Mulberry32(opts.seed ?? 0);
+    }
+
+    get greedy(): boolean {
+        return !this.opts.temperature;
+    }
+
+    /** Picks the next token from one row of logits. */
+    pick(logits: ArrayLike<number>): number {
+        const n = Math.min(this.vocab, logits.length);
+        if (this.greedy) return argmax(logits, n);
+        const t = this.opts.temperature!;
+        // Candidates in descending logit order; equal logits keep index order (stable sort).
+        let order = Array.from({ length: n }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b);
+        const topK = this.opts.topK ?? 0;
+        if (topK > 0 && topK < order.length) order = order.slice(0, topK);
+        const maxLogit = logits[order[0]!]!;
+        const weights = order.map((i) => Math.exp((logits[i]! - maxLogit) / t));
+        let total = weights.reduce((a, b) => a + b, 0);
+        const topP = this.opts.topP ?? 1;
+        if (topP < 1) {
+            let cum = 0;
+            let keep = 0;
+            while (keep < weights.length && cum < topP * total) cum += weights[keep++]!;
+            order = order.slice(0, Math.max(1, keep));
+            weights.length = order.length;
+            total = weights.reduce((a, b) => a + b, 0);
+        }
+        let u = this.rng.next() * total;
+        for (let j = 0; j < order.length; j++) {
+            u -= weights[j]!;
+            if (u < 0) return order[j]!;
+        }
+        return order[order.length - 1]!;
+    }
+}
+
+/** A promise chain that runs async jobs one at a time. */
+class Serial {
+    private tail: Promise<unknown> = Promise.resolve();
+    run<T>(job: () => Promise<T>): Promise<T> {
+        const next = this.tail.then(job, job);
+        this.tail = next.catch(() => undefined);
+        return next;
+    }
+}
+
+/** Implements lm-eval's LM on a Mamba backend; see the module comment. */
+export class MambaLM implements LM {
+    readonly maxLength: number;
+    private readonly serial = new Serial();
+    /** Statistics of the last loglikelihood call (token steps with and without sharing). */
+    lastStats: ScheduleStats | undefined;
+
+    constructor(
+        readonly backend: MambaBackend,
+        readonly tokenizer: LMTokenizer | undefined,
+        private readonly options: MambaLMOptions = {},
+    ) {
+        this.maxLength = options.maxLength ?? DEFAULT_MAX_LENGTH;
+        if (!(Number.isInteger(this.maxLength) && this.maxLength >= 2)) {
+            throw new UsageError(`max_length ${this.maxLength}: expected an integer >= 2`);
+        }
+    }
+
+    private requireTokenizer(what: string): LMTokenizer {
+        if (!this.tokenizer) throw new UsageError(`${what} needs a tokenizer (--tokenizer)`);
+        return this.tokenizer;
+    }
+
+    /** Live state slots allowed by the state budget. */
+    private maxStateSlots(): number {
+        const info = this.backend.info();
+        const slotBytes = Math.max(1, (info.convStateFloats + info.ssmStateFloats) * 4);
+        const budget = this.options.stateBudgetBytes ?? DEFAULT_STATE_BUDGET;
+        return Math.max(2, Math.min(4096, Math.floor(budget / slotBytes)));
+    }
+
+    /** Scores token requests (already truncated) through the prefix-tree scheduler. */
+    async loglikelihoodTokens(requests: readonly TokenRequest[], options: LMCallOptions = {}): Promise<LoglikelihoodResult[]> {
+        return this.serial.run(async () => {
+            const total = requests.length;
+            const out = await scoreTokenRequests(this.backend, requests, {
+                maxTokensPerCall: this.options.maxTokensPerCall,
+                maxStateSlots: this.maxStateSlots(),
+                share: this.options.share,
+                signal: options.signal,
+                onResult: options.onResult,
+                onProgress: (done, tokens) => options.onProgress?.({ done, total, tokens }),
+            });
+            this.lastStats = out.stats;
+            return out.results;
+        });
+    }
+
+    /** Token form of loglikelihood requests: lm-eval's encode-pair rule, then truncation to maxLength. */
+    async encodeRequests(requests: readonly LoglikelihoodRequest[]): Promise<TokenRequest[]> {
+        const tok = this.requireTokenizer("loglikelihood");
+        const pairs = await encodePairs(tok, requests, tok.eosTokenId);
+        return pairs.map((p, i) => {
+            try {
+                return truncatePair(p, this.maxLength);
+            } catch (e) {
+                const r = requests[i]!;
+                throw new MambaEvalError(`request ${i} (context ${JSON.stringify(r.context.slice(-40))}, continuation ${JSON.stringify(r.continuation)}): ${(e as Error).message}`);
+            }
+        });
+    }
+
+    async loglikelihood(requests: LoglikelihoodRequest[], options: LMCallOptions = {}): Promise<LoglikelihoodResult[]> {
+        return this.loglikelihoodTokens(await this.encodeRequests(requests), options);
+    }
+
+    async loglikelihoodRolling(requests: RollingRequest[], options: LMCallOptions = {}): Promise<number[]> {
+        const tok = this.requireTokenizer("loglikelihood_rolling");
+        const docs = await tok.encodeBatch(requests.map((r) => r.text));
+        const windows: TokenRequest[] = [];
+        const owner: number[] = [];
+        docs.forEach((ids, d) => {
+            for (const w of rollingRequests(ids, tok.eosTokenId, this.maxLength)) {
+                windows.push(w);
+                owner.push(d);
+            }
+        });
+        const results = await this.loglikelihoodTokens(windows, { signal: options.signal, onProgress: options.onProgress });
+        const sums = new Array<number>(requests.length).fill(0);
+        results.forEach((r, i) => {
+            sums[owner[i]!]! += r.logprob;
+        });
+        return sums;
+    }
+
+    /** Per-token log-probabilities of one id sequence (and optionally its logits), in one score() call. */
+    async scoreSequence(ids: readonly number[], withLogits = false): Promise<SequenceScore> {
+        if (ids.length === 0) throw new UsageError("score: the sequence is empty");
+        return this.serial.run(async () => {
+            const n = ids.length;
+            const rows = Int32Array.from({ length: n - 1 }, (_, i) => i);
+            const out = await this.backend.score({
+                tokens: Int32Array.from(ids),
+                segOffsets: Int32Array.of(0, n),
+                segInit: Int32Array.of(-1),
+                segSave: Int32Array.of(-1),
+                scoreRows: rows,
+                scoreTargets: Int32Array.from(ids.slice(1)),
+                ...(withLogits ? { logitRows: Int32Array.from({ length: n }, (_, i) => i) } : {}),
+            });
+            const vocab = withLogits ? out.logits.length / n : 0;
+            return { logprobs: out.logprobs, greedy: out.greedy, ...(withLogits ? { logits: out.logits } : {}), vocab };
+        });
+    }
+
+    /**
+     * Prefills each prompt (one score() call saving its state in slots 0..k-1 and returning its last row's
+     * logits), then steps all unfinished sequences together. `choose(i, logits)` returns sequence i's next
+     * token or -1 to stop it. Slots are freed at the end.
+     */
+    private async decodeLoop(
+        prompts: readonly number[][],
+        maxNew: readonly number[],
+        choose: (i: number, logits: Float32Array) => Promise<number>,
+    ): Promise<void> {
+        const k = prompts.length;
+        const offsets = new Int32Array(k + 1);
+        prompts.forEach((p, i) => {
+            if (p.length === 0) throw new UsageError("generate: empty prompt");
+            offsets[i + 1] = offsets[i]! + p.length;
+        });
+        const tokens = new Int32Array(offsets[k]!);
+        prompts.forEach((p, i) => tokens.set(p, offsets[i]!));
+        const slots = Int32Array.from({ length: k }, (_, i) => i);
+        try {
+            const pre = await this.backend.score({
+                tokens,
+                segOffsets: offsets,
+                segInit: new Int32Array(k).fill(-1),
+                segSave: slots,
+                scoreRows: new Int32Array(0),
+                scoreTargets: new Int32Array(0),
+                logitRows: Int32Array.from({ length: k }, (_, i) => offsets[i + 1]! - 1),
+            });
+            const vocab = pre.logits.length / k;
+            let active: number[] = [];
+            let nextTokens: number[] = [];
+            for (let i = 0; i < k; i++) {
+                if (maxNew[i]! <= 0) continue;
+                const t = await choose(i, pre.logits.subarray(i * vocab, (i + 1) * vocab));
+                if (t >= 0) {
+                    active.push(i);
+                    nextTokens.push(t);
+                }
+            }
+            const produced = new Int32Array(k).fill(1);
+            while (active.length > 0) {
+                const going = active.filter((i) => produced[i]! < maxNew[i]!);
+                const toks = nextTokens.filter((_, j) => produced[active[j]!]! < maxNew[active[j]!]!);
+                if (going.length === 0) break;
+                const logits = await this.backend.step(Int32Array.from(going, (i) => slots[i]!), Int32Array.from(toks));
+                const v = logits.length / going.length;
+                active = [];
+                nextTokens = [];
+                for (let j = 0; j < going.length; j++) {
+                    const i = going[j]!;
+                    const t = await choose(i, logits.subarray(j * v, (j + 1) * v));
+                    produced[i]!++;
+                    if (t >= 0) {
+                        active.push(i);
+                        nextTokens.push(t);
+                    }
+                }
+            }
+        } finally {
+            for (const s of slots) this.backend.freeState(s);
+        }
+    }
+
+    /**
+     * Generates from token ids: greedy by default, or seeded sampling. Returns the new token ids (without a
+     * final end-of-text token).
+     */
+    async generate(promptIds: readonly number[], options: GenerateOptions): Promise<number[]> {
+        const { maxNewTokens } = options;
+        if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 0)) throw new UsageError(`--max-new-tokens ${maxNewTokens}: expected an integer >= 0`);
+        const vocab = this.tokenizer?.vocabSize ?? Number.MAX_SAFE_INTEGER;
+        const sampler = new Sampler(options, vocab);
+        const eos = options.stopAtEos === false ? -1 : this.tokenizer?.eosTokenId ?? -1;
+        const out: number[] = [];
+        await this.serial.run(() =>
+            this.decodeLoop([promptIds.slice()], [maxNewTokens], async (_i, logits) => {
+                const t = sampler.pick(logits);
+                if (t === eos) return -1;
+                out.push(t);
+                await options.onToken?.(t);
+                return t;
+            }),
+        );
+        return out;
+    }
+
+    async generateUntil(requests: GenerateRequest[], options: LMCallOptions = {}): Promise<string[]> {
+        const tok = this.requireTokenizer("generate_until");
+        const eosText = await tok.decode([tok.eosTokenId]);
+        const results = new Array<string>(requests.length).fill("");
+        const contexts = await tok.encodeBatch(requests.map((r) => r.context));
+        const batch = this.options.generateBatch ?? 32;
+        let done = 0;
+        let tokensRun = 0;
+        for (let start = 0; start < requests.length; start += batch) {
+            options.signal?.throwIfAborted();
+            const group = requests.slice(start, start + batch);
+            const prompts = group.map((r, j) => {
+                const keep = Math.max(1, this.maxLength - r.maxGenToks);
+                const ids = contexts[start + j]!;
+                return ids.length === 0 ? [tok.eosTokenId] : ids.slice(-keep);
+            });
+            const generated = group.map(() => [] as number[]);
+            const stops = group.map((r) => [...r.until, eosText]);
+            await this.serial.run(() =>
+                this.decodeLoop(prompts, group.map((r) => r.maxGenToks), async (j, logits) => {
+                    const t = argmax(logits, Math.min(logits.length, tok.vocabSize));
+                    tokensRun++;
+                    if (t === tok.eosTokenId) return -1;
+                    generated[j]!.push(t);
+                    const text = await tok.decode(generated[j]!);
+                    return stops[j]!.some((s) => s !== "" && text.includes(s)) ? -1 : t;
+                }),
+            );
+            for (let j = 0; j < group.length; j++) {
+                let text = await tok.decode(generated[j]!);
+                for (const s of stops[j]!) if (s !== "") text = text.split(s)[0]!;
+                results[start + j] = text;
+            }
+            done += group.length;
+            options.onProgress?.({ done, total: requests.length, tokens: tokensRun });
+        }
+        return results;
+    }
+}

@@ -1,0 +1,171 @@
+/**
+ * `--data_dir DIR`: the six tasks' original published files, converted to the Hugging Face dataset's row schema
+ * (the doc dicts lm-eval's functions see, with the HF column order and types, since docs are logged and hashed).
+ *
+ * Layout (that of /work/shared/data and fixtures/tasks):
+ *   lambada_openai/lambada_test.jsonl                {text}                      → {text}
+ *   hellaswag/hellaswag_val.jsonl                    rowanz/hellaswag schema     → {ind, activity_label, ctx_a,
+ *                                                                                   ctx_b, ctx, endings, source_id,
+ *                                                                                   split, split_type, label: "<n>"}
+ *   piqa/valid.jsonl + piqa/valid-labels.lst         {goal, sol1, sol2} + 0/1    → {goal, sol1, sol2, label: int}
+ *   arc/ARC-Easy-Test.jsonl, arc/ARC-Challenge-Test.jsonl
+ *                                                    ARC-V1 {id, question{stem, choices[{text,label}]}, answerKey}
+ *                                                                                → {id, question, choices{text[],
+ *                                                                                   label[]}, answerKey}
+ *   winogrande/dev.jsonl                             {qID, sentence, option1, option2, answer}
+ *                                                                                → {sentence, option1, option2, answer}
+ *
+ * API: `localDataFiles(taskName)` (relative paths read), `loadLocalRows(dataDir, taskName)` → rows before
+ * process_docs. A missing or malformed file throws DataFormatError naming the file and line.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { DataFormatError } from "../errors.js";
+import type { Doc, DocValue } from "./types.js";
+
+type RowConverter = (record: unknown, where: string) => Doc;
+
+interface LocalSource {
+    /** Main jsonl file, relative to the data dir. */
+    file: string;
+    convert: RowConverter;
+    /** piqa only: labels file aligned by line. */
+    labels?: string;
+}
+
+const SOURCES: Readonly<Record<string, LocalSource>> = {
+    lambada_openai: { file: "lambada_openai/lambada_test.jsonl", convert: (r, w) => ({ text: str(r, "text", w) }) },
+    hellaswag: { file: "hellaswag/hellaswag_val.jsonl", convert: hellaswagRow },
+    piqa: {
+        file: "piqa/valid.jsonl",
+        labels: "piqa/valid-labels.lst",
+        convert: (r, w) => ({ goal: str(r, "goal", w), sol1: str(r, "sol1", w), sol2: str(r, "sol2", w) }),
+    },
+    arc_easy: { file: "arc/ARC-Easy-Test.jsonl", convert: arcRow },
+    arc_challenge: { file: "arc/ARC-Challenge-Test.jsonl", convert: arcRow },
+    winogrande: {
+        file: "winogrande/dev.jsonl",
+        convert: (r, w) => ({
+            sentence: str(r, "sentence", w),
+            option1: str(r, "option1", w),
+            option2: str(r, "option2", w),
+            answer: str(r, "answer", w),
+        }),
+    },
+};
+
+/** The files (relative to the data dir) a task reads. */
+export function localDataFiles(taskName: string): string[] {
+    const source = sourceOf(taskName);
+    return source.labels ? [source.file, source.labels] : [source.file];
+}
+
+/** Reads a task's original file(s) under `dataDir` and returns HF-schema rows in file order. */
+export async function loadLocalRows(dataDir: string, taskName: string): Promise<Doc[]> {
+    const source = sourceOf(taskName);
+    const file = path.join(dataDir, source.file);
+    const rows = (await readLines(file)).map(({ text, line }) => source.convert(parseJson(text, `${file}:${line}`), `${file}:${line}`));
+    if (source.labels) {
+        const labelFile = path.join(dataDir, source.labels);
+        const labels = await readLines(labelFile);
+        if (labels.length !== rows.length) {
+            throw new DataFormatError(`${labelFile}: has ${labels.length} labels but ${file} has ${rows.length} documents`);
+        }
+        labels.forEach(({ text, line }, i) => {
+            const label = text.trim();
+            if (label !== "0" && label !== "1") throw new DataFormatError(`${labelFile}:${line}: expected a label 0 or 1, got ${JSON.stringify(text)}`);
+            rows[i]!["label"] = Number(label);
+        });
+    }
+    return rows;
+}
+
+function sourceOf(taskName: string): LocalSource {
+    const source = SOURCES[taskName];
+    if (!source) throw new DataFormatError(`no local data layout for task "${taskName}"`);
+    return source;
+}
+
+async function readLines(file: string): Promise<{ text: string; line: number }[]> {
+    let content: string;
+    try {
+        content = await readFile(file, "utf8");
+    } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        throw new DataFormatError(`${file}: cannot read the data file (${code ?? String(error)})`);
+    }
+    const out: { text: string; line: number }[] = [];
+    content.split("\n").forEach((raw, i) => {
+        const text = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+        if (text.trim() !== "") out.push({ text, line: i + 1 });
+    });
+    return out;
+}
+
+function parseJson(text: string, where: string): unknown {
+    try {
+        return JSON.parse(text);
+    } catch {
+        throw new DataFormatError(`${where}: not valid JSON`);
+    }
+}
+
+function field(record: unknown, key: string, where: string): unknown {
+    if (record === null || typeof record !== "object" || Array.isArray(record)) throw new DataFormatError(`${where}: expected a JSON object`);
+    const value = (record as Record<string, unknown>)[key];
+    if (value === undefined) throw new DataFormatError(`${where}: missing field "${key}"`);
+    return value;
+}
+
+function str(record: unknown, key: string, where: string): string {
+    const value = field(record, key, where);
+    if (typeof value !== "string") throw new DataFormatError(`${where}: field "${key}" must be a string`);
+    return value;
+}
+
+function int(record: unknown, key: string, where: string): number {
+    const value = field(record, key, where);
+    if (typeof value !== "number" || !Number.isInteger(value)) throw new DataFormatError(`${where}: field "${key}" must be an integer`);
+    return value;
+}
+
+function hellaswagRow(r: unknown, where: string): Doc {
+    const endings = field(r, "endings", where);
+    if (!Array.isArray(endings) || !endings.every((e) => typeof e === "string")) {
+        throw new DataFormatError(`${where}: field "endings" must be a list of strings`);
+    }
+    const label = field(r, "label", where);
+    if (!(typeof label === "number" && Number.isInteger(label)) && !(typeof label === "string" && /^[0-9]+$/.test(label))) {
+        throw new DataFormatError(`${where}: field "label" must be an integer index`);
+    }
+    return {
+        ind: int(r, "ind", where),
+        activity_label: str(r, "activity_label", where),
+        ctx_a: str(r, "ctx_a", where),
+        ctx_b: str(r, "ctx_b", where),
+        ctx: str(r, "ctx", where),
+        endings: endings as string[],
+        source_id: str(r, "source_id", where),
+        split: str(r, "split", where),
+        split_type: str(r, "split_type", where),
+        label: String(label),
+    };
+}
+
+function arcRow(r: unknown, where: string): Doc {
+    const question = field(r, "question", where);
+    const choices = field(question, "choices", where);
+    if (!Array.isArray(choices) || choices.length === 0) throw new DataFormatError(`${where}: field "question.choices" must be a non-empty list`);
+    const text: DocValue[] = [];
+    const label: DocValue[] = [];
+    choices.forEach((c, i) => {
+        text.push(str(c, "text", `${where} choice ${i}`));
+        label.push(str(c, "label", `${where} choice ${i}`));
+    });
+    return {
+        id: str(r, "id", where),
+        question: str(question, "stem", where),
+        choices: { text, label },
+        answerKey: str(r, "answerKey", where),
+    };
+}

@@ -1,0 +1,118 @@
+/** End-to-end CLI runs as child processes on the tiny GPT-NeoX-vocabulary fixture checkpoint. */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { neoxTokenizer, runCli, sharedData, tinyNeoxModel } from "./cliHelpers.js";
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), "mamba-eval-cli-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Reads float32 tensor `name` from a safetensors file. */
+function readTensor(file: string, name: string): { shape: number[]; data: Float32Array } {
+    const buf = readFileSync(file);
+    const n = Number(buf.readBigUInt64LE(0));
+    const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<string, { shape: number[]; data_offsets: [number, number] }>;
+    const t = header[name]!;
+    const bytes = buf.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
+    return { shape: t.shape, data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) };
+}
+
+describe("strict command line", () => {
+    it("rejects an unknown flag with a suggestion and exit status 2", () => {
+        const r = runCli(["score", "--modle", tinyNeoxModel]);
+        expect(r.code).toBe(2);
+        expect(r.stderr.trim()).toBe("mamba-eval: unknown flag --modle; did you mean --model?");
+    });
+    it("rejects an unknown command and an unknown task with suggestions", () => {
+        const c = runCli(["scroe"]);
+        expect(c.code).toBe(2);
+        expect(c.stderr).toMatch(/^mamba-eval: unknown command "scroe"; did you mean score\?/);
+        const t = runCli(["--model", tinyNeoxModel, "--tasks", "hellaswg", "--tokenizer", neoxTokenizer]);
+        expect(t.code).toBe(2);
+        expect(t.stderr).toMatch(/did you mean "hellaswag"/);
+        expect(t.stderr.trim().split("\n")).toHaveLength(1);
+    });
+    it("accepts both spellings of a flag", () => {
+        const a = runCli(["score", "--model", tinyNeoxModel, "--ids", "5,6,7"]);
+        const b = runCli(["score", "--model", tinyNeoxModel, "--ids", "5,6,7", "--threads", "1"]);
+        expect(a.code).toBe(0);
+        expect(a.stdout).toBe(b.stdout); // thread count never changes the numbers
+        const c = runCli(["score", "--model", tinyNeoxModel, "--ids-file", path.join(tmp, "missing.json")]);
+        const d = runCli(["score", "--model", tinyNeoxModel, "--ids_file", path.join(tmp, "missing.json")]);
+        expect(c.stderr).toBe(d.stderr);
+        expect(c.stderr).toMatch(/--ids-file .*missing\.json: no such file/);
+    });
+});
+
+describe("score and generate", () => {
+    it("prints per-token log-probs consistent with the logits it writes", () => {
+        const out = path.join(tmp, "logits.safetensors");
+        const r = runCli(["score", "--model", tinyNeoxModel, "--ids", "12092,1533,13,436", "--logits-out", out]);
+        expect(r.code).toBe(0);
+        const rows = r.stdout.split("\n").filter((l) => /^\d+\t/.test(l)).map((l) => l.split("\t"));
+        expect(rows.map((x) => x[1])).toEqual(["1533", "13", "436"]);
+        const { shape, data } = readTensor(out, "logits_0");
+        expect(shape[0]).toBe(4);
+        const vocab = shape[1]!;
+        // log_softmax(logits[i])[ids[i+1]] recomputed from the written logits, in float64.
+        const ids = [12092, 1533, 13, 436];
+        for (let i = 0; i < 3; i++) {
+            const row = data.subarray(i * vocab, (i + 1) * vocab);
+            const max = Math.max(...row);
+            let sum = 0;
+            for (const v of row) sum += Math.exp(v - max);
+            const lp = row[ids[i + 1]!]! - max - Math.log(sum);
+            expect(Number(rows[i]![2])).toBeCloseTo(lp, 5);
+        }
+        const mean = rows.reduce((a, x) => a + Number(x[2]), 0) / 3;
+        expect(Number(/perplexity ([\d.e+]+)/.exec(r.stdout)![1]) / Math.exp(-mean)).toBeCloseTo(1, 5);
+    });
+
+    it("generates greedily: the first new token is the argmax of the prompt's last logits row", () => {
+        const out = path.join(tmp, "prompt.safetensors");
+        expect(runCli(["score", "--model", tinyNeoxModel, "--ids", "510,5347,273", "--logits-out", out]).code).toBe(0);
+        const { shape, data } = readTensor(out, "logits_0");
+        const last = data.subarray(2 * shape[1]!, 3 * shape[1]!);
+        let best = 0;
+        last.forEach((v, i) => {
+            if (v > last[best]!) best = i;
+        });
+        const g = runCli(["generate", "--model", tinyNeoxModel, "--ids", "510,5347,273", "--max-new-tokens", "5", "--json"]);
+        expect(g.code).toBe(0);
+        const json = JSON.parse(g.stdout.trim().split("\n").pop()!) as { tokens: number[] };
+        expect(json.tokens).toHaveLength(5);
+        expect(json.tokens[0]).toBe(best);
+        // Seeded sampling is reproducible.
+        const s1 = runCli(["generate", "--model", tinyNeoxModel, "--ids", "510", "--max_new_tokens", "6", "--temperature", "1.5", "--seed", "3", "--json"]);
+        const s2 = runCli(["generate", "--model", tinyNeoxModel, "--ids", "510", "--max_new_tokens", "6", "--temperature", "1.5", "--seed", "3", "--json"]);
+        expect(s1.stdout).toBe(s2.stdout);
+    });
+});
+
+describe("run", () => {
+    it("evaluates tasks from --data_dir and writes lm-eval-shaped results and samples", () => {
+        const outDir = path.join(tmp, "out");
+        const r = runCli([
+            "run", "--model", tinyNeoxModel, "--tokenizer", neoxTokenizer, "--tasks", "piqa,winogrande,lambada_openai",
+            "--data_dir", sharedData, "--limit", "4", "--output_path", outDir, "--log_samples",
+        ]);
+        expect(r.stderr).not.toMatch(/mamba-eval:/);
+        expect(r.code).toBe(0);
+        expect(r.stdout).toMatch(/\|lambada_openai\|1\|none\|0\|acc\|↑\|/);
+        const dir = path.join(outDir, readdirSync(outDir)[0]!);
+        const files = readdirSync(dir);
+        const results = JSON.parse(readFileSync(path.join(dir, files.find((f) => f.startsWith("results_"))!), "utf8"));
+        expect(Object.keys(results.results).sort()).toEqual(["lambada_openai", "piqa", "winogrande"]);
+        expect(results["n-samples"].piqa).toEqual({ original: 1838, effective: 4 });
+        expect(results.results.winogrande["acc,none"]).toBeGreaterThanOrEqual(0);
+        const samples = readFileSync(path.join(dir, files.find((f) => f.startsWith("samples_piqa"))!), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+        expect(samples).toHaveLength(4);
+        expect(samples[0].arguments.gen_args_0.arg_0).toMatch(/^Question: .*\nAnswer:$/s);
+        // acc from the logged responses (first index wins ties).
+        for (const s of samples) {
+            const lls = s.filtered_resps.map((x: string[]) => Number(x[0]));
+            expect(s.acc).toBe(lls.indexOf(Math.max(...lls)) === s.target * 1 ? 1 : 0);
+        }
+    });
+});
