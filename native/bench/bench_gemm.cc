@@ -1,0 +1,48 @@
+// bench_gemm.cc — GFLOP/s of the CPU GEMM (Y[T×N] = X[T×K]·W[N×K]ᵀ) at one shape, plus a determinism check
+// (the same row computed at T and at 1 must be bit-identical).
+//   cmake-js compile -d native --out native/build --target bench_gemm   (or see CMakeLists.txt)
+//   native/build/Release/bench_gemm T N K threads [bf16]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "cpu/gemm.h"
+
+int main(int argc, char** argv) {
+    const int64_t T = argc > 1 ? atoll(argv[1]) : 512, N = argc > 2 ? atoll(argv[2]) : 3072,
+                  K = argc > 3 ? atoll(argv[3]) : 768;
+    const int threads = argc > 4 ? atoi(argv[4]) : 2;
+    const bool bf16 = argc > 5 && std::strcmp(argv[5], "bf16") == 0;
+    std::vector<float> X(size_t(T * K)), Wf(size_t(N * K)), Y(size_t(T * N)), Y1(static_cast<size_t>(N));
+    uint32_t s = 1;
+    auto rnd = [&] { s = s * 1664525u + 1013904223u; return float(s >> 8) / 16777216.0f - 0.5f; };
+    for (auto& v : X) v = rnd();
+    for (auto& v : Wf) v = rnd();
+    mamba::Tensor W;
+    W.rows = N;
+    W.cols = K;
+    if (bf16) {
+        W.dtype = mamba::DType::BF16;
+        W.owned.resize(size_t(N * K) * 2);
+        auto* p = reinterpret_cast<uint16_t*>(W.owned.data());
+        for (size_t i = 0; i < Wf.size(); i++) p[i] = mamba::f32_to_bf16(Wf[i]);
+        W.data = W.owned.data();
+    } else {
+        W.data = Wf.data();
+    }
+    mamba::ThreadPool pool(threads);
+    mamba::gemm(X.data(), K, T, W, nullptr, Y.data(), N, pool);  // warm-up
+    const int reps = 10;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < reps; r++) mamba::gemm(X.data(), K, T, W, nullptr, Y.data(), N, pool);
+    double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+    mamba::ThreadPool single(1);
+    mamba::gemm(X.data() + (T - 1) * K, K, 1, W, nullptr, Y1.data(), N, single);
+    bool same = std::memcmp(Y1.data(), Y.data() + (T - 1) * N, size_t(N) * 4) == 0;
+    std::printf("T=%lld N=%lld K=%lld threads=%d %s: %.2f ms, %.1f GFLOP/s, last row alone bit-identical: %s\n",
+                (long long)T, (long long)N, (long long)K, threads, bf16 ? "bf16" : "f32", sec * 1e3,
+                2.0 * T * N * K / sec / 1e9, same ? "yes" : "NO");
+    return same ? 0 : 1;
+}

@@ -1,0 +1,633 @@
+// cuda_backend.cu — the CUDA Backend: Mamba-1 / Mamba-2 forward over packed segments on one GPU.
+//
+// score(): embed all rows → per layer (add + RMSNorm → in_proj → conv + SiLU → [x_proj → dt_proj] →
+// scan [→ gated norm] → out_proj) → norm_f + LM head on the distinct requested rows only → fused
+// log-softmax + gather. GEMMs run on all packed rows at once (cuBLASLt, one fixed algorithm per shape);
+// only conv and scan see segments. Segments that start from a state another segment of the same call
+// saves run in a later "level", so a prefix and its branches fit in one call. step() is score() with one
+// 1-token segment per slot, so both run the same arithmetic. States live in device memory in the
+// exchange layout (conv [layer][C][K-1] oldest first; ssm [layer][E][N] or [layer][H][P][N]).
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backend.h"
+#include "cuda_check.cuh"
+#include "device_buffer.cuh"
+#include "gemm.cuh"
+#include "kernels.cuh"
+#include "weights.h"
+
+namespace mamba {
+
+namespace {
+
+using cuda::ActOut;
+using cuda::check_cuda;
+using cuda::ConvChunk;
+using cuda::DeviceBuffer;
+
+constexpr int kMaxSlots = 1 << 20;  // same slot-id range as the CPU backend
+constexpr int kConvChunkRows = 64;  // rows one conv thread walks
+constexpr int kHeadChunkRows = 2048;  // LM-head rows per GEMM (bounds the logits scratch: rows × vocab floats)
+
+/** One layer's weights on the device. Matrices are GemmType elements; everything else fp32. */
+struct DeviceLayer {
+    const float* norm = nullptr;
+    const void* in_proj = nullptr;
+    const float* in_bias = nullptr;
+    const float* conv_w = nullptr;  // [C×K]
+    const float* conv_bias = nullptr;
+    const void* x_proj = nullptr;   // Mamba-1
+    const void* dt_proj = nullptr;  // Mamba-1
+    const float* dt_bias = nullptr; // Mamba-1 [E], Mamba-2 [H]
+    const float* A = nullptr;       // −exp(A_log): Mamba-1 [E×N], Mamba-2 [H]
+    const float* D = nullptr;
+    const float* gate_norm = nullptr;  // Mamba-2 [E]
+    const void* out_proj = nullptr;
+    const float* out_bias = nullptr;
+};
+
+/** A whole-model recurrent state in device memory. */
+struct SlotState {
+    DeviceBuffer conv;
+    DeviceBuffer ssm;
+};
+
+/** How one scoring call's segments map onto state buffers and levels (built on the host). */
+struct CallPlan {
+    std::vector<int32_t> start, length, level;
+    std::vector<float*> init_conv, init_ssm, save_conv, save_ssm;
+    std::vector<std::pair<int, std::unique_ptr<SlotState>>> commits;  // temp buffers → slot, in segment order
+    int levels = 0;
+};
+
+std::string slot_str(int slot) { return "slot " + std::to_string(slot); }
+
+void check_slot_id(int slot, const std::string& what) {
+    if (slot < 0 || slot >= kMaxSlots) {
+        throw std::runtime_error(what + ": slot id " + std::to_string(slot) + " is outside [0, " +
+                                 std::to_string(kMaxSlots) + ")");
+    }
+}
+
+class CudaBackend final : public Backend {
+public:
+    explicit CudaBackend(const ModelSpec& spec)
+        : s_(spec), stream_(make_stream()),
+          gemm_(spec.weight_type == WeightType::BF16 ? cuda::GemmType::BF16 : cuda::GemmType::F32, stream_) {
+        s_.tensors.clear();
+        const int64_t E = s_.d_inner, N = s_.d_state, G = s_.n_groups;
+        if (s_.d_conv < 2 || s_.d_conv > 4) {
+            throw std::runtime_error("spec.dConv must be 2, 3 or 4 on the cuda device, got " + std::to_string(s_.d_conv));
+        }
+        conv_ch_ = s_.family == 1 ? E : E + 2 * G * N;
+        in_rows_ = s_.family == 1 ? 2 * E : 2 * E + 2 * G * N + s_.n_heads;
+        conv_layer_ = conv_ch_ * (s_.d_conv - 1);
+        ssm_layer_ = s_.family == 1 ? E * N : int64_t(s_.n_heads) * s_.head_dim * N;
+        bf16_ = s_.weight_type == WeightType::BF16;
+        cudaDeviceProp prop{};
+        check_cuda(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+        isa_ = std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")";
+        upload_weights(spec);
+    }
+
+    ~CudaBackend() override {
+        slots_.clear();
+        if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    }
+
+    void score(const ScoreBatch& b, ScoreOutput& out) override {
+        check_cuda(cudaSetDevice(0), "cudaSetDevice");
+        validate(b);
+        run(b, out);
+    }
+
+    void step(const int32_t* slots, const int32_t* tokens, int n, float* logits_out) override {
+        check_cuda(cudaSetDevice(0), "cudaSetDevice");
+        if (n <= 0) throw std::runtime_error("step: expected at least one slot");
+        ScoreBatch b;
+        std::vector<int32_t> seen;
+        for (int i = 0; i < n; i++) {
+            check_slot_id(slots[i], "step: slots[" + std::to_string(i) + "]");
+            if (std::find(seen.begin(), seen.end(), slots[i]) != seen.end()) {
+                throw std::runtime_error("step: slot " + std::to_string(slots[i]) + " appears twice");
+            }
+            seen.push_back(slots[i]);
+            b.tokens.push_back(tokens[i]);
+            b.seg_offsets.push_back(i);
+            b.seg_init.push_back(live(slots[i]) ? slots[i] : -1);  // a slot never written starts from zeros
+            b.seg_save.push_back(slots[i]);
+            b.logit_rows.push_back(i);
+        }
+        b.seg_offsets.push_back(n);
+        validate(b);
+        ScoreOutput out;
+        run(b, out);
+        std::copy(out.logits.begin(), out.logits.end(), logits_out);
+    }
+
+    void copy_state(int src, int dst) override {
+        check_cuda(cudaSetDevice(0), "cudaSetDevice");
+        require_live(src, "copyState: source");
+        check_slot_id(dst, "copyState: destination");
+        if (src == dst) return;
+        SlotState& to = allocate(dst);
+        const SlotState& from = *slots_.at(src);
+        check_cuda(cudaMemcpyAsync(to.conv.data(), from.conv.data(), conv_bytes(), cudaMemcpyDeviceToDevice, stream_),
+                   "copyState conv");
+        check_cuda(cudaMemcpyAsync(to.ssm.data(), from.ssm.data(), ssm_bytes(), cudaMemcpyDeviceToDevice, stream_),
+                   "copyState ssm");
+        check_cuda(cudaStreamSynchronize(stream_), "copyState");
+    }
+
+    void free_state(int slot) override {
+        check_slot_id(slot, "freeState");
+        slots_.erase(slot);
+    }
+
+    void export_state(int slot, std::vector<float>& conv, std::vector<float>& ssm) override {
+        check_cuda(cudaSetDevice(0), "cudaSetDevice");
+        require_live(slot, "exportState");
+        conv.resize(conv_state_floats());
+        ssm.resize(ssm_state_floats());
+        const SlotState& st = *slots_.at(slot);
+        check_cuda(cudaMemcpy(conv.data(), st.conv.data(), conv_bytes(), cudaMemcpyDeviceToHost), "exportState conv");
+        check_cuda(cudaMemcpy(ssm.data(), st.ssm.data(), ssm_bytes(), cudaMemcpyDeviceToHost), "exportState ssm");
+    }
+
+    void import_state(int slot, const float* conv, size_t n_conv, const float* ssm, size_t n_ssm) override {
+        check_cuda(cudaSetDevice(0), "cudaSetDevice");
+        check_slot_id(slot, "importState");
+        if (n_conv != conv_state_floats()) {
+            throw std::runtime_error("importState: conv has " + std::to_string(n_conv) + " floats, expected " +
+                                     std::to_string(conv_state_floats()));
+        }
+        if (n_ssm != ssm_state_floats()) {
+            throw std::runtime_error("importState: ssm has " + std::to_string(n_ssm) + " floats, expected " +
+                                     std::to_string(ssm_state_floats()));
+        }
+        for (size_t i = 0; i < n_conv; i++) {
+            if (!std::isfinite(conv[i])) throw std::runtime_error("importState: conv[" + std::to_string(i) + "] is not finite");
+        }
+        for (size_t i = 0; i < n_ssm; i++) {
+            if (!std::isfinite(ssm[i])) throw std::runtime_error("importState: ssm[" + std::to_string(i) + "] is not finite");
+        }
+        SlotState& st = allocate(slot);
+        check_cuda(cudaMemcpy(st.conv.data(), conv, conv_bytes(), cudaMemcpyHostToDevice), "importState conv");
+        check_cuda(cudaMemcpy(st.ssm.data(), ssm, ssm_bytes(), cudaMemcpyHostToDevice), "importState ssm");
+    }
+
+    size_t conv_state_floats() const override { return size_t(conv_layer_) * size_t(s_.n_layer); }
+    size_t ssm_state_floats() const override { return size_t(ssm_layer_) * size_t(s_.n_layer); }
+    size_t weight_bytes() const override { return weight_bytes_; }
+    std::string isa() const override { return isa_; }
+
+private:
+    static cudaStream_t make_stream() {
+        check_cuda(cudaSetDevice(0), "cudaSetDevice (no usable CUDA device?)");
+        cudaStream_t stream = nullptr;
+        check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+        return stream;
+    }
+
+    size_t conv_bytes() const { return conv_state_floats() * sizeof(float); }
+    size_t ssm_bytes() const { return ssm_state_floats() * sizeof(float); }
+    size_t act_bytes() const { return bf16_ ? 2 : 4; }
+    bool live(int slot) const { return slots_.count(slot) != 0; }
+
+    void require_live(int slot, const std::string& what) const {
+        check_slot_id(slot, what);
+        if (!live(slot)) throw std::runtime_error(what + ": " + slot_str(slot) + " holds no state");
+    }
+
+    std::unique_ptr<SlotState> new_state() const {
+        auto st = std::make_unique<SlotState>();
+        st->conv.reserve(conv_bytes());
+        st->ssm.reserve(ssm_bytes());
+        return st;
+    }
+
+    /** The slot's buffers, created zeroed when new. */
+    SlotState& allocate(int slot) {
+        auto found = slots_.find(slot);
+        if (found != slots_.end()) return *found->second;
+        auto st = new_state();
+        check_cuda(cudaMemsetAsync(st->conv.data(), 0, conv_bytes(), stream_), "cudaMemset state");
+        check_cuda(cudaMemsetAsync(st->ssm.data(), 0, ssm_bytes(), stream_), "cudaMemset state");
+        return *slots_.emplace(slot, std::move(st)).first->second;
+    }
+
+    // ---- weights -------------------------------------------------------------------------------
+
+    const void* upload(const void* host, size_t bytes) {
+        DeviceBuffer buf(bytes);
+        check_cuda(cudaMemcpy(buf.data(), host, bytes, cudaMemcpyHostToDevice), "upload weights");
+        weight_bytes_ += bytes;
+        weights_.push_back(std::move(buf));
+        return weights_.back().data();
+    }
+    const void* upload_tensor(const Tensor& t) { return upload(t.data, t.bytes()); }
+    const float* upload_vec(const std::vector<float>& v) {
+        return static_cast<const float*>(upload(v.data(), v.size() * sizeof(float)));
+    }
+
+    void upload_weights(const ModelSpec& spec) {
+        const WeightStore w(spec);  // mmap + validation; host copies go away when this returns
+        auto matrix = [&](const std::string& name) {
+            const Tensor& t = w.get(name);
+            const bool is_bf16 = t.dtype == DType::BF16;
+            if (is_bf16 != bf16_) throw std::runtime_error("tensor " + name + " is not in the GEMM element type");
+            return upload_tensor(t);
+        };
+        auto vec = [&](const std::string& name) { return static_cast<const float*>(upload_tensor(w.get(name))); };
+        auto opt = [&](const std::string& name) { return w.has(name) ? vec(name) : nullptr; };
+
+        emb_ = matrix("backbone.embedding.weight");
+        norm_f_ = vec("backbone.norm_f.weight");
+        head_ = (!s_.tie_embeddings && w.has("lm_head.weight")) ? matrix("lm_head.weight") : emb_;
+        for (int i = 0; i < s_.n_layer; i++) {
+            const std::string p = "backbone.layers." + std::to_string(i) + ".";
+            DeviceLayer l;
+            l.norm = vec(p + "norm.weight");
+            l.in_proj = matrix(p + "mixer.in_proj.weight");
+            l.in_bias = opt(p + "mixer.in_proj.bias");
+            l.conv_w = vec(p + "mixer.conv1d.weight");
+            l.conv_bias = opt(p + "mixer.conv1d.bias");
+            l.D = vec(p + "mixer.D");
+            l.out_proj = matrix(p + "mixer.out_proj.weight");
+            l.out_bias = opt(p + "mixer.out_proj.bias");
+            const Tensor& a_log = w.get(p + "mixer.A_log");
+            std::vector<float> A(size_t(a_log.rows * a_log.cols));
+            for (size_t k = 0; k < A.size(); k++) A[k] = -std::exp(a_log.f32()[k]);
+            l.A = upload_vec(A);
+            if (s_.family == 1) {
+                l.x_proj = matrix(p + "mixer.x_proj.weight");
+                l.dt_proj = matrix(p + "mixer.dt_proj.weight");
+                l.dt_bias = vec(p + "mixer.dt_proj.bias");
+            } else {
+                l.dt_bias = vec(p + "mixer.dt_bias");
+                l.gate_norm = vec(p + "mixer.norm.weight");
+            }
+            layers_.push_back(l);
+        }
+    }
+
+    // ---- validation and planning ---------------------------------------------------------------
+
+    void check_tokens(const std::vector<int32_t>& tokens, const std::string& what) const {
+        for (size_t i = 0; i < tokens.size(); i++) {
+            if (tokens[i] < 0 || tokens[i] >= s_.vocab) {
+                throw std::runtime_error(what + "[" + std::to_string(i) + "] = " + std::to_string(tokens[i]) +
+                                         " is outside [0, " + std::to_string(s_.vocab) + ")");
+            }
+        }
+    }
+
+    // Every index of a batch is checked here, before any state is touched.
+    void validate(const ScoreBatch& b) const {
+        const int64_t T = int64_t(b.tokens.size());
+        if (T == 0) throw std::runtime_error("score: tokens is empty");
+        if (T > (int64_t(1) << 30)) throw std::runtime_error("score: tokens has more than 2^30 entries");
+        check_tokens(b.tokens, "score: tokens");
+        const size_t n_seg = b.seg_offsets.size() < 2 ? 0 : b.seg_offsets.size() - 1;
+        if (n_seg == 0) throw std::runtime_error("score: segOffsets needs at least 2 entries (nSeg + 1)");
+        if (b.seg_offsets[0] != 0) throw std::runtime_error("score: segOffsets[0] must be 0");
+        if (b.seg_offsets.back() != T) {
+            throw std::runtime_error("score: the last segOffsets entry must equal tokens.length (" + std::to_string(T) +
+                                     "), got " + std::to_string(b.seg_offsets.back()));
+        }
+        for (size_t s = 0; s < n_seg; s++) {
+            if (b.seg_offsets[s + 1] <= b.seg_offsets[s]) {
+                throw std::runtime_error("score: segOffsets must increase strictly (segment " + std::to_string(s) +
+                                         " is empty or negative)");
+            }
+        }
+        if (b.seg_init.size() != n_seg || b.seg_save.size() != n_seg) {
+            throw std::runtime_error("score: segInit and segSave need one entry per segment (" + std::to_string(n_seg) + ")");
+        }
+        std::vector<int> will_live;
+        for (size_t s = 0; s < n_seg; s++) {
+            const std::string where = "score: segment " + std::to_string(s);
+            const int init = b.seg_init[s], save = b.seg_save[s];
+            if (init != -1) {
+                check_slot_id(init, where + " segInit");
+                if (!live(init) && std::find(will_live.begin(), will_live.end(), init) == will_live.end()) {
+                    throw std::runtime_error(where + " starts from " + slot_str(init) + ", which holds no state");
+                }
+            }
+            if (save != -1) {
+                check_slot_id(save, where + " segSave");
+                will_live.push_back(save);
+            }
+        }
+        if (b.score_rows.size() != b.score_targets.size()) {
+            throw std::runtime_error("score: scoreRows and scoreTargets differ in length (" +
+                                     std::to_string(b.score_rows.size()) + " vs " +
+                                     std::to_string(b.score_targets.size()) + ")");
+        }
+        auto check_rows = [&](const std::vector<int32_t>& rows, const char* what) {
+            for (size_t i = 0; i < rows.size(); i++) {
+                if (rows[i] < 0 || rows[i] >= T) {
+                    throw std::runtime_error(std::string("score: ") + what + "[" + std::to_string(i) + "] = " +
+                                             std::to_string(rows[i]) + " is outside [0, " + std::to_string(T) + ")");
+                }
+            }
+        };
+        check_rows(b.score_rows, "scoreRows");
+        check_rows(b.logit_rows, "logitRows");
+        check_tokens(b.score_targets, "score: scoreTargets");
+    }
+
+    /**
+     * Resolves where each segment reads and writes its state. A segment saves straight into its slot when
+     * it is the slot's only saver in this call and no other segment reads the slot's old state; otherwise it
+     * saves into a fresh buffer that replaces the slot's after the call (later savers win).
+     */
+    CallPlan plan(const ScoreBatch& b) {
+        const size_t n = b.seg_offsets.size() - 1;
+        CallPlan p;
+        p.start.resize(n);
+        p.length.resize(n);
+        p.level.assign(n, 0);
+        p.init_conv.assign(n, nullptr);
+        p.init_ssm.assign(n, nullptr);
+        p.save_conv.assign(n, nullptr);
+        p.save_ssm.assign(n, nullptr);
+        std::map<int, int> savers;                   // slot → how many segments save it
+        std::map<int, std::vector<int>> old_readers;  // slot → segments reading its pre-call state
+        std::map<int, int> last_saver;
+        std::vector<int> source(n, -1);  // earlier segment whose saved state this one starts from
+        for (size_t s = 0; s < n; s++) {
+            p.start[s] = b.seg_offsets[s];
+            p.length[s] = b.seg_offsets[s + 1] - b.seg_offsets[s];
+            const int init = b.seg_init[s], save = b.seg_save[s];
+            if (init >= 0) {
+                auto it = last_saver.find(init);
+                if (it != last_saver.end()) {
+                    source[s] = it->second;
+                    p.level[s] = p.level[size_t(it->second)] + 1;
+                } else {
+                    old_readers[init].push_back(int(s));
+                }
+            }
+            if (save >= 0) {
+                savers[save]++;
+                last_saver[save] = int(s);
+            }
+            p.levels = std::max(p.levels, p.level[s] + 1);
+        }
+        for (size_t s = 0; s < n; s++) {
+            const int save = b.seg_save[s];
+            if (save < 0) continue;
+            const auto& readers = old_readers[save];
+            const bool direct = savers[save] == 1 &&
+                                std::all_of(readers.begin(), readers.end(), [&](int r) { return r == int(s); });
+            if (direct) {
+                SlotState& st = allocate(save);
+                p.save_conv[s] = st.conv.as<float>();
+                p.save_ssm[s] = st.ssm.as<float>();
+            } else {
+                auto st = new_state();
+                p.save_conv[s] = st->conv.as<float>();
+                p.save_ssm[s] = st->ssm.as<float>();
+                p.commits.emplace_back(save, std::move(st));
+            }
+        }
+        for (size_t s = 0; s < n; s++) {
+            const int init = b.seg_init[s];
+            if (init < 0) continue;
+            if (source[s] >= 0) {
+                p.init_conv[s] = p.save_conv[size_t(source[s])];
+                p.init_ssm[s] = p.save_ssm[size_t(source[s])];
+            } else {
+                const SlotState& st = *slots_.at(init);
+                p.init_conv[s] = st.conv.as<float>();
+                p.init_ssm[s] = st.ssm.as<float>();
+            }
+        }
+        return p;
+    }
+
+    /** Per-level work lists in device memory (offsets into one int32 buffer). */
+    struct LevelLists {
+        size_t scan_off, scan_n, save_off, save_n, chunk_off, chunk_n;
+    };
+
+    // ---- the forward pass ----------------------------------------------------------------------
+
+    template <typename T>
+    T* scratch(DeviceBuffer& buf, size_t count) {
+        buf.reserve(count * sizeof(T));
+        return buf.as<T>();
+    }
+
+    void run(const ScoreBatch& b, ScoreOutput& out) {
+        const int T = int(b.tokens.size());
+        const int D = s_.d_model, E = s_.d_inner, N = s_.d_state, K = s_.d_conv;
+        const int C = int(conv_ch_), IN = int(in_rows_);
+        CallPlan p = plan(b);
+        const int n_seg = int(p.start.size());
+
+        // One int32 buffer: tokens | start | length | per level: scan list, save list, conv chunks.
+        std::vector<int32_t> ints(b.tokens);
+        const size_t start_off = ints.size();
+        ints.insert(ints.end(), p.start.begin(), p.start.end());
+        const size_t length_off = ints.size();
+        ints.insert(ints.end(), p.length.begin(), p.length.end());
+        std::vector<LevelLists> lists(size_t(p.levels));
+        for (int lv = 0; lv < p.levels; lv++) {
+            LevelLists& L = lists[size_t(lv)];
+            L.scan_off = ints.size();
+            for (int s = 0; s < n_seg; s++) {
+                if (p.level[size_t(s)] == lv) ints.push_back(s);
+            }
+            L.scan_n = ints.size() - L.scan_off;
+            L.save_off = ints.size();
+            for (int s = 0; s < n_seg; s++) {
+                if (p.level[size_t(s)] == lv && p.save_conv[size_t(s)] != nullptr) ints.push_back(s);
+            }
+            L.save_n = ints.size() - L.save_off;
+            L.chunk_off = ints.size();
+            for (int s = 0; s < n_seg; s++) {
+                if (p.level[size_t(s)] != lv) continue;
+                for (int r = p.start[size_t(s)]; r < p.start[size_t(s)] + p.length[size_t(s)]; r += kConvChunkRows) {
+                    ints.push_back(s);
+                    ints.push_back(r);
+                    ints.push_back(std::min(r + kConvChunkRows, p.start[size_t(s)] + p.length[size_t(s)]));
+                }
+            }
+            L.chunk_n = (ints.size() - L.chunk_off) / 3;
+        }
+        std::vector<float*> ptrs;
+        for (auto* v : {&p.init_conv, &p.init_ssm, &p.save_conv, &p.save_ssm}) ptrs.insert(ptrs.end(), v->begin(), v->end());
+        int32_t* d_ints = scratch<int32_t>(ints_buf_, ints.size());
+        float** d_ptrs = scratch<float*>(ptrs_buf_, ptrs.size());
+        check_cuda(cudaMemcpyAsync(d_ints, ints.data(), ints.size() * 4, cudaMemcpyHostToDevice, stream_), "upload batch");
+        check_cuda(cudaMemcpyAsync(d_ptrs, ptrs.data(), ptrs.size() * sizeof(float*), cudaMemcpyHostToDevice, stream_),
+                   "upload state table");
+        const cuda::SegTable segs{d_ints + start_off, d_ints + length_off, d_ptrs, d_ptrs + n_seg, d_ptrs + 2 * n_seg,
+                                  d_ptrs + 3 * n_seg};
+
+        const size_t t = size_t(T);
+        float* resid = scratch<float>(resid_buf_, t * D);
+        float* mix = scratch<float>(mix_buf_, t * D);
+        void* u = scratch<char>(u_buf_, t * D * act_bytes());
+        float* xz = scratch<float>(xz_buf_, t * IN);
+        float* xc = scratch<float>(xc_buf_, t * C);
+        float* y = scratch<float>(y_buf_, t * E);
+        void* y_act = bf16_ ? scratch<char>(y_act_buf_, t * E * 2) : static_cast<void*>(y);
+        const ActOut u_out{u, bf16_};
+
+        cuda::launch_embed(d_ints, T, emb_, bf16_, D, resid, stream_);
+        for (int l = 0; l < s_.n_layer; l++) {
+            const DeviceLayer& L = layers_[size_t(l)];
+            cuda::launch_add_rmsnorm(nullptr, T, resid, l == 0 ? nullptr : mix, L.norm, D, s_.norm_eps, u_out, stream_);
+            gemm_.run(L.in_proj, IN, D, u, D, T, xz, IN);
+            if (L.in_bias != nullptr) cuda::launch_add_bias(T, IN, xz, IN, L.in_bias, stream_);
+            const float* conv_in = s_.family == 1 ? xz : xz + E;
+            void* xc_copy = (s_.family == 1 && bf16_) ? scratch<char>(xc_act_buf_, t * E * 2) : nullptr;
+            for (const LevelLists& lv : lists) {
+                cuda::launch_conv_silu(reinterpret_cast<const ConvChunk*>(d_ints + lv.chunk_off), int(lv.chunk_n), segs, l,
+                                       conv_in, IN, C, K, L.conv_w, L.conv_bias, xc, ActOut{xc_copy, true}, stream_);
+                cuda::launch_conv_state_out(d_ints + lv.save_off, int(lv.save_n), segs, l, conv_in, IN, C, K, stream_);
+            }
+            if (s_.family == 1) {
+                mamba1_mixer(L, l, T, lists, d_ints, segs, xz, xc, xc_copy, y_act);
+            } else {
+                const int G = s_.n_groups, H = s_.n_heads;
+                const cuda::Mamba2ScanArgs a{H, s_.head_dim, N, G, xc, xz + 2 * E + 2 * G * N, IN, L.dt_bias, L.A, L.D, y};
+                for (const LevelLists& lv : lists) cuda::launch_mamba2_scan(d_ints + lv.scan_off, int(lv.scan_n), segs, l, a, stream_);
+                cuda::launch_gated_rmsnorm(T, y, xz, IN, L.gate_norm, E, G, s_.norm_eps, ActOut{y_act, bf16_}, stream_);
+            }
+            gemm_.run(L.out_proj, D, E, y_act, E, T, mix, D);
+            if (L.out_bias != nullptr) cuda::launch_add_bias(T, D, mix, D, L.out_bias, stream_);
+        }
+        head(b, resid, mix, out);
+        check_cuda(cudaStreamSynchronize(stream_), "score");
+        for (auto& [slot, st] : p.commits) slots_[slot] = std::move(st);
+    }
+
+    void mamba1_mixer(const DeviceLayer& L, int l, int T, const std::vector<LevelLists>& lists, const int32_t* d_ints,
+                      const cuda::SegTable& segs, const float* xz, const float* xc, const void* xc_copy, void* y_act) {
+        const int E = s_.d_inner, N = s_.d_state, R = s_.dt_rank, XD = R + 2 * N;
+        const size_t t = size_t(T);
+        float* dbc = scratch<float>(dbc_buf_, t * XD);
+        float* dt = scratch<float>(dt_buf_, t * E);
+        // [dt_low, B, C] = x_proj(x);  dt = dt_proj(dt_low) (bias and softplus are fused into the scan)
+        gemm_.run(L.x_proj, XD, E, bf16_ ? xc_copy : xc, E, T, dbc, XD);
+        if (bf16_) {
+            void* dt_low = scratch<char>(dt_low_buf_, t * R * 2);
+            cuda::launch_copy_cols(T, R, dbc, XD, ActOut{dt_low, true}, stream_);
+            gemm_.run(L.dt_proj, E, R, dt_low, R, T, dt, E);
+        } else {
+            gemm_.run(L.dt_proj, E, R, dbc, XD, T, dt, E);
+        }
+        const cuda::Mamba1ScanArgs a{E, N, R, dt, L.dt_bias, xc, xz + E, int(in_rows_), dbc, L.A, L.D, ActOut{y_act, bf16_}};
+        for (const LevelLists& lv : lists) cuda::launch_mamba1_scan(d_ints + lv.scan_off, int(lv.scan_n), segs, l, a, stream_);
+    }
+
+    // norm_f + LM head on the distinct rows of scoreRows ∪ logitRows, kHeadChunkRows at a time; then the
+    // fused log-softmax + gather for scored entries and a copy of requested logits.
+    void head(const ScoreBatch& b, float* resid, const float* mix, ScoreOutput& out) {
+        const int D = s_.d_model, V = s_.vocab;
+        std::vector<int32_t> rows(b.score_rows);
+        rows.insert(rows.end(), b.logit_rows.begin(), b.logit_rows.end());
+        std::sort(rows.begin(), rows.end());
+        rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+        auto index_of = [&](int32_t r) { return int(std::lower_bound(rows.begin(), rows.end(), r) - rows.begin()); };
+
+        const size_t n_score = b.score_rows.size();
+        out.logprobs.assign(n_score, 0.0);
+        out.greedy.assign(n_score, 0);
+        out.logits.assign(b.logit_rows.size() * size_t(V), 0.0f);
+        const int R = int(rows.size());
+        if (R == 0) return;
+
+        // Device inputs: rows | per scored entry (chunk-local row, target), grouped by chunk.
+        std::vector<int32_t> ints(rows);
+        std::vector<size_t> order;  // entry order on the device → index into scoreRows
+        std::vector<size_t> chunk_begin;
+        for (int r0 = 0; r0 < R; r0 += kHeadChunkRows) {
+            chunk_begin.push_back(order.size());
+            for (size_t i = 0; i < n_score; i++) {
+                const int idx = index_of(b.score_rows[i]);
+                if (idx >= r0 && idx < r0 + kHeadChunkRows) order.push_back(i);
+            }
+        }
+        chunk_begin.push_back(order.size());
+        const size_t local_off = ints.size();
+        for (size_t i : order) ints.push_back(index_of(b.score_rows[i]) % kHeadChunkRows);
+        const size_t target_off = ints.size();
+        for (size_t i : order) ints.push_back(b.score_targets[i]);
+        int32_t* d_ints = scratch<int32_t>(head_ints_buf_, ints.size());
+        check_cuda(cudaMemcpyAsync(d_ints, ints.data(), ints.size() * 4, cudaMemcpyHostToDevice, stream_), "upload rows");
+        double* d_logprob = scratch<double>(logprob_buf_, std::max<size_t>(order.size(), 1));
+        uint8_t* d_greedy = scratch<uint8_t>(greedy_buf_, std::max<size_t>(order.size(), 1));
+
+        const int chunk = std::min(R, kHeadChunkRows);
+        void* hn = scratch<char>(hn_buf_, size_t(chunk) * D * act_bytes());
+        float* logits = scratch<float>(logits_buf_, size_t(chunk) * V);
+        for (int r0 = 0, c = 0; r0 < R; r0 += kHeadChunkRows, c++) {
+            const int n = std::min(R - r0, kHeadChunkRows);
+            cuda::launch_add_rmsnorm(d_ints + r0, n, resid, mix, norm_f_, D, s_.norm_eps, ActOut{hn, bf16_}, stream_);
+            gemm_.run(head_, V, D, hn, D, n, logits, V);
+            const size_t e0 = chunk_begin[size_t(c)], e1 = chunk_begin[size_t(c) + 1];
+            cuda::launch_logsoftmax_gather(logits, V, d_ints + local_off + e0, d_ints + target_off + e0, int(e1 - e0),
+                                           d_logprob + e0, d_greedy + e0, stream_);
+            for (size_t i = 0; i < b.logit_rows.size(); i++) {
+                const int idx = index_of(b.logit_rows[i]);
+                if (idx < r0 || idx >= r0 + n) continue;
+                check_cuda(cudaMemcpyAsync(out.logits.data() + i * size_t(V), logits + size_t(idx - r0) * V,
+                                           size_t(V) * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+                           "download logits");
+            }
+            // The logits scratch is reused by the next chunk: finish this one's copies first.
+            check_cuda(cudaStreamSynchronize(stream_), "LM head");
+        }
+        std::vector<double> logprob(order.size());
+        std::vector<uint8_t> greedy(order.size());
+        if (!order.empty()) {
+            check_cuda(cudaMemcpy(logprob.data(), d_logprob, order.size() * sizeof(double), cudaMemcpyDeviceToHost),
+                       "download logprobs");
+            check_cuda(cudaMemcpy(greedy.data(), d_greedy, order.size(), cudaMemcpyDeviceToHost), "download greedy");
+        }
+        for (size_t j = 0; j < order.size(); j++) {
+            out.logprobs[order[j]] = logprob[j];
+            out.greedy[order[j]] = greedy[j];
+        }
+    }
+
+    ModelSpec s_;
+    cudaStream_t stream_;
+    cuda::Gemm gemm_;
+    bool bf16_ = false;
+    int64_t conv_ch_ = 0, in_rows_ = 0, conv_layer_ = 0, ssm_layer_ = 0;
+    std::string isa_;
+    size_t weight_bytes_ = 0;
+    std::vector<DeviceBuffer> weights_;
+    const void* emb_ = nullptr;
+    const void* head_ = nullptr;
+    const float* norm_f_ = nullptr;
+    std::vector<DeviceLayer> layers_;
+    std::unordered_map<int, std::unique_ptr<SlotState>> slots_;
+    DeviceBuffer ints_buf_, ptrs_buf_, resid_buf_, mix_buf_, u_buf_, xz_buf_, xc_buf_, xc_act_buf_, dbc_buf_, dt_buf_,
+        dt_low_buf_, y_buf_, y_act_buf_, head_ints_buf_, logprob_buf_, greedy_buf_, hn_buf_, logits_buf_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(const ModelSpec& spec) {
+    validate_spec(spec);
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+        throw std::runtime_error("device cuda: no CUDA device is visible to this process");
+    }
+    return std::make_unique<CudaBackend>(spec);
+}
+
+}  // namespace mamba

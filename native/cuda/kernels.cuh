@@ -1,0 +1,111 @@
+// kernels.cuh — launch wrappers of the CUDA kernels the backend chains per layer.
+//
+// Row-major everywhere; "T" is the number of packed token rows of one call. Every kernel computes
+// each output element with a fixed reduction order that does not depend on T, on where a row sits in
+// the batch, or on how the grid is split, so results are bit-identical under any packing.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace mamba::cuda {
+
+/** Output of a kernel that feeds a GEMM: fp32, or bf16 when weights are bf16. */
+struct ActOut {
+    void* ptr;
+    bool bf16;
+};
+
+/**
+ * Per-segment view of one scoring call, in device memory. State pointers point at layer 0 of a
+ * whole-model state (conv: [layer][channel][K-1], oldest first; ssm: [layer][...]) or are null
+ * (init: start from zeros; save: do not save).
+ */
+struct SegTable {
+    const int32_t* start;     // [n_seg] first row
+    const int32_t* length;    // [n_seg] rows (≥ 1)
+    float* const* init_conv;  // [n_seg]
+    float* const* init_ssm;   // [n_seg]
+    float* const* save_conv;  // [n_seg]
+    float* const* save_ssm;   // [n_seg]
+};
+
+/** A run of rows of one segment that one conv thread walks through. */
+struct ConvChunk {
+    int32_t seg;
+    int32_t row_begin;  // absolute row
+    int32_t row_end;    // absolute row, exclusive
+};
+
+/** out[t, :] = embedding[tokens[t], :] as fp32. */
+void launch_embed(const int32_t* tokens, int T, const void* emb /* [V×D] */, bool emb_bf16, int D, float* out /* [T×D] */,
+                  cudaStream_t stream);
+
+/**
+ * With rows == nullptr: for t < n, resid[t] += mix[t] (when mix != nullptr), out[t] = RMSNorm(resid[t]) · w.
+ * With rows: out[i] = RMSNorm(resid[rows[i]] + mix[rows[i]]) · w, resid untouched (the final norm of scored rows).
+ */
+void launch_add_rmsnorm(const int32_t* rows, int n, float* resid /* [T×D] */, const float* mix /* [T×D] or null */,
+                        const float* w /* [D] */, int D, float eps, ActOut out /* [n×D] */, cudaStream_t stream);
+
+/** Causal depthwise conv + bias + SiLU over the rows of `chunks`; see ConvChunk and SegTable. */
+void launch_conv_silu(const ConvChunk* chunks, int n_chunks, SegTable segs, int layer, const float* in, int in_stride,
+                      int C, int K, const float* w /* [C×K] */, const float* bias /* [C] or null */,
+                      float* out /* [T×C] */, ActOut out_copy /* [T×C] or ptr null */, cudaStream_t stream);
+
+/** Writes the conv state after the last row of each listed segment (which must have save_conv). */
+void launch_conv_state_out(const int32_t* seg_list, int n, SegTable segs, int layer, const float* in, int in_stride,
+                           int C, int K, cudaStream_t stream);
+
+/** Mamba-1 selective scan (dt softplus, D skip and SiLU(z) gate fused) for the listed segments. */
+struct Mamba1ScanArgs {
+    int E, N, R;
+    const float* dt;       // [T×E] dt_proj output (before bias)
+    const float* dt_bias;  // [E]
+    const float* x;        // [T×E] conv output
+    const float* z;        // [T×z_stride]
+    int z_stride;
+    const float* dbc;      // [T×(R+2N)]: dt_low | B | C
+    const float* A;        // [E×N] = -exp(A_log)
+    const float* Dskip;    // [E]
+    ActOut y;              // [T×E]
+};
+void launch_mamba1_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
+                        cudaStream_t stream);
+
+/** Mamba-2 recurrent SSD scan (per head scalar A, dt softplus, D skip) for the listed segments. */
+struct Mamba2ScanArgs {
+    int H, P, N, G;
+    const float* xbc;      // [T×(E+2GN)] conv output: x | B | C
+    const float* dt;       // [T×dt_stride] raw dt (before bias)
+    int dt_stride;
+    const float* dt_bias;  // [H]
+    const float* A;        // [H] = -exp(A_log)
+    const float* Dskip;    // [H]
+    float* y;              // [T×E]
+};
+void launch_mamba2_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,
+                        cudaStream_t stream);
+
+/** out = RMSNorm_group(y ⊙ SiLU(z)) · w, groups of E/G contiguous channels (Mamba-2, norm_before_gate=false). */
+void launch_gated_rmsnorm(int T, const float* y /* [T×E] */, const float* z /* [T×z_stride] */, int z_stride,
+                          const float* w /* [E] */, int E, int G, float eps, ActOut out /* [T×E] */, cudaStream_t stream);
+
+/** dst[t, c] = src[t*src_stride + c] for c < cols, converted to the ActOut type. */
+void launch_copy_cols(int T, int cols, const float* src, int src_stride, ActOut dst /* [T×cols] */, cudaStream_t stream);
+
+/** y[t*ld + c] += bias[c] for t < T, c < cols. */
+void launch_add_bias(int T, int cols, float* y, int ld, const float* bias, cudaStream_t stream);
+
+/**
+ * For each entry i: logprob[i] = logits[row[i], target[i]] − logsumexp(logits[row[i], :]) with the sum
+ * taken in double; greedy[i] = 1 when target[i] is the first index of the row's maximum.
+ */
+void launch_logsoftmax_gather(const float* logits /* [rows×V] */, int V, const int32_t* row, const int32_t* target,
+                              int n, double* logprob, uint8_t* greedy, cudaStream_t stream);
+
+/** dst[i] = bf16(src[i]) (round to nearest even). */
+void launch_f32_to_bf16(const float* src, __nv_bfloat16* dst, size_t n, cudaStream_t stream);
+
+}  // namespace mamba::cuda

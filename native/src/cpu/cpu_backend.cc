@@ -1,0 +1,405 @@
+// cpu_backend.cc — the CPU Backend: Mamba-1 / Mamba-2 forward over packed segments, state slots, step.
+//
+// score(): embed all rows → per layer (RMSNorm → in_proj → conv+SiLU → scan → out_proj → residual), where
+// GEMMs and row-wise ops run on all packed rows at once and only conv and scan see segment boundaries →
+// norm_f + LM head on the distinct requested rows only. step() is score() with one 1-token segment per
+// slot, so both paths run the very same arithmetic.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+#include "backend.h"
+#include "cpu/gemm.h"
+#include "cpu/ops.h"
+#include "cpu/thread_pool.h"
+#include "weights.h"
+
+namespace mamba {
+
+namespace {
+
+constexpr int kMaxSlots = 1 << 20;
+constexpr int64_t kHeadChunk = 128;  // LM-head rows computed at a time (bounds the logits scratch: 128 × vocab floats)
+
+// One layer's weights, by role. Pointers into the WeightStore; small derived arrays owned here.
+struct Layer {
+    const Tensor* norm;
+    const Tensor* in_proj;
+    const float* in_bias;  // or null
+    std::vector<float> conv_wT;  // [K][C] transposed conv1d.weight
+    const float* conv_bias;      // or null
+    const Tensor* x_proj;        // Mamba-1
+    const Tensor* dt_proj;       // Mamba-1
+    const float* dt_bias;        // Mamba-1: dt_proj.bias [E]; Mamba-2: dt_bias [H]
+    std::vector<float> A;        // Mamba-1: [N][E] = −exp(A_log)ᵀ; Mamba-2: [H] = −exp(A_log)
+    const float* D;
+    const float* gate_norm;      // Mamba-2 mixer.norm.weight [E]
+    const Tensor* out_proj;
+    const float* out_bias;       // or null
+};
+
+std::string slot_str(int slot) { return "slot " + std::to_string(slot); }
+
+class CpuBackend final : public Backend {
+public:
+    explicit CpuBackend(const ModelSpec& spec) : s_(spec), w_(spec), pool_(spec.threads) {
+        s_.tensors.clear();
+        const int64_t E = s_.d_inner, N = s_.d_state, K = s_.d_conv;
+        conv_ch_ = s_.family == 1 ? E : E + 2 * int64_t(s_.n_groups) * N;
+        in_rows_ = s_.family == 1 ? 2 * E : 2 * E + 2 * int64_t(s_.n_groups) * N + s_.n_heads;
+        conv_layer_ = (K - 1) * conv_ch_;
+        ssm_layer_ = s_.family == 1 ? E * N : int64_t(s_.n_heads) * s_.head_dim * N;
+        emb_ = &w_.get("backbone.embedding.weight");
+        norm_f_ = &w_.get("backbone.norm_f.weight");
+        head_ = (!s_.tie_embeddings && w_.has("lm_head.weight")) ? &w_.get("lm_head.weight") : emb_;
+        for (int i = 0; i < s_.n_layer; i++) layers_.push_back(load_layer(i));
+    }
+
+    void score(const ScoreBatch& b, ScoreOutput& out) override {
+        validate(b);
+        run_score(b, out);
+    }
+
+    void step(const int32_t* slots, const int32_t* tokens, int n, float* logits_out) override {
+        if (n <= 0) throw std::runtime_error("step: expected at least one slot");
+        ScoreBatch b;
+        std::vector<int32_t> seen;
+        for (int i = 0; i < n; i++) {
+            check_slot_id(slots[i], "step: slots[" + std::to_string(i) + "]");
+            if (std::find(seen.begin(), seen.end(), slots[i]) != seen.end())
+                throw std::runtime_error("step: slot " + std::to_string(slots[i]) + " appears twice");
+            seen.push_back(slots[i]);
+            b.tokens.push_back(tokens[i]);
+            b.seg_offsets.push_back(i);
+            b.seg_init.push_back(slots[i]);
+            b.seg_save.push_back(slots[i]);
+            b.logit_rows.push_back(i);
+        }
+        b.seg_offsets.push_back(n);
+        check_tokens(b.tokens, "step: tokens");
+        for (int i = 0; i < n; i++)  // a slot never written starts from the zero state
+            if (!live(slots[i])) allocate(slots[i]);
+        ScoreOutput out;
+        validate(b);
+        run_score(b, out);
+        std::memcpy(logits_out, out.logits.data(), out.logits.size() * sizeof(float));
+    }
+
+    void copy_state(int src, int dst) override {
+        require_live(src, "copyState: source");
+        check_slot_id(dst, "copyState: destination");
+        if (src == dst) return;
+        allocate(dst);
+        std::memcpy(slots_[dst].get(), slots_[src].get(), state_floats() * sizeof(float));
+    }
+
+    void free_state(int slot) override {
+        check_slot_id(slot, "freeState");
+        if (size_t(slot) < slots_.size()) slots_[slot].reset();
+    }
+
+    void export_state(int slot, std::vector<float>& conv, std::vector<float>& ssm) override {
+        require_live(slot, "exportState");
+        conv.resize(conv_state_floats());
+        ssm.resize(ssm_state_floats());
+        transfer_state(slots_[slot].get(), conv.data(), ssm.data(), true);
+    }
+
+    void import_state(int slot, const float* conv, size_t n_conv, const float* ssm, size_t n_ssm) override {
+        check_slot_id(slot, "importState");
+        if (n_conv != conv_state_floats())
+            throw std::runtime_error("importState: conv has " + std::to_string(n_conv) + " floats, expected " +
+                                     std::to_string(conv_state_floats()));
+        if (n_ssm != ssm_state_floats())
+            throw std::runtime_error("importState: ssm has " + std::to_string(n_ssm) + " floats, expected " +
+                                     std::to_string(ssm_state_floats()));
+        for (size_t i = 0; i < n_conv; i++)
+            if (!std::isfinite(conv[i])) throw std::runtime_error("importState: conv[" + std::to_string(i) + "] is not finite");
+        for (size_t i = 0; i < n_ssm; i++)
+            if (!std::isfinite(ssm[i])) throw std::runtime_error("importState: ssm[" + std::to_string(i) + "] is not finite");
+        allocate(slot);
+        transfer_state(slots_[slot].get(), const_cast<float*>(conv), const_cast<float*>(ssm), false);
+    }
+
+    size_t conv_state_floats() const override { return size_t(conv_layer_) * size_t(s_.n_layer); }
+    size_t ssm_state_floats() const override { return size_t(ssm_layer_) * size_t(s_.n_layer); }
+    size_t weight_bytes() const override {
+        size_t n = w_.total_bytes();
+        for (const Layer& l : layers_) n += (l.conv_wT.size() + l.A.size()) * sizeof(float);
+        return n;
+    }
+    std::string isa() const override { return "avx2+fma"; }
+
+private:
+    Layer load_layer(int i) {
+        const std::string p = "backbone.layers." + std::to_string(i) + ".";
+        auto vec = [&](const std::string& name) { return w_.get(p + name).f32(); };
+        auto opt = [&](const std::string& name) { return w_.has(p + name) ? w_.get(p + name).f32() : nullptr; };
+        Layer l{};
+        l.norm = &w_.get(p + "norm.weight");
+        l.in_proj = &w_.get(p + "mixer.in_proj.weight");
+        l.in_bias = s_.proj_bias ? vec("mixer.in_proj.bias") : nullptr;
+        l.conv_bias = s_.conv_bias ? opt("mixer.conv1d.bias") : nullptr;
+        l.out_proj = &w_.get(p + "mixer.out_proj.weight");
+        l.out_bias = s_.proj_bias ? vec("mixer.out_proj.bias") : nullptr;
+        l.D = vec("mixer.D");
+        const float* cw = vec("mixer.conv1d.weight");  // [C][K]
+        const int64_t C = conv_ch_, K = s_.d_conv;
+        l.conv_wT.resize(size_t(C * K));
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t k = 0; k < K; k++) l.conv_wT[k * C + c] = cw[c * K + k];
+        const float* a_log = vec("mixer.A_log");
+        if (s_.family == 1) {
+            const int64_t E = s_.d_inner, N = s_.d_state;
+            l.x_proj = &w_.get(p + "mixer.x_proj.weight");
+            l.dt_proj = &w_.get(p + "mixer.dt_proj.weight");
+            l.dt_bias = vec("mixer.dt_proj.bias");
+            l.A.resize(size_t(E * N));
+            for (int64_t e = 0; e < E; e++)
+                for (int64_t n = 0; n < N; n++) l.A[n * E + e] = -std::exp(a_log[e * N + n]);
+        } else {
+            l.dt_bias = vec("mixer.dt_bias");
+            l.gate_norm = vec("mixer.norm.weight");
+            l.A.resize(size_t(s_.n_heads));
+            for (int h = 0; h < s_.n_heads; h++) l.A[h] = -std::exp(a_log[h]);
+        }
+        return l;
+    }
+
+    size_t state_floats() const { return conv_state_floats() + ssm_state_floats(); }
+    bool live(int slot) const { return slot >= 0 && size_t(slot) < slots_.size() && slots_[slot] != nullptr; }
+    float* conv_of(int slot, int layer) { return slots_[slot].get() + layer * conv_layer_; }
+    float* ssm_of(int slot, int layer) { return slots_[slot].get() + conv_state_floats() + layer * ssm_layer_; }
+
+    static void check_slot_id(int slot, const std::string& what) {
+        if (slot < 0 || slot >= kMaxSlots)
+            throw std::runtime_error(what + ": slot id " + std::to_string(slot) + " is outside [0, " +
+                                     std::to_string(kMaxSlots) + ")");
+    }
+    void require_live(int slot, const std::string& what) const {
+        check_slot_id(slot, what);
+        if (!live(slot)) throw std::runtime_error(what + ": " + slot_str(slot) + " holds no state");
+    }
+    // Makes the slot hold a (zeroed, if new) state buffer.
+    void allocate(int slot) {
+        if (size_t(slot) >= slots_.size()) slots_.resize(size_t(slot) + 1);
+        if (!slots_[slot]) slots_[slot].reset(new float[state_floats()]());
+    }
+    void check_tokens(const std::vector<int32_t>& tokens, const std::string& what) const {
+        for (size_t i = 0; i < tokens.size(); i++)
+            if (tokens[i] < 0 || tokens[i] >= s_.vocab)
+                throw std::runtime_error(what + "[" + std::to_string(i) + "] = " + std::to_string(tokens[i]) +
+                                         " is outside [0, " + std::to_string(s_.vocab) + ")");
+    }
+
+    // Copies a slot's state to (export) or from (import) the exchange layout:
+    // conv [layer][C][K-1] (oldest first), Mamba-1 ssm [layer][E][N], Mamba-2 ssm [layer][H][P][N].
+    void transfer_state(float* slot, float* conv, float* ssm, bool to_exchange) {
+        const int64_t C = conv_ch_, K1 = s_.d_conv - 1;
+        for (int l = 0; l < s_.n_layer; l++) {
+            float* in = slot + l * conv_layer_;  // [K-1][C]
+            float* ex = conv + l * conv_layer_;  // [C][K-1]
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t j = 0; j < K1; j++) {
+                    float& a = in[j * C + c];
+                    float& b = ex[c * K1 + j];
+                    if (to_exchange) b = a; else a = b;
+                }
+            float* is = slot + conv_state_floats() + l * ssm_layer_;
+            float* es = ssm + l * ssm_layer_;
+            if (s_.family == 2) {
+                if (to_exchange) std::memcpy(es, is, ssm_layer_ * sizeof(float));
+                else std::memcpy(is, es, ssm_layer_ * sizeof(float));
+                continue;
+            }
+            const int64_t E = s_.d_inner, N = s_.d_state;  // internal [N][E], exchange [E][N]
+            for (int64_t e = 0; e < E; e++)
+                for (int64_t n = 0; n < N; n++) {
+                    float& a = is[n * E + e];
+                    float& b = es[e * N + n];
+                    if (to_exchange) b = a; else a = b;
+                }
+        }
+    }
+
+    // Every index of a batch is checked here, before any state is touched.
+    void validate(const ScoreBatch& b) {
+        const int64_t T = int64_t(b.tokens.size());
+        if (T == 0) throw std::runtime_error("score: tokens is empty");
+        check_tokens(b.tokens, "score: tokens");
+        const size_t n_seg = b.seg_offsets.size() < 2 ? 0 : b.seg_offsets.size() - 1;
+        if (n_seg == 0) throw std::runtime_error("score: segOffsets needs at least 2 entries (nSeg + 1)");
+        if (b.seg_offsets[0] != 0) throw std::runtime_error("score: segOffsets[0] must be 0");
+        if (b.seg_offsets.back() != T)
+            throw std::runtime_error("score: the last segOffsets entry must equal tokens.length (" +
+                                     std::to_string(T) + "), got " + std::to_string(b.seg_offsets.back()));
+        for (size_t s = 0; s < n_seg; s++)
+            if (b.seg_offsets[s + 1] <= b.seg_offsets[s])
+                throw std::runtime_error("score: segOffsets must increase strictly (segment " + std::to_string(s) +
+                                         " is empty or negative)");
+        if (b.seg_init.size() != n_seg || b.seg_save.size() != n_seg)
+            throw std::runtime_error("score: segInit and segSave need one entry per segment (" + std::to_string(n_seg) + ")");
+        std::vector<int> will_live;  // slots saved by earlier segments of this batch
+        for (size_t s = 0; s < n_seg; s++) {
+            const std::string where = "score: segment " + std::to_string(s);
+            const int init = b.seg_init[s], save = b.seg_save[s];
+            if (init != -1) {
+                check_slot_id(init, where + " segInit");
+                if (!live(init) && std::find(will_live.begin(), will_live.end(), init) == will_live.end())
+                    throw std::runtime_error(where + " starts from " + slot_str(init) + ", which holds no state");
+            }
+            if (save != -1) {
+                check_slot_id(save, where + " segSave");
+                will_live.push_back(save);
+            }
+        }
+        if (b.score_rows.size() != b.score_targets.size())
+            throw std::runtime_error("score: scoreRows and scoreTargets differ in length (" +
+                                     std::to_string(b.score_rows.size()) + " vs " + std::to_string(b.score_targets.size()) + ")");
+        auto check_rows = [&](const std::vector<int32_t>& rows, const char* what) {
+            for (size_t i = 0; i < rows.size(); i++)
+                if (rows[i] < 0 || rows[i] >= T)
+                    throw std::runtime_error(std::string("score: ") + what + "[" + std::to_string(i) + "] = " +
+                                             std::to_string(rows[i]) + " is outside [0, " + std::to_string(T) + ")");
+        };
+        check_rows(b.score_rows, "scoreRows");
+        check_rows(b.logit_rows, "logitRows");
+        check_tokens(b.score_targets, "score: scoreTargets");
+    }
+
+    void run_score(const ScoreBatch& b, ScoreOutput& out) {
+        const int64_t T = int64_t(b.tokens.size()), D = s_.d_model, E = s_.d_inner, N = s_.d_state;
+        const size_t n_seg = b.seg_offsets.size() - 1;
+        for (size_t s = 0; s < n_seg; s++)
+            if (b.seg_save[s] >= 0) allocate(b.seg_save[s]);
+
+        h_.resize(size_t(T * D));
+        u_.resize(size_t(T * D));
+        xz_.resize(size_t(T * in_rows_));
+        xc_.resize(size_t(T * conv_ch_));
+        y_.resize(size_t(T * E));
+        embed(b.tokens, h_.data());
+
+        std::vector<SegmentState> segs(n_seg);
+        for (int l = 0; l < s_.n_layer; l++) {
+            const Layer& L = layers_[l];
+            for (size_t s = 0; s < n_seg; s++) {
+                const int init = b.seg_init[s], save = b.seg_save[s];
+                segs[s] = {b.seg_offsets[s], b.seg_offsets[s + 1], init >= 0 ? conv_of(init, l) : nullptr,
+                           save >= 0 ? conv_of(save, l) : nullptr, init >= 0 ? ssm_of(init, l) : nullptr,
+                           save >= 0 ? ssm_of(save, l) : nullptr};
+            }
+            // u = RMSNorm(h)·w;  [x, z] (| B C dt) = in_proj(u)
+            rms_norm(h_.data(), D, T, D, L.norm->f32(), s_.norm_eps, u_.data(), D, pool_);
+            gemm(u_.data(), D, T, *L.in_proj, L.in_bias, xz_.data(), in_rows_, pool_);
+            if (s_.family == 1) {
+                const int64_t R = s_.dt_rank, XD = R + 2 * N;
+                xdbl_.resize(size_t(T * XD));
+                dt_.resize(size_t(T * E));
+                // x = SiLU(conv1d(x) + b);  [dt_low, B, C] = x_proj(x);  dt = softplus(dt_proj(dt_low) + bias)
+                conv_silu(xz_.data(), in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs, xc_.data(), pool_);
+                gemm(xc_.data(), E, T, *L.x_proj, nullptr, xdbl_.data(), XD, pool_);
+                gemm(xdbl_.data(), XD, T, *L.dt_proj, L.dt_bias, dt_.data(), E, pool_);
+                softplus_rows(dt_.data(), E, T, E, pool_);
+                mamba1_scan(xc_.data(), dt_.data(), xdbl_.data() + R, xdbl_.data() + R + N, XD, xz_.data() + E,
+                            in_rows_, L.A.data(), L.D, E, N, segs, y_.data(), pool_);
+            } else {
+                const int64_t G = s_.n_groups, H = s_.n_heads;
+                // xBC = SiLU(conv1d(xBC) + b);  scan;  y = RMSNorm_group(y ⊙ SiLU(z))·w
+                conv_silu(xz_.data() + E, in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs,
+                          xc_.data(), pool_);
+                mamba2_scan(xc_.data(), conv_ch_, xz_.data() + 2 * E + 2 * G * N, in_rows_, L.dt_bias, L.A.data(), L.D,
+                            H, s_.head_dim, G, N, segs, y_.data(), pool_);
+                gated_rms_norm(y_.data(), xz_.data(), in_rows_, T, E, G, L.gate_norm, s_.norm_eps, pool_);
+            }
+            // h = h + out_proj(y)
+            gemm(y_.data(), E, T, *L.out_proj, L.out_bias, u_.data(), D, pool_);
+            pool_.parallel_for(T * D, 1024, [&](int64_t i0, int64_t i1) {
+                for (int64_t i = i0; i < i1; i++) h_[i] = u_[i] + h_[i];
+            });
+        }
+        head(b, out);
+    }
+
+    // h[t] = embedding[tokens[t]] as f32
+    void embed(const std::vector<int32_t>& tokens, float* h) {
+        const int64_t D = s_.d_model;
+        for (size_t t = 0; t < tokens.size(); t++) {
+            float* dst = h + t * D;
+            if (emb_->dtype == DType::F32) {
+                std::memcpy(dst, emb_->f32() + int64_t(tokens[t]) * D, size_t(D) * sizeof(float));
+            } else {
+                const uint16_t* src = emb_->bf16() + int64_t(tokens[t]) * D;
+                for (int64_t i = 0; i < D; i++) dst[i] = bf16_to_f32(src[i]);
+            }
+        }
+    }
+
+    // norm_f + LM head on the distinct rows of scoreRows ∪ logitRows, kHeadChunk rows at a time;
+    // then log-probabilities, greedy flags and requested logits.
+    void head(const ScoreBatch& b, ScoreOutput& out) {
+        const int64_t D = s_.d_model, V = s_.vocab;
+        std::vector<int32_t> rows(b.score_rows);
+        rows.insert(rows.end(), b.logit_rows.begin(), b.logit_rows.end());
+        std::sort(rows.begin(), rows.end());
+        rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+        auto index_of = [&](int32_t r) { return int64_t(std::lower_bound(rows.begin(), rows.end(), r) - rows.begin()); };
+        std::vector<int64_t> score_idx(b.score_rows.size()), logit_idx(b.logit_rows.size());
+        for (size_t i = 0; i < score_idx.size(); i++) score_idx[i] = index_of(b.score_rows[i]);
+        for (size_t i = 0; i < logit_idx.size(); i++) logit_idx[i] = index_of(b.logit_rows[i]);
+
+        out.logprobs.assign(b.score_rows.size(), 0.0);
+        out.greedy.assign(b.score_rows.size(), 0);
+        out.logits.resize(b.logit_rows.size() * size_t(V));  // every row is written below
+        const int64_t R = int64_t(rows.size());
+        hn_.resize(size_t(std::min(R, kHeadChunk) * D));
+        logits_.resize(size_t(std::min(R, kHeadChunk) * V));
+        for (int64_t r0 = 0; r0 < R; r0 += kHeadChunk) {
+            const int64_t r1 = std::min(R, r0 + kHeadChunk);
+            for (int64_t r = r0; r < r1; r++)
+                std::memcpy(u_.data() + (r - r0) * D, h_.data() + int64_t(rows[r]) * D, size_t(D) * sizeof(float));
+            rms_norm(u_.data(), D, r1 - r0, D, norm_f_->f32(), s_.norm_eps, hn_.data(), D, pool_);
+            gemm(hn_.data(), D, r1 - r0, *head_, nullptr, logits_.data(), V, pool_);
+            std::vector<size_t> todo;
+            for (size_t i = 0; i < score_idx.size(); i++)
+                if (score_idx[i] >= r0 && score_idx[i] < r1) todo.push_back(i);
+            pool_.parallel_for(int64_t(todo.size()), 1, [&](int64_t a, int64_t z) {
+                for (int64_t j = a; j < z; j++) {
+                    const size_t i = todo[j];
+                    const float* lg = logits_.data() + (score_idx[i] - r0) * V;
+                    const int32_t target = b.score_targets[i];
+                    out.logprobs[i] = double(lg[target]) - log_sum_exp(lg, V);
+                    out.greedy[i] = arg_max(lg, V) == target ? 1 : 0;
+                }
+            });
+            for (size_t i = 0; i < logit_idx.size(); i++)
+                if (logit_idx[i] >= r0 && logit_idx[i] < r1)
+                    std::memcpy(out.logits.data() + i * V, logits_.data() + (logit_idx[i] - r0) * V, size_t(V) * sizeof(float));
+        }
+    }
+
+    ModelSpec s_;
+    WeightStore w_;
+    ThreadPool pool_;
+    int64_t conv_ch_, in_rows_, conv_layer_, ssm_layer_;
+    const Tensor* emb_;
+    const Tensor* norm_f_;
+    const Tensor* head_;
+    std::vector<Layer> layers_;
+    std::vector<std::unique_ptr<float[]>> slots_;  // slot id → [conv of all layers | ssm of all layers]
+    std::vector<float> h_, u_, xz_, xc_, xdbl_, dt_, y_, hn_, logits_;  // scratch, reused across calls
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(const ModelSpec& spec) {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        throw std::runtime_error("this CPU lacks AVX2/FMA, which the CPU backend requires");
+    validate_spec(spec);
+    return std::make_unique<CpuBackend>(spec);
+}
+
+}  // namespace mamba

@@ -1,0 +1,67 @@
+// ops.h — the Mamba kernels of the CPU backend other than the GEMM.
+//
+// Layouts: activations are row-major [T × C] with a row stride (ld). Per-layer recurrent state:
+//   conv state  [K-1][C]   row j = the pre-conv input K-1-j tokens before the next one (oldest first)
+//   Mamba-1 SSM [N][E]     (state n of channel e at n·E + e)
+//   Mamba-2 SSM [H][P][N]
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu/thread_pool.h"
+
+namespace mamba {
+
+// One packed segment's rows [t0, t1) and where its state for the current layer comes from / goes to.
+// A null init means the zero state; a null save means the final state is dropped.
+struct SegmentState {
+    int64_t t0, t1;
+    const float* conv_init;
+    float* conv_save;
+    const float* ssm_init;
+    float* ssm_save;
+};
+
+// out[t][i] = x[t][i] · w[i] / sqrt(mean_i(x[t][i]²) + eps)   for each of the T rows (sum of squares in double)
+void rms_norm(const float* x, int64_t ldx, int64_t T, int64_t n, const float* w, float eps, float* out,
+              int64_t ldo, ThreadPool& pool);
+
+// Causal depthwise conv + bias + SiLU over the packed segments, channel by channel:
+//   out[t][c] = SiLU(Σ_{j<K} wT[j][c] · in[t-K+1+j][c] + bias[c])
+// where inputs before a segment's first token come from its conv_init state. in: [T][C] stride ldi,
+// wT: [K][C], bias: [C] or null, out: [T][C]. Saves the last K-1 inputs of a segment to conv_save.
+void conv_silu(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
+               const std::vector<SegmentState>& segs, float* out, ThreadPool& pool);
+
+// In place, x ← softplus(x) = log(1 + eᕽ) (x itself above 20, as torch.nn.functional.softplus).
+void softplus_rows(float* x, int64_t ldx, int64_t T, int64_t n, ThreadPool& pool);
+
+// Mamba-1 selective scan + D skip + SiLU(z) gate, per channel e and state n, token by token:
+//   h[n][e] ← exp(dt·A[n][e]) · h[n][e] + (dt·x)·B[n];   y[e] = (Σ_n h[n][e]·C[n] + D[e]·x) · SiLU(z[e])
+// x, dt: [T][E]; B, C: [T][N] at stride ldbc; z: [T][E] at stride ldz; AT: [N][E] (= −exp(A_log)ᵀ);
+// y: [T][E].
+void mamba1_scan(const float* x, const float* dt, const float* B, const float* Cm, int64_t ldbc, const float* z,
+                 int64_t ldz, const float* AT, const float* D, int64_t E, int64_t N,
+                 const std::vector<SegmentState>& segs, float* y, ThreadPool& pool);
+
+// Mamba-2 scan (SSD recurrence) + D skip, per head h (group g = h / (H/G)), token by token:
+//   dt = softplus(dt_raw[h] + dt_bias[h]);  S[h][p][n] ← exp(dt·A[h]) · S[h][p][n] + (dt·x[p])·B_g[n]
+//   y[h·P + p] = Σ_n S[h][p][n]·C_g[n] + D[h]·x[p]
+// xbc: [T][E + 2GN] conv output (x | B | C); dt_raw: [T][H] at stride ldd; A = −exp(A_log): [H]; y: [T][E].
+void mamba2_scan(const float* xbc, int64_t ldx, const float* dt_raw, int64_t ldd, const float* dt_bias,
+                 const float* A, const float* D, int64_t H, int64_t P, int64_t G, int64_t N,
+                 const std::vector<SegmentState>& segs, float* y, ThreadPool& pool);
+
+// Mamba-2 gated RMSNorm (norm_before_gate = false), per row and per group of E/G channels:
+//   v = y ⊙ SiLU(z);  y ← v · w / sqrt(mean_group(v²) + eps)        y: [T][E], z: [T][E] at stride ldz
+void gated_rms_norm(float* y, const float* z, int64_t ldz, int64_t T, int64_t E, int64_t G, const float* w,
+                    float eps, ThreadPool& pool);
+
+// log-sum-exp of a row of n logits: m + log(Σ exp(l − m)), m = max; terms in f32, the sum in double
+// over 4 fixed lanes, reduced in a fixed order.
+double log_sum_exp(const float* logits, int64_t n);
+
+// Index of the largest logit (the first one on ties).
+int64_t arg_max(const float* logits, int64_t n);
+
+}  // namespace mamba

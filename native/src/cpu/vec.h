@@ -1,0 +1,67 @@
+// vec.h — AVX2/FMA helpers used by the CPU kernels. Nothing here knows about Mamba.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace mamba::vec {
+
+// Sum of the 8 lanes in one fixed order: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)).
+// Every reduction in the kernels goes through this one function, so results never depend on the path.
+inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));  // (l0+l4, l1+l5, ...)
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                          // (.. + l2+l6, .. + l3+l7)
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// Lane mask with the first n (0..8) lanes enabled, for masked loads/stores of a tail.
+inline __m256i tail_mask(int n) {
+    alignas(32) static const int32_t ramp[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ramp + 8 - n));
+}
+
+// 8 bf16 values → 8 floats (exact).
+inline __m256 load_bf16(const uint16_t* p) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+// The first n (< 8) bf16 values → floats, remaining lanes 0.
+inline __m256 load_bf16_tail(const uint16_t* p, int n) {
+    alignas(16) uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < n; i++) tmp[i] = p[i];
+    return load_bf16(tmp);
+}
+
+// e^x for 8 lanes: range reduction x = n·ln2 + r (|r| ≤ ln2/2), degree-6 polynomial for e^r, scale by 2^n.
+// Relative error ≈ 2 ulp over the clamped range [-87.3, 88.7]; below it returns ≈ 1e-38, not 0.
+inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    // 2^n: put n + 127 into the exponent field (n ∈ [-126, 128] after the clamp; split to stay in range)
+    const __m256i ni = _mm256_cvtps_epi32(n);
+    const __m256i half = _mm256_srai_epi32(ni, 1);
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+    const __m256 s2 = _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+// SiLU(x) = x · σ(x) = x / (1 + e^{−x}) for 8 lanes.
+inline __m256 silu8(__m256 x) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+}  // namespace mamba::vec
