@@ -20,6 +20,7 @@
 #include "device_buffer.cuh"
 #include "gemm.cuh"
 #include "kernels.cuh"
+#include "phase_clock.cuh"
 #include "weights.h"
 
 namespace mamba {
@@ -483,14 +484,19 @@ private:
         void* y_act = bf16_ ? scratch<char>(y_act_buf_, t * E * 2) : static_cast<void*>(y);
         const ActOut u_out{u, bf16_};
 
+        clock_.begin(stream_);
+        clock_.mark(cuda::kPhaseEmbed);
         cuda::launch_embed(d_ints, T, emb_, bf16_, D, resid, stream_);
         for (int l = 0; l < s_.n_layer; l++) {
             const DeviceLayer& L = layers_[size_t(l)];
+            clock_.mark(cuda::kPhaseNorm);
             cuda::launch_add_rmsnorm(nullptr, T, resid, l == 0 ? nullptr : mix, L.norm, D, s_.norm_eps, u_out, stream_);
+            clock_.mark(cuda::kPhaseGemm);
             gemm_.run(L.in_proj, IN, D, u, D, T, xz, IN);
             if (L.in_bias != nullptr) cuda::launch_add_bias(T, IN, xz, IN, L.in_bias, stream_);
             const float* conv_in = s_.family == 1 ? xz : xz + E;
             void* xc_copy = (s_.family == 1 && bf16_) ? scratch<char>(xc_act_buf_, t * E * 2) : nullptr;
+            clock_.mark(cuda::kPhaseConv);
             for (const LevelLists& lv : lists) {
                 cuda::launch_conv_silu(reinterpret_cast<const ConvChunk*>(d_ints + lv.chunk_off), int(lv.chunk_n), segs, l,
                                        conv_in, IN, C, K, L.conv_w, L.conv_bias, xc, ActOut{xc_copy, true}, stream_);
@@ -501,14 +507,20 @@ private:
             } else {
                 const int G = s_.n_groups, H = s_.n_heads;
                 const cuda::Mamba2ScanArgs a{H, s_.head_dim, N, G, xc, xz + 2 * E + 2 * G * N, IN, L.dt_bias, L.A, L.D, y};
+                clock_.mark(cuda::kPhaseScan);
                 for (const LevelLists& lv : lists) cuda::launch_mamba2_scan(d_ints + lv.scan_off, int(lv.scan_n), segs, l, a, stream_);
+                clock_.mark(cuda::kPhaseNorm);
                 cuda::launch_gated_rmsnorm(T, y, xz, IN, L.gate_norm, E, G, s_.norm_eps, ActOut{y_act, bf16_}, stream_);
             }
+            clock_.mark(cuda::kPhaseGemm);
             gemm_.run(L.out_proj, D, E, y_act, E, T, mix, D);
             if (L.out_bias != nullptr) cuda::launch_add_bias(T, D, mix, D, L.out_bias, stream_);
         }
+        clock_.mark(cuda::kPhaseHead);
         head(b, resid, mix, out);
+        clock_.mark(cuda::kPhaseEnd);
         check_cuda(cudaStreamSynchronize(stream_), "score");
+        clock_.report(T);
         for (auto& [slot, st] : p.commits) slots_[slot] = std::move(st);
     }
 
@@ -519,6 +531,7 @@ private:
         float* dbc = scratch<float>(dbc_buf_, t * XD);
         float* dt = scratch<float>(dt_buf_, t * E);
         // [dt_low, B, C] = x_proj(x);  dt = dt_proj(dt_low) (bias and softplus are fused into the scan)
+        clock_.mark(cuda::kPhaseGemm);
         gemm_.run(L.x_proj, XD, E, bf16_ ? xc_copy : xc, E, T, dbc, XD);
         if (bf16_) {
             void* dt_low = scratch<char>(dt_low_buf_, t * R * 2);
@@ -527,6 +540,7 @@ private:
         } else {
             gemm_.run(L.dt_proj, E, R, dbc, XD, T, dt, E);
         }
+        clock_.mark(cuda::kPhaseScan);
         const cuda::Mamba1ScanArgs a{E, N, R, dt, L.dt_bias, xc, xz + E, int(in_rows_), dbc, L.A, L.D, ActOut{y_act, bf16_}};
         for (const LevelLists& lv : lists) cuda::launch_mamba1_scan(d_ints + lv.scan_off, int(lv.scan_n), segs, l, a, stream_);
     }
@@ -605,6 +619,7 @@ private:
     ModelSpec s_;
     cudaStream_t stream_;
     cuda::Gemm gemm_;
+    cuda::PhaseClock clock_;
     bool bf16_ = false;
     int64_t conv_ch_ = 0, in_rows_ = 0, conv_layer_ = 0, ssm_layer_ = 0;
     std::string isa_;

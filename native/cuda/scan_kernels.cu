@@ -1,10 +1,12 @@
 // scan_kernels.cu — the Mamba-1 selective scan and the Mamba-2 recurrent SSD scan over packed segments.
 //
-// One group of L lanes (L = min(N, 32)) owns one channel (Mamba-1: channel e; Mamba-2: head h, dim p)
-// and walks its segment token by token; each lane keeps N/L states in registers. y_t = Σ_n C_n·h_n is
-// reduced over the group with a fixed butterfly, so a row's result does not depend on the batch.
-// States: Mamba-1 [layer][E][N], Mamba-2 [layer][H][P][N]; read at the start, written at the end by the
-// same thread (so saving in place over the initial state is safe).
+// Main path ("regs" kernels, d_state 8–64 for Mamba-1, 8–128 for Mamba-2): one thread per channel
+// (Mamba-1: channel e; Mamba-2: head h, dim p) holds all of its states in registers and walks its segment
+// token by token; y_t = Σ_n C_n·h_n is a sequential sum in that thread, and the row's B and C are staged in
+// shared memory with the next row prefetched. Fallback for other sizes: a group of L = min(N, 32) lanes per
+// channel, N/L states each, y reduced over the group with a fixed butterfly. Either way a row's result does
+// not depend on the batch. States: Mamba-1 [layer][E][N], Mamba-2 [layer][H][P][N]; read at the start and
+// written at the end by the same thread (so saving in place over the initial state is safe).
 #include <stdexcept>
 #include <string>
 
@@ -116,6 +118,167 @@ __global__ void __launch_bounds__(kScanThreads)
     }
 }
 
+/**
+ * Mamba-1 scan, one thread per channel e holding all NS states in registers (no cross-lane reduction:
+ * y = Σ_n C_n·h_n is a plain sequential sum). The token's B and C (shared by all channels) are staged once
+ * per block in shared memory, double-buffered; the next row's dt, x, z, B and C are fetched into registers
+ * while the current row is computed, so the loop is not bound by memory latency.
+ */
+template <int NS>
+__global__ void __launch_bounds__(kScanThreads)
+    mamba1_scan_regs_kernel(const int32_t* seg_list, SegTable segs, int layer, Mamba1ScanArgs a) {
+    __shared__ float staged[2][2 * NS];  // B then C of one row
+    constexpr int kPer = (2 * NS + kScanThreads - 1) / kScanThreads;
+    const int e = blockIdx.y * kScanThreads + threadIdx.x;
+    const bool valid = e < a.E;
+    const int ec = valid ? e : a.E - 1;  // idle threads still take part in the barriers
+    const int seg = seg_list[blockIdx.x];
+    const int s0 = segs.start[seg];
+    const int s1 = s0 + segs.length[seg];
+    const size_t state_off = static_cast<size_t>(layer) * a.E * NS + static_cast<size_t>(ec) * NS;
+    const float* init = segs.init_ssm[seg];
+    const int dbc_stride = a.R + 2 * NS;
+
+    float A[NS];
+    float h[NS];
+#pragma unroll
+    for (int n = 0; n < NS; ++n) {
+        A[n] = a.A[static_cast<size_t>(ec) * NS + n];
+        h[n] = init != nullptr ? init[state_off + n] : 0.0f;
+    }
+    const float bias = a.dt_bias[ec];
+    const float d_skip = a.Dskip[ec];
+
+    for (int i = threadIdx.x; i < 2 * NS; i += kScanThreads) staged[0][i] = a.dbc[static_cast<size_t>(s0) * dbc_stride + a.R + i];
+    float dt_c = a.dt[static_cast<size_t>(s0) * a.E + ec];
+    float x_c = a.x[static_cast<size_t>(s0) * a.E + ec];
+    float z_c = a.z[static_cast<size_t>(s0) * a.z_stride + ec];
+    __syncthreads();
+    for (int t = s0; t < s1; ++t) {
+        const int buf = (t - s0) & 1;
+        const bool more = t + 1 < s1;
+        const size_t nrow = static_cast<size_t>(more ? t + 1 : t);
+        float fetched[kPer];
+#pragma unroll
+        for (int k = 0; k < kPer; ++k) {
+            const int i = threadIdx.x + k * kScanThreads;
+            fetched[k] = (more && i < 2 * NS) ? a.dbc[nrow * dbc_stride + a.R + i] : 0.0f;
+        }
+        const float dt_n = a.dt[nrow * a.E + ec];
+        const float x_n = a.x[nrow * a.E + ec];
+        const float z_n = a.z[nrow * a.z_stride + ec];
+
+        const float delta = softplus(dt_c + bias);
+        float y = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NS; ++n) {
+            h[n] = expf(delta * A[n]) * h[n] + delta * staged[buf][n] * x_c;
+            y += h[n] * staged[buf][NS + n];
+        }
+        if (valid) store_act(a.y, static_cast<size_t>(t) * a.E + ec, (y + d_skip * x_c) * silu(z_c));
+#pragma unroll
+        for (int k = 0; k < kPer; ++k) {
+            const int i = threadIdx.x + k * kScanThreads;
+            if (more && i < 2 * NS) staged[buf ^ 1][i] = fetched[k];
+        }
+        dt_c = dt_n;
+        x_c = x_n;
+        z_c = z_n;
+        __syncthreads();
+    }
+    float* save = segs.save_ssm[seg];
+    if (save != nullptr && valid) {
+#pragma unroll
+        for (int n = 0; n < NS; ++n) save[state_off + n] = h[n];
+    }
+}
+
+/**
+ * Mamba-2 scan, one thread per channel (head h, dim p) holding all NS states in registers. Mamba-2's decay is
+ * one scalar per head and token, so a channel needs no cross-lane reduction: y = Σ_n C_n·h_n is a plain
+ * sequential sum. The token's B and C (shared by every head of a group) are staged once per block in shared
+ * memory, double-buffered: the next row (B, C, dt, x) is fetched into registers while the current one is used.
+ */
+template <int NS>
+__global__ void __launch_bounds__(kScanThreads)
+    mamba2_scan_regs_kernel(const int32_t* seg_list, SegTable segs, int layer, Mamba2ScanArgs a) {
+    extern __shared__ float staged[];  // [2][2·G·NS]: B of every group, then C of every group
+    const int E = a.H * a.P;
+    const int width = 2 * a.G * NS;
+    const int ch = blockIdx.y * kScanThreads + threadIdx.x;
+    const bool valid = ch < E;
+    const int cc = valid ? ch : E - 1;  // idle threads still take part in the barriers
+    const int head = cc / a.P;
+    const int group = head / (a.H / a.G);
+    const int seg = seg_list[blockIdx.x];
+    const int s0 = segs.start[seg];
+    const int s1 = s0 + segs.length[seg];
+    const size_t state_off = static_cast<size_t>(layer) * E * NS + static_cast<size_t>(cc) * NS;
+    const float* init = segs.init_ssm[seg];
+    const int xbc_stride = E + width;
+
+    float h[NS];
+#pragma unroll
+    for (int n = 0; n < NS; ++n) h[n] = init != nullptr ? init[state_off + n] : 0.0f;
+    const float A = a.A[head];
+    const float bias = a.dt_bias[head];
+    const float d_skip = a.Dskip[head];
+
+    for (int i = threadIdx.x; i < width; i += kScanThreads) staged[i] = a.xbc[static_cast<size_t>(s0) * xbc_stride + E + i];
+    float dt_c = a.dt[static_cast<size_t>(s0) * a.dt_stride + head];
+    float x_c = a.xbc[static_cast<size_t>(s0) * xbc_stride + cc];
+    __syncthreads();
+    constexpr int kMaxPerThread = 8;  // width ≤ 8 · kScanThreads (checked by the launcher)
+    for (int t = s0; t < s1; ++t) {
+        const float* cur = staged + ((t - s0) & 1) * width;
+        float* next = staged + (((t - s0) & 1) ^ 1) * width;
+        float fetched[kMaxPerThread];
+        const bool more = t + 1 < s1;
+        const size_t nrow = static_cast<size_t>(more ? t + 1 : t);
+#pragma unroll
+        for (int k = 0; k < kMaxPerThread; ++k) {
+            const int i = threadIdx.x + k * kScanThreads;
+            fetched[k] = (more && i < width) ? a.xbc[nrow * xbc_stride + E + i] : 0.0f;
+        }
+        const float dt_n = a.dt[nrow * a.dt_stride + head];
+        const float x_n = a.xbc[nrow * xbc_stride + cc];
+        const size_t row = static_cast<size_t>(t);
+        const float delta = softplus(dt_c + bias);
+        const float decay = expf(delta * A);
+        const float xv = x_c;
+        const float* B = cur + group * NS;
+        const float* C = cur + a.G * NS + group * NS;
+        float y = 0.0f;
+#pragma unroll
+        for (int n = 0; n < NS; ++n) {
+            h[n] = decay * h[n] + delta * B[n] * xv;
+            y += h[n] * C[n];
+        }
+        if (valid) a.y[row * E + cc] = y + d_skip * xv;
+#pragma unroll
+        for (int k = 0; k < kMaxPerThread; ++k) {
+            const int i = threadIdx.x + k * kScanThreads;
+            if (more && i < width) next[i] = fetched[k];
+        }
+        dt_c = dt_n;
+        x_c = x_n;
+        __syncthreads();
+    }
+    float* save = segs.save_ssm[seg];
+    if (save != nullptr && valid) {
+#pragma unroll
+        for (int n = 0; n < NS; ++n) save[state_off + n] = h[n];
+    }
+}
+
+template <int NS>
+void launch_mamba2_regs(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,
+                        cudaStream_t stream) {
+    const dim3 grid(n, (a.H * a.P + kScanThreads - 1) / kScanThreads);
+    const size_t shared = 2 * sizeof(float) * 2 * a.G * NS;
+    mamba2_scan_regs_kernel<NS><<<grid, kScanThreads, shared, stream>>>(seg_list, segs, layer, a);
+}
+
 /** States per lane for d_state N: N ≤ 32 must be a power of two (one lane each), else 64 or 128. */
 int states_per_lane(int N) {
     if (N >= 1 && N <= 32 && (N & (N - 1)) == 0) return 1;
@@ -131,14 +294,23 @@ int states_per_lane(int N) {
 void launch_mamba1_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
                         cudaStream_t stream) {
     if (n == 0) return;
-    const int npl = states_per_lane(a.N);
-    const int per_block = kScanThreads / (a.N / npl);
-    const dim3 grid(n, (a.E + per_block - 1) / per_block);
-    switch (npl) {
-        case 1: mamba1_scan_kernel<1><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-        case 2: mamba1_scan_kernel<2><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-        case 4: mamba1_scan_kernel<4><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-        default: mamba1_scan_kernel<8><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+    const dim3 regs_grid(n, (a.E + kScanThreads - 1) / kScanThreads);
+    switch (a.N) {  // the register kernel for the usual state sizes
+        case 8: mamba1_scan_regs_kernel<8><<<regs_grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+        case 16: mamba1_scan_regs_kernel<16><<<regs_grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+        case 32: mamba1_scan_regs_kernel<32><<<regs_grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+        case 64: mamba1_scan_regs_kernel<64><<<regs_grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+        default: {
+            const int npl = states_per_lane(a.N);
+            const int per_block = kScanThreads / (a.N / npl);
+            const dim3 grid(n, (a.E + per_block - 1) / per_block);
+            switch (npl) {
+                case 1: mamba1_scan_kernel<1><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+                case 2: mamba1_scan_kernel<2><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+                case 4: mamba1_scan_kernel<4><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+                default: mamba1_scan_kernel<8><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+            }
+        }
     }
     check_launch("mamba1_scan_kernel");
 }
@@ -146,6 +318,22 @@ void launch_mamba1_scan(const int32_t* seg_list, int n, SegTable segs, int layer
 void launch_mamba2_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,
                         cudaStream_t stream) {
     if (n == 0) return;
+    // The register kernel for the usual state sizes (2·G·N staged floats must fit 8 per thread).
+    if (2 * a.G * a.N <= 8 * kScanThreads) {
+        bool launched = true;
+        switch (a.N) {
+            case 8: launch_mamba2_regs<8>(seg_list, n, segs, layer, a, stream); break;
+            case 16: launch_mamba2_regs<16>(seg_list, n, segs, layer, a, stream); break;
+            case 32: launch_mamba2_regs<32>(seg_list, n, segs, layer, a, stream); break;
+            case 64: launch_mamba2_regs<64>(seg_list, n, segs, layer, a, stream); break;
+            case 128: launch_mamba2_regs<128>(seg_list, n, segs, layer, a, stream); break;
+            default: launched = false;
+        }
+        if (launched) {
+            check_launch("mamba2_scan_regs_kernel");
+            return;
+        }
+    }
     const int npl = states_per_lane(a.N);
     const int per_block = kScanThreads / (a.N / npl);
     const dim3 grid(n, (a.H * a.P + per_block - 1) / per_block);

@@ -1,0 +1,59 @@
+// phase_clock.cuh — optional per-phase GPU time of one score() call, for tuning (MAMBA_EVAL_CUDA_PROFILE=1).
+//
+// mark(phase) records an event on the stream; the time up to the next mark is charged to that phase.
+// report() (after the stream has synchronised) prints one line to stderr. Off: every call is a no-op.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+#include <vector>
+
+namespace mamba::cuda {
+
+enum Phase { kPhaseEmbed, kPhaseNorm, kPhaseGemm, kPhaseConv, kPhaseScan, kPhaseHead, kPhaseEnd, kPhaseCount };
+
+class PhaseClock {
+public:
+    /** Starts a call: profiling is on while the environment has MAMBA_EVAL_CUDA_PROFILE set (non-empty). */
+    void begin(cudaStream_t stream) {
+        const char* env = std::getenv("MAMBA_EVAL_CUDA_PROFILE");
+        on_ = env != nullptr && env[0] != '\0';
+        stream_ = stream;
+        clear();
+    }
+    void mark(Phase phase) {
+        if (!on_) return;
+        cudaEvent_t event = nullptr;
+        if (cudaEventCreate(&event) != cudaSuccess) return;
+        cudaEventRecord(event, stream_);
+        marks_.emplace_back(phase, event);
+    }
+    /** Prints "cuda profile: T rows, <phase> ms, ..." and frees the events. Call after synchronising. */
+    void report(long rows) {
+        if (on_ && marks_.size() >= 2) {
+            float ms[kPhaseCount] = {};
+            for (size_t i = 0; i + 1 < marks_.size(); ++i) {
+                float d = 0.0f;
+                if (cudaEventElapsedTime(&d, marks_[i].second, marks_[i + 1].second) == cudaSuccess) ms[marks_[i].first] += d;
+            }
+            std::fprintf(stderr, "cuda profile: %ld rows, embed %.2f ms, norm %.2f ms, gemm %.2f ms, conv %.2f ms, "
+                         "scan %.2f ms, head %.2f ms\n", rows, ms[kPhaseEmbed], ms[kPhaseNorm], ms[kPhaseGemm],
+                         ms[kPhaseConv], ms[kPhaseScan], ms[kPhaseHead]);
+        }
+        clear();
+    }
+    ~PhaseClock() { clear(); }
+
+private:
+    void clear() {
+        for (auto& m : marks_) cudaEventDestroy(m.second);
+        marks_.clear();
+    }
+    bool on_ = false;
+    cudaStream_t stream_ = nullptr;
+    std::vector<std::pair<Phase, cudaEvent_t>> marks_;
+};
+
+}  // namespace mamba::cuda

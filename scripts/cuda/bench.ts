@@ -1,0 +1,150 @@
+/**
+ * CUDA backend bench at real Mamba shapes (run by scripts/cuda/check.sh on the GPU machine, bundled to plain JS).
+ *
+ *   node bench.mjs run CKPT_DIR NAME OUT_JSONL      one model (random bf16 checkpoint from make_bench_checkpoint.py)
+ *   node bench.mjs table OUT_JSONL CEILINGS_JSON    the summary table
+ *
+ * Prefill: 64 segments × 512 tokens in one score() call, the last 32 rows of each scored (an lm-eval-like mix),
+ * end to end through the addon (uploads, N-API and downloads included); median of 3 after 1 warm-up.
+ * After the timed calls, one more prefill call runs with MAMBA_EVAL_CUDA_PROFILE=1 (per-phase GPU time to stderr).
+ * Decode: step() for 1 and 64 sequences, median per step of 20 / 10 after warm-ups, logits downloaded each step.
+ * The table relates prefill to the bf16 matmul rate and decode to the copy-bandwidth bound, both measured in the
+ * same run by ceilings.py, and projects Table-3 time from 4.30M token-steps (lm-eval's way) and 2.40M (prefix tree).
+ */
+import { appendFile, readFile } from "node:fs/promises";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
+import type { NativeModelSpec } from "../../src/model/backends/addonTypes.js";
+import { readSafetensorsHeader } from "../../src/model/safetensors.js";
+
+const SEGMENTS = 64;
+const SEGMENT_TOKENS = 512;
+const SCORED_PER_SEGMENT = 32;
+const TABLE3_TOKEN_STEPS = 4.3e6;
+const TABLE3_TOKEN_STEPS_PREFIX_TREE = 2.4e6;
+
+interface Shape extends Omit<NativeModelSpec, "device" | "tensors" | "threads" | "weightType" | "normEps" | "convBias" | "projBias" | "tieEmbeddings"> {
+    params: number;
+    layerGemmParams: number;
+}
+
+interface BenchResult {
+    name: string;
+    isa: string;
+    weightBytes: number;
+    stateBytes: number;
+    prefillTokens: number;
+    prefillScoredRows: number;
+    prefillSeconds: number;
+    decode1Seconds: number;
+    decode64Seconds: number;
+    layerGemmParams: number;
+    dModel: number;
+    vocab: number;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+/** A deterministic pseudo-random token stream (xorshift), so runs are comparable. */
+function tokens(n: number, vocab: number, seed: number): Int32Array {
+    const out = new Int32Array(n);
+    let x = seed >>> 0 || 1;
+    for (let i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        out[i] = (x >>> 0) % 50277;
+    }
+    return out;
+}
+
+async function timeIt(reps: number, warmups: number, fn: () => Promise<unknown>): Promise<number> {
+    for (let i = 0; i < warmups; i++) await fn();
+    const times: number[] = [];
+    for (let i = 0; i < reps; i++) {
+        const t0 = performance.now();
+        await fn();
+        times.push((performance.now() - t0) / 1e3);
+    }
+    return median(times);
+}
+
+async function runOne(dir: string, name: string, outJsonl: string): Promise<void> {
+    const shape = JSON.parse(await readFile(path.join(dir, "shape.json"), "utf8")) as Shape;
+    const spec: NativeModelSpec = {
+        device: "cuda", family: shape.family, dModel: shape.dModel, nLayer: shape.nLayer, vocab: shape.vocab,
+        dState: shape.dState, dConv: shape.dConv, dInner: shape.dInner, dtRank: shape.dtRank, nHeads: shape.nHeads,
+        headDim: shape.headDim, nGroups: shape.nGroups, normEps: 1e-5, convBias: true, projBias: false,
+        tieEmbeddings: true, threads: 1, weightType: "bf16",
+        tensors: await readSafetensorsHeader(path.join(dir, "model.safetensors")),
+    };
+    const t0 = performance.now();
+    const model = await NativeBackend.fromSpec(spec);
+    const loadSeconds = (performance.now() - t0) / 1e3;
+    const info = model.info();
+
+    const T = SEGMENTS * SEGMENT_TOKENS;
+    const batchTokens = tokens(T, shape.vocab, 7);
+    const offsets = Int32Array.from({ length: SEGMENTS + 1 }, (_, s) => s * SEGMENT_TOKENS);
+    const scoreRows = Int32Array.from({ length: SEGMENTS * SCORED_PER_SEGMENT }, (_, i) =>
+        Math.floor(i / SCORED_PER_SEGMENT) * SEGMENT_TOKENS + SEGMENT_TOKENS - 1 - (i % SCORED_PER_SEGMENT));
+    const batch = {
+        tokens: batchTokens, segOffsets: offsets,
+        segInit: new Int32Array(SEGMENTS).fill(-1), segSave: new Int32Array(SEGMENTS).fill(-1),
+        scoreRows, scoreTargets: Int32Array.from(scoreRows, (r) => batchTokens[(r + 1) % T] ?? 0),
+    };
+    const prefillSeconds = await timeIt(3, 1, () => model.score(batch));
+    // One more call with the backend's per-phase GPU timer on (prints "cuda profile: ..." to stderr).
+    process.env.MAMBA_EVAL_CUDA_PROFILE = "1";
+    await model.score(batch);
+    delete process.env.MAMBA_EVAL_CUDA_PROFILE;
+
+    const decode = async (n: number, reps: number): Promise<number> => {
+        const slots = Int32Array.from({ length: n }, (_, i) => 100 + i);
+        let step = 0;
+        return timeIt(reps, 3, () => model.step(slots, tokens(n, shape.vocab, 11 + step++)));
+    };
+    const decode1Seconds = await decode(1, 20);
+    const decode64Seconds = await decode(64, 10);
+    model.dispose();
+
+    const result: BenchResult = {
+        name, isa: info.isa, weightBytes: info.weightBytes, stateBytes: (info.convStateFloats + info.ssmStateFloats) * 4,
+        prefillTokens: T, prefillScoredRows: scoreRows.length, prefillSeconds, decode1Seconds, decode64Seconds,
+        layerGemmParams: shape.layerGemmParams, dModel: shape.dModel, vocab: shape.vocab,
+    };
+    await appendFile(outJsonl, `${JSON.stringify(result)}\n`);
+    console.log(`bench ${name}: load ${loadSeconds.toFixed(1)} s, prefill ${(T / prefillSeconds).toFixed(0)} tok/s, ` +
+        `decode B=1 ${(1 / decode1Seconds).toFixed(0)} tok/s, B=64 ${(64 / decode64Seconds).toFixed(0)} tok/s`);
+}
+
+async function table(outJsonl: string, ceilingsJson: string): Promise<void> {
+    const ceilings = JSON.parse(await readFile(ceilingsJson, "utf8")) as { gpu: string; bf16_matmul_tflops: number; copy_gbps: number };
+    const results = (await readFile(outJsonl, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as BenchResult);
+    console.log(`${ceilings.gpu}: bf16 matmul 8192³ ${ceilings.bf16_matmul_tflops.toFixed(0)} TFLOP/s, ` +
+        `copy ${ceilings.copy_gbps.toFixed(0)} GB/s (read + write)`);
+    console.log("| shape | prefill tok/s | % of bf16 matmul | decode B=1 tok/s (bound) | decode B=64 tok/s (bound) | Table 3 (4.30M) | Table 3 (2.40M) |");
+    console.log("|---|---|---|---|---|---|---|");
+    for (const r of results) {
+        const prefill = r.prefillTokens / r.prefillSeconds;
+        const flops = 2 * r.layerGemmParams * r.prefillTokens + 2 * r.dModel * r.vocab * r.prefillScoredRows;
+        const fraction = flops / r.prefillSeconds / (ceilings.bf16_matmul_tflops * 1e12);
+        const bw = ceilings.copy_gbps * 1e9;
+        const bound = (b: number): number => (b * bw) / (r.weightBytes + 2 * b * r.stateBytes);
+        console.log(`| ${r.name} | ${prefill.toFixed(0)} | ${(100 * fraction).toFixed(1)}% | ${(1 / r.decode1Seconds).toFixed(0)} ` +
+            `(${bound(1).toFixed(0)}) | ${(64 / r.decode64Seconds).toFixed(0)} (${bound(64).toFixed(0)}) | ` +
+            `${(TABLE3_TOKEN_STEPS / prefill).toFixed(0)} s | ${(TABLE3_TOKEN_STEPS_PREFIX_TREE / prefill).toFixed(0)} s |`);
+    }
+}
+
+const [mode, a, b, c] = process.argv.slice(2);
+const job = mode === "run" && a && b && c ? runOne(a, b, c) : mode === "table" && a && b ? table(a, b) : undefined;
+if (!job) {
+    console.error("usage: node bench.mjs run CKPT_DIR NAME OUT_JSONL | table OUT_JSONL CEILINGS_JSON");
+    process.exit(2);
+}
+job.catch((e: unknown) => {
+    console.error(`bench: ${(e as Error).message}`);
+    process.exit(1);
+});

