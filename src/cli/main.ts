@@ -6,6 +6,8 @@
 import yargs from "yargs";
 import { MambaEvalError, UsageError } from "../errors.js";
 import { compareCommand } from "../report/compareCommand.js";
+import { table3Command } from "../report/table3Command.js";
+import { tableCommand } from "../report/tableCommand.js";
 import { generateCommand } from "./generateCommand.js";
 import { processIO, type CliIO } from "./io.js";
 import { lsCommand } from "./lsCommand.js";
@@ -14,8 +16,7 @@ import { scoreCommand } from "./scoreCommand.js";
 import { registeredFlags } from "./commonOptions.js";
 import { didYouMean } from "./suggest.js";
 
-const COMMANDS = ["run", "ls", "score", "generate", "compare"];
-
+const COMMANDS = ["run", "ls", "score", "generate", "compare", "table", "table3"];
 
 /** Runs the CLI on `argv` (without node and script); resolves to the exit status. */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
@@ -38,6 +39,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         .command(scoreCommand(io, setCode))
         .command(generateCommand(io, setCode))
         .command(compareCommand as never)
+        .command(tableCommand as never)
+        .command(table3Command as never)
         .strict()
         .recommendCommands()
         .exitProcess(false)

@@ -1,207 +1,252 @@
 /**
- * `mamba-eval [run] --model M --tasks a,b …`: lm-eval's run. Loads the model, evaluates the tasks (all
- * loglikelihood requests in one pooled call), prints the results table and writes the results files.
- * With neither --model nor --tasks it evaluates the bundled tiny checkpoint on the bundled sample docs, offline.
- * SIGINT/SIGTERM stop the run cleanly; with --use_cache the finished requests are kept for a resumed run.
+ * `mamba-eval [run] --model M --tasks a,b …`: lm-eval's run. Loads the model, evaluates the tasks (evaluate.ts:
+ * all loglikelihood requests in one pooled call), prints lm-eval's header line and table, and with --output_path
+ * writes the results JSON (and with --log_samples one samples JSONL per task) where lm-eval main writes them.
+ *
+ * Defaults (each announced on stderr): no --model → the bundled tiny checkpoint (fixtures/neox-mamba1) with the
+ * bundled GPT-NeoX-20B tokenizer and the bundled sample documents (fixtures/tasks), fully offline; no --tasks →
+ * the six Table-3 tasks. SIGINT/SIGTERM stop the run cleanly; with --use_cache the finished requests are kept
+ * for a resumed run.
  */
-import { mkdirSync, writeFileSync, existsSync, appendFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Argv, CommandModule } from "yargs";
 import { MambaEvalError, TaskError, UsageError } from "../errors.js";
 import { CachingLM, ResultCache } from "../harness/cache.js";
-import { evaluate, type EvaluationOutput } from "../harness/evaluate.js";
+import { evaluate, type TaskEvaluation } from "../harness/evaluate.js";
 import type { LM } from "../harness/lm.js";
 import { ProgressReporter } from "../harness/progress.js";
+import { pyRepr, type JsonLike } from "../harness/pyjson.js";
+import { fileDateId, outputLocation, sanitizeModelName, writeResultsFile } from "../harness/results.js";
+import { samplesFileName, writeSamplesFile } from "../harness/samples.js";
+import { makeTable, tableHeaderLine } from "../harness/table.js";
 import { resolveTaskNames } from "../tasks/registry.js";
+import type { TaskSpec } from "../tasks/types.js";
+import { BUNDLED_MODEL_DIR, BUNDLED_TASKS_DIR, BUNDLED_TOKENIZER, displayPath, TABLE3_TASKS } from "./bundled.js";
 import { addOptions, MODEL_OPTIONS } from "./commonOptions.js";
-import type { CliIO } from "./io.js";
-import { resolveModelSpec } from "./modelArgs.js";
-import { openModel } from "./openModel.js";
+import { writeErrorMessage, type CliIO } from "./io.js";
+import { parseModelArgs, resolveModelSpec, type ModelSpec } from "./modelArgs.js";
+import { openModel, type OpenedModel } from "./openModel.js";
+import { parseSeeds, runModelName, runResults } from "./runResults.js";
 
+/** The run command's flags (yargs names). */
 export interface RunArgs {
-    model?: string;
-    model_args?: string;
-    tokenizer?: string;
-    dtype?: string;
-    device?: string;
-    threads?: number;
-    tasks?: string;
-    batch_size?: string;
-    limit?: number;
-    output_path?: string;
-    log_samples?: boolean;
-    seed?: string;
-    use_cache?: string;
-    write_out?: boolean;
-    num_fewshot?: number;
-    data_dir?: string;
-    verbose?: boolean;
+    model?: string | undefined;
+    model_args?: string | undefined;
+    tokenizer?: string | undefined;
+    dtype?: string | undefined;
+    device?: string | undefined;
+    threads?: number | undefined;
+    tasks?: string | undefined;
+    batch_size?: string | undefined;
+    limit?: number | undefined;
+    output_path?: string | undefined;
+    log_samples?: boolean | undefined;
+    seed?: string | undefined;
+    use_cache?: string | undefined;
+    write_out?: boolean | undefined;
+    num_fewshot?: number | undefined;
+    data_dir?: string | undefined;
+    verbose?: boolean | undefined;
 }
 
-const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-/** The bundled default: a tiny GPT-NeoX-vocabulary checkpoint and sample docs of every task. */
-export const DEFAULT_MODEL_DIR = path.join(PACKAGE_ROOT, "fixtures", "neox-mamba1");
-export const DEFAULT_DATA_DIR = path.join(PACKAGE_ROOT, "fixtures", "tasks");
-export const ALL_TASKS = "lambada_openai,hellaswag,piqa,arc_easy,arc_challenge,winogrande";
+/** The bundled checkpoint and sample documents the bare run uses (see bundled.ts). */
+export const DEFAULT_MODEL_DIR = BUNDLED_MODEL_DIR;
+export const DEFAULT_DATA_DIR = BUNDLED_TASKS_DIR;
+
+/** The Table-3 tasks as a --tasks value. */
+export const ALL_TASKS = TABLE3_TASKS.join(",");
 
 export function runBuilder<T>(y: Argv<T>): Argv<T> {
     return addOptions(y, {
         ...MODEL_OPTIONS,
-        tasks: { type: "string", describe: `comma-separated task names or tags (default with no --model: ${ALL_TASKS})` },
+        tasks: { type: "string", describe: `comma-separated task names or tags (default: ${ALL_TASKS})` },
         batch_size: { type: "string", default: "auto", describe: "N or auto: tokens per native call = N×256 (auto 8192); results do not depend on it" },
         limit: { type: "number", describe: "first N docs per task, or a fraction < 1 (for testing only)" },
         output_path: { type: "string", describe: "folder (or .json file) for the results file" },
         log_samples: { type: "boolean", default: false, describe: "also write per-document samples JSONL (needs --output_path)" },
-        seed: { type: "string", default: "0,1234,1234,1234", describe: "accepted for lm-eval compatibility; zero-shot scores do not use it" },
+        seed: { type: "string", default: "0,1234,1234,1234", describe: "recorded for lm-eval compatibility; zero-shot scores do not use it" },
         use_cache: { type: "string", describe: "SQLite file of finished requests; a rerun resumes from it" },
         write_out: { type: "boolean", default: false, describe: "print the first document's prompt and target per task" },
         num_fewshot: { type: "number", describe: "only 0 is supported (the Table-3 tasks are zero-shot)" },
-        data_dir: { type: "string", describe: "folder with the tasks' original files (layout of ../shared/data); default: the HF datasets" },
+        data_dir: { type: "string", describe: "folder with the tasks' original files (layout of ../shared/data); default: the HF datasets (the bundled samples when no --model)" },
     });
 }
 
-/** --batch_size → tokens per native call. */
+/** --batch_size → tokens per native call (undefined: the default). */
 export function tokensPerCall(batchSize: string | undefined): number | undefined {
-    if (batchSize === undefined || batchSize === "auto" || batchSize.startsWith("auto:")) return undefined;
-    if (!/^\d+$/.test(batchSize) || Number(batchSize) < 1) throw new UsageError(`--batch_size ${batchSize}: expected a positive integer or auto`);
+    if (batchSize === undefined || batchSize === "auto" || /^auto:\d+$/.test(batchSize)) return undefined;
+    if (!/^\d+$/.test(batchSize) || Number(batchSize) < 1) throw new UsageError(`--batch_size ${batchSize}: expected a positive integer, auto or auto:N`);
     return Math.min(65536, Math.max(256, Number(batchSize) * 256));
 }
 
-/** lm-eval's model_name_sanitized. */
-export function sanitizeModelName(name: string): string {
-    return name.replace(/["<>:/|\\?*[\]]+/g, "__");
+/** A run's flags with the defaults applied, and what was defaulted (for the stderr note). */
+interface ResolvedRun {
+    spec: ModelSpec;
+    tasks: TaskSpec[];
+    dataDir: string | undefined;
+    notes: string[];
 }
 
-/** The lm-eval (v0.4.3+/main) printed table. */
-export function formatTable(out: EvaluationOutput): string {
-    const lines = ["|    Tasks     |Version|Filter|n-shot|  Metric  |   |Value |   |Stderr|", "|--------------|------:|------|-----:|----------|---|-----:|---|-----:|"];
-    for (const o of [...out.tasks].sort((a, b) => a.task.name.localeCompare(b.task.name))) {
-        const metrics = [...o.task.metrics].sort((a, b) => a.name.localeCompare(b.name));
-        metrics.forEach((m, i) => {
-            const v = o.values[m.name]!;
-            const se = v.stderr === "N/A" ? "   N/A" : v.stderr.toFixed(4);
-            lines.push(`|${i === 0 ? o.task.name : ""}|${i === 0 ? String(o.task.version) : ""}|none|${i === 0 ? "0" : ""}|${m.name}|${m.higherIsBetter ? "↑" : "↓"}|${v.value.toFixed(4)}|±|${se}|`);
-        });
+function resolveRun(args: RunArgs): ResolvedRun {
+    const notes: string[] = [];
+    const bundledModel = args.model === undefined;
+    if (bundledModel && args.model_args !== undefined) throw new UsageError("--model_args needs --model (e.g. --model mamba_ssm --model_args pretrained=state-spaces/mamba-130m)");
+    if (bundledModel) {
+        notes.push(`no --model: the bundled tiny checkpoint ${displayPath(BUNDLED_MODEL_DIR)} (random weights, GPT-NeoX-20B vocabulary)`);
+        if (args.tokenizer === undefined) notes.push(`the bundled GPT-NeoX-20B tokenizer ${displayPath(BUNDLED_TOKENIZER)}`);
+        if (args.data_dir === undefined) notes.push(`the bundled sample documents ${displayPath(BUNDLED_TASKS_DIR)} (invented, a few per task)`);
     }
-    return lines.join("\n") + "\n";
-}
-
-/** Runs the command; returns the exit status. */
-export async function runMain(args: RunArgs, io: CliIO): Promise<number> {
-    const bundled = args.model === undefined && args.tasks === undefined;
-    if (!bundled && args.model === undefined) throw new UsageError("--model is required with --tasks (e.g. --model mamba_ssm --model_args pretrained=state-spaces/mamba-130m)");
-    if (!bundled && args.tasks === undefined) throw new UsageError(`--tasks is required with --model (e.g. --tasks ${ALL_TASKS})`);
-    if (args.num_fewshot !== undefined && args.num_fewshot !== 0) throw new UsageError(`--num_fewshot ${args.num_fewshot}: only 0 is supported`);
+    if (args.tasks === undefined) notes.push(`no --tasks: the Table-3 tasks ${ALL_TASKS}`);
+    if (args.num_fewshot !== undefined && args.num_fewshot !== 0) throw new UsageError(`--num_fewshot ${args.num_fewshot}: only 0 is supported (the tasks are zero-shot)`);
     if (args.log_samples && !args.output_path) throw new UsageError("--log_samples needs --output_path");
     if (args.limit !== undefined && !(args.limit > 0)) throw new UsageError(`--limit ${args.limit}: expected a count >= 1 or a fraction in (0, 1)`);
-    let tasks;
+    let tasks: TaskSpec[];
     try {
         tasks = resolveTaskNames((args.tasks ?? ALL_TASKS).split(","));
     } catch (e) {
         throw e instanceof TaskError ? new UsageError(`--tasks: ${e.message}`) : e;
     }
     if (tasks.length === 0) throw new UsageError("--tasks: no task named");
-    const maxTokensPerCall = tokensPerCall(args.batch_size);
-    const dataDir = args.data_dir ?? (bundled ? DEFAULT_DATA_DIR : undefined);
+    const dataDir = args.data_dir ?? (bundledModel ? BUNDLED_TASKS_DIR : undefined);
     if (dataDir !== undefined && !existsSync(dataDir)) throw new UsageError(`--data_dir ${dataDir}: no such folder`);
     const spec = resolveModelSpec({
-        model: args.model ?? DEFAULT_MODEL_DIR,
+        model: args.model ?? displayPath(BUNDLED_MODEL_DIR),
         modelArgs: args.model_args,
         dtype: args.dtype,
         device: args.device,
-        tokenizer: args.tokenizer,
+        tokenizer: args.tokenizer ?? (bundledModel ? BUNDLED_TOKENIZER : undefined),
     });
+    return { spec, tasks, dataDir, notes };
+}
+
+/** Runs the command; returns the exit status. */
+export async function runMain(args: RunArgs, io: CliIO): Promise<number> {
+    const { spec, tasks, dataDir, notes } = resolveRun(args);
+    const seeds = parseSeeds(args.seed ?? "0,1234,1234,1234");
+    const maxTokensPerCall = tokensPerCall(args.batch_size);
+    if (notes.length > 0) io.err(`mamba-eval: using ${notes.join("; ")}\n`);
+    const startTime = Date.now() / 1000;
+    const dateId = fileDateId(new Date());
+    if (args.output_path) await checkOutputFolder(args.output_path, outputLocation(args.output_path, sanitizeModelName(runModelName(spec)), dateId).dir);
     const model = await openModel(spec, { threads: args.threads, needTokenizer: true, lm: maxTokensPerCall ? { maxTokensPerCall } : {} });
-    const cache = args.use_cache ? ResultCache.open(args.use_cache, { fingerprint: model.checkpoint.fingerprint, dtype: spec.dtype }) : undefined;
+    let cache: ResultCache | undefined;
+    try {
+        cache = args.use_cache ? ResultCache.open(args.use_cache, { fingerprint: model.checkpoint.fingerprint, dtype: spec.dtype }) : undefined;
+        const evaluated = await evaluateWithSignals(model, cache, tasks, dataDir, args, io);
+        const stats = model.lm.lastStats;
+        if (stats) io.err(`token steps: ${stats.tokenSteps} (lm-eval would run ${stats.unsharedTokenSteps}), ${stats.calls} native calls\n`);
+        const tokenizer = model.tokenizer!;
+        const info = model.backend.info();
+        const results = runResults(evaluated, {
+            spec,
+            modelArgs: parseModelArgs(spec.modelArgs),
+            checkpoint: model.checkpoint,
+            backend: { device: info.device, isa: info.isa },
+            threads: model.threads,
+            tokenizer: { eosTokenId: tokenizer.eosTokenId, eosToken: await tokenizer.decode([tokenizer.eosTokenId]), source: tokenizer.source },
+            batchSize: args.batch_size ?? "auto",
+            useCache: args.use_cache ?? null,
+            limit: args.limit ?? null,
+            seeds,
+            dataDir: dataDir === undefined ? null : path.resolve(dataDir),
+            startTime,
+            totalSeconds: Date.now() / 1000 - startTime,
+        });
+        if (args.output_path) await writeOutputs(args.output_path, results, evaluated, dateId, io);
+        io.out(`${tableHeaderLine({
+            model: spec.modelType,
+            modelArgs: pyRepr(parseModelArgs(spec.modelArgs) as Record<string, JsonLike>),
+            genKwargs: "{}",
+            limit: args.limit ?? null,
+            numFewshot: args.num_fewshot ?? null,
+            batchSize: args.batch_size ?? "auto",
+            batchSizes: [],
+        })}\n`);
+        io.out(`${makeTable(results)}\n`);
+        return 0;
+    } finally {
+        cache?.close();
+        await model.dispose();
+    }
+}
+
+/** evaluate() with progress on stderr and SIGINT/SIGTERM turned into a clean stop. */
+async function evaluateWithSignals(
+    model: OpenedModel,
+    cache: ResultCache | undefined,
+    tasks: readonly TaskSpec[],
+    dataDir: string | undefined,
+    args: RunArgs,
+    io: CliIO,
+): Promise<TaskEvaluation[]> {
     const lm: LM = cache ? new CachingLM(model.lm, cache) : model.lm;
     const abort = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => abort.abort(new MambaEvalError(`interrupted by ${signal}`));
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     const progress = new ProgressReporter("loglikelihood", { write: (t) => io.err(t), isTTY: io.errIsTTY });
-    const start = Date.now();
     try {
-        let out: EvaluationOutput;
-        try {
-            out = await evaluate(lm, {
-                tasks,
-                limit: args.limit,
-                dataDir,
-                ...(args.write_out ? { writeOut: (t: string) => io.err(t) } : {}),
-                lm: { onProgress: progress.update, signal: abort.signal },
-            });
-        } catch (e) {
-            if (abort.signal.aborted) {
-                progress.finish();
-                const saved = cache ? `; ${cache.size()} finished requests are saved in ${cache.file}, run the same command to resume` : "";
-                throw new MambaEvalError(`${(abort.signal.reason as Error).message}${saved}`);
-            }
-            throw e;
-        }
+        const evaluated = await evaluate(lm, {
+            tasks,
+            limit: args.limit,
+            dataDir,
+            logSamples: Boolean(args.log_samples),
+            writeOut: args.write_out ? (t: string) => io.err(t) : undefined,
+            lm: { onProgress: progress.update, signal: abort.signal },
+        });
         progress.finish();
-        const stats = model.lm.lastStats;
-        if (stats) io.err(`token steps: ${stats.tokenSteps} (lm-eval would run ${stats.unsharedTokenSteps}), ${stats.calls} native calls\n`);
-        const results = {
-            ...out.results,
-            config: {
-                model: spec.modelType,
-                model_args: spec.modelArgs,
-                batch_size: args.batch_size ?? "auto",
-                batch_sizes: [],
-                device: spec.device,
-                use_cache: args.use_cache ?? null,
-                limit: args.limit ?? null,
-                bootstrap_iters: 100000,
-                gen_kwargs: null,
-                model_dtype: spec.dtype,
-                model_sha: model.checkpoint.fingerprint,
-            },
-            date: start / 1000,
-            max_length: spec.maxLength,
-            eot_token_id: model.tokenizer?.eosTokenId,
-            backend: { device: spec.device, threads: model.threads, isa: model.backend.info().isa },
-            total_evaluation_time_seconds: String((Date.now() - start) / 1000),
-        };
-        const limitText = args.limit ?? "None";
-        io.out(`${spec.modelType} (${spec.modelArgs}), gen_kwargs: (None), limit: ${limitText}, num_fewshot: None, batch_size: ${args.batch_size ?? "auto"}\n`);
-        io.out(formatTable(out));
-        if (args.output_path) writeOutputs(args.output_path, spec.pretrained, results, out, Boolean(args.log_samples), io);
-        return 0;
+        return evaluated;
+    } catch (e) {
+        progress.finish();
+        if (abort.signal.aborted) {
+            const saved = cache ? `; ${cache.size()} finished requests are saved in ${cache.file}, run the same command to resume` : "";
+            throw new MambaEvalError(`${(abort.signal.reason as Error).message}${saved}`);
+        }
+        throw e;
     } finally {
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
-        cache?.close();
-        await model.dispose();
     }
 }
 
-function writeOutputs(outputPath: string, pretrained: string, results: Record<string, unknown>, out: EvaluationOutput, logSamples: boolean, io: CliIO): void {
-    const stamp = new Date().toISOString().replace(/Z$/, "").replaceAll(":", "-");
-    const isFile = outputPath.endsWith(".json");
-    const dir = isFile ? path.dirname(outputPath) : path.join(outputPath, sanitizeModelName(pretrained));
-    mkdirSync(dir, { recursive: true });
-    const file = isFile ? path.join(dir, `${path.basename(outputPath, ".json")}_${stamp}.json`) : path.join(dir, `results_${stamp}.json`);
-    writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
-    io.err(`wrote ${file}\n`);
-    if (!logSamples) return;
-    for (const o of out.tasks) {
-        const samplesFile = path.join(dir, `samples_${o.task.name}_${stamp}.jsonl`);
-        const lines = o.samples.map((s) =>
-            JSON.stringify({
-                doc_id: s.docId,
-                doc: s.doc,
-                target: String(s.target),
-                arguments: Object.fromEntries(s.arguments.map((a, i) => [`gen_args_${i}`, { arg_0: a.context, arg_1: a.continuation }])),
-                resps: s.responses.map((r) => [[String(r.logprob), r.isGreedy ? "True" : "False"]]),
-                filtered_resps: s.responses.map((r) => [String(r.logprob), r.isGreedy ? "True" : "False"]),
-                filter: "none",
-                metrics: Object.keys(s.metrics),
-                ...s.metrics,
-            }),
-        );
-        appendFileSync(samplesFile, lines.join("\n") + "\n");
+/**
+ * Creates the folder the results will go to and proves it writable (a probe file), before any work is done, so a
+ * bad --output_path fails in a second rather than after the evaluation.
+ */
+async function checkOutputFolder(outputPath: string, dir: string): Promise<void> {
+    const probe = path.join(dir, `.mamba-eval-write-test-${process.pid}`);
+    try {
+        await mkdir(dir, { recursive: true });
+        await writeFile(probe, "");
+        await rm(probe, { force: true });
+    } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new UsageError(`--output_path ${outputPath}: cannot create or write the folder ${dir} (${code ?? String(e)})`);
+    }
+}
+
+/** The results file, then (with --log_samples) one samples file per task, named with one date id. */
+async function writeOutputs(outputPath: string, results: Record<string, JsonLike>, evaluated: readonly TaskEvaluation[], dateId: string, io: CliIO): Promise<void> {
+    const modelNameSanitized = sanitizeModelName(String(results["model_name"]));
+    const { dir, resultsFile } = outputLocation(outputPath, modelNameSanitized, dateId);
+    await withWriteError(resultsFile, () => writeResultsFile(results, { outputPath, modelNameSanitized, dateId }));
+    io.err(`wrote ${resultsFile}\n`);
+    for (const t of evaluated) {
+        if (!t.samples) continue;
+        const samplesFile = path.join(dir, samplesFileName(t.task.name, dateId));
+        await withWriteError(samplesFile, () => writeSamplesFile(samplesFile, t.samples!));
         io.err(`wrote ${samplesFile}\n`);
+    }
+}
+
+/** Runs a file write; a filesystem error (a full disk, a read-only mount) becomes one line naming the file. */
+async function withWriteError<T>(file: string, write: () => Promise<T>): Promise<T> {
+    try {
+        return await write();
+    } catch (e) {
+        throw new MambaEvalError(writeErrorMessage(file, e));
     }
 }
 

@@ -4,6 +4,8 @@
  * the raw little-endian data.
  */
 import { openSync, writeSync, closeSync } from "node:fs";
+import { writeErrorMessage } from "./io.js";
+import { MambaEvalError } from "../errors.js";
 
 export interface F32Tensor {
     name: string;
@@ -26,15 +28,19 @@ export function writeSafetensorsF32(file: string, tensors: readonly F32Tensor[])
     const headerBytes = Buffer.from(json, "utf8");
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(headerBytes.length));
-    const fd = openSync(file, "w");
     try {
-        writeSync(fd, len);
-        writeSync(fd, headerBytes);
-        for (const t of tensors) {
-            const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength); // little-endian hosts
-            writeSync(fd, bytes);
+        const fd = openSync(file, "w");
+        try {
+            writeSync(fd, len);
+            writeSync(fd, headerBytes);
+            for (const t of tensors) {
+                const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength); // little-endian hosts
+                writeSync(fd, bytes);
+            }
+        } finally {
+            closeSync(fd);
         }
-    } finally {
-        closeSync(fd);
+    } catch (e) {
+        throw new MambaEvalError(writeErrorMessage(file, e));
     }
 }

@@ -17,7 +17,9 @@
  *   input   [ The | cat | sat | on | the ]        row 4 ("the") predicts "mat"
  *
  * Empty context: context = [prefix id] (EOS = BOS = 0 for GPT-NeoX), continuation = encode(continuation);
- * if the continuation's first token already is the prefix token, that token becomes the context.
+ * if the continuation's first token already is the prefix token, that token becomes the context. Only a truly
+ * empty context ("") takes this path, as in lm-eval; a whitespace-only context goes through step 1, encodes
+ * to no tokens and is rejected (lm-eval asserts a non-empty context encoding).
  * No BOS is ever added.
  */
 import { MambaEvalError } from "../errors.js";
@@ -113,24 +115,27 @@ export async function encodePairs(
     requests: readonly { context: string; continuation: string }[],
     prefixTokenId: number,
 ): Promise<EncodedPair[]> {
-    const moved = requests.map((r) => moveTrailingWhitespace(r.context, r.continuation));
+    // lm-eval tests the original context for "" before moving whitespace: "   " is not an empty context.
+    const moved = requests.map((r) => (r.context === "" ? null : moveTrailingWhitespace(r.context, r.continuation)));
     const texts = new Set<string>();
-    for (const [ctx, cont] of moved) {
-        if (ctx === "") texts.add(cont);
+    moved.forEach((pair, i) => {
+        if (pair === null) texts.add(requests[i]!.continuation);
         else {
-            texts.add(ctx);
-            texts.add(ctx + cont);
+            texts.add(pair[0]);
+            texts.add(pair[0] + pair[1]);
         }
-    }
+    });
     const encoded = await encodeAll(encoder, [...texts]);
-    return moved.map(([ctx, cont]) => {
-        if (ctx === "") {
+    return moved.map((pair, i) => {
+        if (pair === null) {
+            const cont = requests[i]!.continuation;
             const contIds = encoded.get(cont)!;
             if (contIds.length > 0 && contIds[0] === prefixTokenId) {
                 return { context: [prefixTokenId], continuation: contIds.slice(1) };
             }
             return { context: [prefixTokenId], continuation: contIds.slice() };
         }
+        const [ctx, cont] = pair;
         const whole = encoded.get(ctx + cont)!;
         const ctxIds = encoded.get(ctx)!;
         return { context: ctxIds.slice(), continuation: whole.slice(ctxIds.length) };
@@ -158,7 +163,7 @@ async function encodeAll(encoder: PairEncoder, texts: string[]): Promise<Map<str
 export function truncatePair(pair: EncodedPair, maxLength: number = DEFAULT_MAX_LENGTH): TokenRequest {
     const nScored = pair.continuation.length;
     if (pair.context.length === 0) {
-        throw new MambaEvalError("encodePair: the context encodes to no tokens (expected at least the prefix token)");
+        throw new MambaEvalError("encodePair: the context encodes to no tokens (a whitespace-only context; lm-eval rejects it too)");
     }
     if (nScored === 0) {
         throw new MambaEvalError("encodePair: the continuation encodes to no tokens; lm-eval requires a non-empty continuation");

@@ -32,6 +32,8 @@ export class ProgressReporter {
     private readonly start: number;
     private lastPrint = 0;
     private last: LMProgress | undefined;
+    /** The update last written, so finish() does not repeat it on a non-TTY. */
+    private printed: LMProgress | undefined;
     private lineOpen = false;
 
     constructor(
@@ -55,14 +57,17 @@ export class ProgressReporter {
             if (t - this.lastPrint < this.intervalMs) return;
             this.stream.write(`${formatProgress(this.label, p, (t - this.start) / 1000)}\n`);
         }
+        this.printed = p;
         this.lastPrint = t;
     };
 
-    /** Prints the final state and ends the line. */
+    /** Prints the final state (unless a non-TTY already has it) and ends the line. */
     finish(): void {
-        if (this.last) {
+        const alreadyPrinted = !this.stream.isTTY && this.printed === this.last;
+        if (this.last && !alreadyPrinted) {
             const text = formatProgress(this.label, this.last, (this.now() - this.start) / 1000);
             this.stream.write(this.stream.isTTY ? `\r\x1b[2K${text}\n` : `${text}\n`);
+            this.printed = this.last;
         } else if (this.lineOpen) this.stream.write("\n");
         this.lineOpen = false;
     }

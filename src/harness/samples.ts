@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import type { Doc, TaskSpec } from "../tasks/types.js";
 import type { LoglikelihoodResult } from "./lm.js";
 import type { Instance } from "./requests.js";
-import { pyFloat, pyFloatRepr, pyJsonDumps, writeFileAtomic, type JsonLike } from "./results.js";
+import { pyFloat, pyFloatRepr, pyJsonDumps, writeFileAtomic, type JsonLike } from "./pyjson.js";
 
 /** sha256 of the UTF-8 text, hex (lm-eval's `hash_string`). */
 export function sha256Hex(text: string): string {

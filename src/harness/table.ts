@@ -13,7 +13,7 @@
  * API: `makeTable(results)` → the table text (lines joined by "\n", no trailing newline);
  * `tableHeaderLine(info)` → the "<model> (<model_args>), gen_kwargs: …" line.
  */
-import { PyFloat, pyFloatRepr, type JsonLike } from "./results.js";
+import { PyFloat, pyFloatRepr, type JsonLike } from "./pyjson.js";
 
 type Cell = string | number | PyFloat;
 

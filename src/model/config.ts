@@ -245,7 +245,7 @@ export async function loadMambaConfig(dir: string): Promise<{ config: MambaConfi
     try {
         json = JSON.parse(bytes.toString("utf8"));
     } catch (e) {
-        throw new ConfigError(`${file}: not valid JSON (${(e as Error).message})`);
+        throw new ConfigError(`${file}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
     }
     return { config: parseMambaConfig(json, file), bytes, file };
 }

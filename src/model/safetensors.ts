@@ -92,7 +92,7 @@ export async function readSafetensorsHeader(file: string): Promise<TensorSource[
         try {
             header = JSON.parse(headerBytes.toString("utf8"));
         } catch (e) {
-            throw new CheckpointFormatError(`${file}: header is not valid JSON (${(e as Error).message})`);
+            throw new CheckpointFormatError(`${file}: header is not valid JSON (${(e as Error).message.split("\n")[0]})`);
         }
         if (typeof header !== "object" || header === null || Array.isArray(header)) {
             throw new CheckpointFormatError(`${file}: header must be a JSON object`);

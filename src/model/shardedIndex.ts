@@ -27,7 +27,7 @@ export async function readShardedIndex(
     try {
         index = JSON.parse(await readFile(indexFile, "utf8"));
     } catch (e) {
-        throw new CheckpointFormatError(`${indexFile}: cannot read the index as JSON (${(e as Error).message})`);
+        throw new CheckpointFormatError(`${indexFile}: cannot read the index as JSON (${(e as Error).message.split("\n")[0]})`);
     }
     const weightMap = (index as { weight_map?: unknown } | null)?.weight_map;
     if (typeof weightMap !== "object" || weightMap === null || Array.isArray(weightMap)) {

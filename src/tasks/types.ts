@@ -6,7 +6,7 @@
  * results' "configs" section.
  */
 import type { AggregationName } from "../harness/metrics.js";
-import type { JsonLike } from "../harness/results.js";
+import type { JsonLike } from "../harness/pyjson.js";
 
 /** A JSON value as the HF dataset row holds it (ints stay integral numbers). */
 export type DocValue = string | number | boolean | null | DocValue[] | { [key: string]: DocValue };

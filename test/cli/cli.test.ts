@@ -99,7 +99,7 @@ describe("run", () => {
         ]);
         expect(r.stderr).not.toMatch(/mamba-eval:/);
         expect(r.code).toBe(0);
-        expect(r.stdout).toMatch(/\|lambada_openai\|1\|none\|0\|acc\|↑\|/);
+        expect(r.stdout).toMatch(/^\|lambada_openai *\| *1\|none *\| *0\|acc *\|↑ *\|/m);
         const dir = path.join(outDir, readdirSync(outDir)[0]!);
         const files = readdirSync(dir);
         const results = JSON.parse(readFileSync(path.join(dir, files.find((f) => f.startsWith("results_"))!), "utf8"));

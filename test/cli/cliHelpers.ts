@@ -1,12 +1,12 @@
 import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { cliEntry } from "../e2e/helpers.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const sharedData = path.resolve(repoRoot, "../shared/data");
 export const neoxTokenizer = path.join(sharedData, "tokenizers/gpt-neox-20b/20B_tokenizer.json");
 export const tinyNeoxModel = path.join(repoRoot, "fixtures/neox-mamba1");
-const entry = path.join(repoRoot, "test/cli/runCli.ts");
 
 export interface CliResult {
     code: number | null;
@@ -14,13 +14,13 @@ export interface CliResult {
     stderr: string;
 }
 
-/** Runs `mamba-eval args…` to completion. */
+/** Runs `mamba-eval args…` to completion (the built dist/ when up to date, else the sources through tsx). */
 export function runCli(args: string[]): CliResult {
-    const r = spawnSync(process.execPath, ["--import", "tsx", entry, ...args], { cwd: repoRoot, encoding: "utf8", timeout: 120_000 });
+    const r = spawnSync(process.execPath, [...cliEntry(), ...args], { cwd: repoRoot, encoding: "utf8", timeout: 120_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Starts `mamba-eval args…` and returns the child. */
 export function startCli(args: string[]) {
-    return spawn(process.execPath, ["--import", "tsx", entry, ...args], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+    return spawn(process.execPath, [...cliEntry(), ...args], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
 }

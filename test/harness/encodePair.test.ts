@@ -67,8 +67,11 @@ describe("encodePair with the GPT-NeoX-20B tokenizer (hand-checked ids)", () => 
     it("uses the prefix token for an empty context, and dedupes a leading prefix token", async () => {
         expect(await encodePair(neox, "", "hi", EOT)).toEqual({ context: [0], continuation: [5801] });
         expect(await encodePair(neox, "", "<|endoftext|>hi", EOT)).toEqual({ context: [0], continuation: [5801] });
-        // A whitespace-only context becomes empty after the move.
-        expect(await encodePair(neox, "  ", "hi", EOT)).toEqual({ context: [0], continuation: (await neox.encode("  hi")) as number[] });
+        // A whitespace-only context is not an empty context: lm-eval moves the spaces and the context encodes to
+        // nothing, which it rejects (fixtures/lm-eval-sample "whitespace_only_context"); truncatePair refuses it.
+        const pair = await encodePair(neox, "  ", "hi", EOT);
+        expect(pair).toEqual({ context: [], continuation: (await neox.encode("  hi")) as number[] });
+        expect(() => truncatePair(pair)).toThrow(/context encodes to no tokens/);
     });
     it("batch encoding gives the same pairs as one at a time", async () => {
         const reqs = [

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { fileDateId, modelNameFromArgs, outputLocation, pyFloat, pyFloatRepr, pyJsonDumps, sanitizeModelName } from "../../src/harness/results.js";
+import { pyFloat, pyFloatRepr, pyJsonDumps } from "../../src/harness/pyjson.js";
+import { fileDateId, modelNameFromArgs, outputLocation, sanitizeModelName } from "../../src/harness/results.js";
 import { pyFormatFixed } from "../../src/harness/table.js";
 
 describe("Python float repr", () => {

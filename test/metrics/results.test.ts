@@ -3,7 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildTaskRequests, processResults } from "../../src/harness/requests.js";
-import { aggregateTask, buildResults, pyJsonDumps, writeResultsFile, type RunConfig } from "../../src/harness/results.js";
+import { pyJsonDumps } from "../../src/harness/pyjson.js";
+import { aggregateTask, buildResults, writeResultsFile, type RunConfig } from "../../src/harness/results.js";
 import { buildSampleRecord, samplesFileName, sha256Hex, taskHash, writeSamplesFile } from "../../src/harness/samples.js";
 import { getTask } from "../../src/tasks/registry.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pyFloat } from "../../src/harness/results.js";
+import { pyFloat } from "../../src/harness/pyjson.js";
 import { makeTable, tableHeaderLine } from "../../src/harness/table.js";
 
 // Golden texts: lm-eval main tests/testdata/ai2_arc_10_hf_pretrained-EleutherAI-pythia-14m-deduped-dtype-float32-device-cpu.txt

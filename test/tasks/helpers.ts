@@ -2,7 +2,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Instance } from "../../src/harness/requests.js";
-import { pyJsonDumps } from "../../src/harness/results.js";
+import { pyJsonDumps } from "../../src/harness/pyjson.js";
 import { sha256Hex } from "../../src/harness/samples.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");

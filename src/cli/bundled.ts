@@ -1,0 +1,24 @@
+/**
+ * Files that ship with the package and make the bare `mamba-eval` run work offline: a tiny checkpoint with the
+ * real GPT-NeoX-20B vocabulary, that tokenizer (gzip-compressed), and invented sample documents of every task in
+ * the tasks' original file layout. Paths are absolute, resolved from this module (src/cli or dist/cli).
+ */
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The package's root folder (where package.json is). */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+/** The default checkpoint: fixtures/neox-mamba1 (random weights, GPT-NeoX-20B vocabulary). */
+export const BUNDLED_MODEL_DIR = path.join(PACKAGE_ROOT, "fixtures", "neox-mamba1");
+/** The GPT-NeoX-20B tokenizer.json, gzip-compressed. */
+export const BUNDLED_TOKENIZER = path.join(PACKAGE_ROOT, "fixtures", "tokenizers", "gpt-neox-20b.tokenizer.json.gz");
+/** Sample documents of the six tasks, in the --data_dir layout. */
+export const BUNDLED_TASKS_DIR = path.join(PACKAGE_ROOT, "fixtures", "tasks");
+/** The Mamba paper's Table-3 zero-shot tasks, in the paper's column order. */
+export const TABLE3_TASKS = ["lambada_openai", "hellaswag", "piqa", "arc_easy", "arc_challenge", "winogrande"] as const;
+
+/** `p` relative to the working directory when it lies below it (shorter to print), else absolute. */
+export function displayPath(p: string, cwd: string = process.cwd()): string {
+    const rel = path.relative(cwd, p);
+    return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel) ? rel : path.resolve(p);
+}
