@@ -4,6 +4,7 @@
  */
 import os from "node:os";
 import { loadCheckpoint, resolveModelDir } from "../model/loadModel.js";
+import { checkMemory } from "../model/memoryGuard.js";
 import { loadTokenizer, type TextTokenizer } from "../model/tokenizer.js";
 import { NativeBackend } from "../model/backends/NativeBackend.js";
 import { MambaLM, type MambaLMOptions } from "../model/MambaLM.js";
@@ -36,11 +37,18 @@ export async function openModel(
     const dir = await resolveModelDir(spec.pretrained);
     const checkpoint = await loadCheckpoint(dir);
     const tokenizer = opts.needTokenizer ? await loadTokenizer(spec.tokenizer, dir) : undefined;
-    const backend = await NativeBackend.create(checkpoint, {
-        device: spec.device,
-        threads,
-        weightType: spec.dtype === "bfloat16" ? "bf16" : "f32",
-    });
+    const weightType = spec.dtype === "bfloat16" ? "bf16" : "f32";
+    // Refuse, with a remedy, before loading what would not fit (host memory; the GPU checks its own on allocation).
+    if (spec.device === "cpu") {
+        checkMemory({
+            config: checkpoint.config,
+            weightType,
+            tokensPerCall: opts.lm?.maxTokensPerCall ?? 8192,
+            stateSlots: Number.MAX_SAFE_INTEGER,
+            stateBudgetBytes: opts.lm?.stateBudgetBytes ?? 2 ** 30,
+        });
+    }
+    const backend = await NativeBackend.create(checkpoint, { device: spec.device, threads, weightType });
     const lm = new MambaLM(backend, tokenizer, { maxLength: spec.maxLength, ...opts.lm });
     return {
         checkpoint,

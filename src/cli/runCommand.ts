@@ -9,7 +9,8 @@
  * for a resumed run.
  */
 import { existsSync } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
+import { makeDirs } from "../fsDirs.js";
 import path from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { MambaEvalError, TaskError, UsageError } from "../errors.js";
@@ -218,7 +219,7 @@ async function evaluateWithSignals(
 async function checkOutputFolder(outputPath: string, dir: string): Promise<void> {
     const probe = path.join(dir, `.mamba-eval-write-test-${process.pid}`);
     try {
-        await mkdir(dir, { recursive: true });
+        makeDirs(dir);
         await writeFile(probe, "");
         await rm(probe, { force: true });
     } catch (e) {

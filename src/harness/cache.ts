@@ -10,7 +10,7 @@
  * File name: PATH itself when it ends in ".db", else lm-eval's `PATH_rank0.db`.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { makeDirs } from "../fsDirs.js";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { DataFormatError, UsageError } from "../errors.js";
@@ -62,7 +62,7 @@ export class ResultCache {
     written = 0;
 
     private constructor(readonly file: string, identity: CacheIdentity) {
-        mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+        makeDirs(path.dirname(path.resolve(file)));
         try {
             this.db = new Database(file, { timeout: 30_000 });
             this.db.pragma("journal_mode = WAL");

@@ -6,7 +6,8 @@
  * API: `PyFloat`/`pyFloat`, `JsonLike`, `pyFloatRepr`, `pyJsonDumps`, `pyRepr`, `writeFileAtomic`.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { rename, rm, writeFile } from "node:fs/promises";
+import { makeDirs } from "../fsDirs.js";
 import path from "node:path";
 
 /**
@@ -144,7 +145,7 @@ function pyStringRepr(s: string): string {
 
 /** Writes a file through a temporary sibling and a rename, creating the folder; no partial file is ever visible. */
 export async function writeFileAtomic(file: string, content: string): Promise<void> {
-    await mkdir(path.dirname(file), { recursive: true });
+    makeDirs(path.dirname(file));
     const temp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     try {
         await writeFile(temp, content, "utf8");

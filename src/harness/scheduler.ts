@@ -10,7 +10,7 @@
  * and isGreedy = every token was the argmax. Because the kernels compute every row independently of the
  * packing (docs/architecture.md, Determinism), results are bit-identical to scoring each request alone.
  */
-import { MambaEvalError } from "../errors.js";
+import { MambaEvalError, NumericError } from "../errors.js";
 import type { ScoreBatch, ScoreOutput } from "../model/backends/addonTypes.js";
 import type { LoglikelihoodResult } from "./lm.js";
 import type { TokenRequest } from "./encodePair.js";
@@ -286,6 +286,14 @@ class TreeRun {
         this.tokensRun += nTokens;
         for (let j = 0; j < nScore; j++) {
             const r = scoredRowIds[j]!;
+            if (!Number.isFinite(out.logprobs[j]!)) {
+                // NaN/Inf logits (e.g. weights that overflow in float32) are reported, never averaged into a metric.
+                const req = this.rowUsers[this.rowUserStart[r]!]!;
+                throw new NumericError(
+                    `the model produced a non-finite log-probability (${out.logprobs[j]}) for request ${req} ` +
+                        `(target token ${batch.scoreTargets[j]}): its weights overflow float32 or are corrupt`,
+                );
+            }
             this.rowLogprob[r] = out.logprobs[j]!;
             this.rowGreedy[r] = out.greedy[j]!;
             for (let u = this.rowUserStart[r]!; u < this.rowUserStart[r + 1]!; u++) {

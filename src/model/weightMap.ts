@@ -114,6 +114,23 @@ function vocabRowsOf(config: MambaConfig, embedding: TensorSource | undefined, w
 }
 
 /**
+ * Refuses a config whose n_layer exceeds the layers the checkpoint holds, before anything is built per layer (an
+ * absurd n_layer would otherwise cost time and memory before failing). Extra layers are reported as unexpected tensors.
+ */
+function checkLayerCount(byName: ReadonlyMap<string, TensorSource>, config: MambaConfig, where: string): void {
+    let layers = 0;
+    for (const name of byName.keys()) {
+        const match = /^backbone\.layers\.(\d+)\./.exec(name);
+        if (match) layers = Math.max(layers, Number(match[1]) + 1);
+    }
+    if (config.nLayer > layers) {
+        throw new CheckpointFormatError(
+            `${where}: config.json says n_layer ${config.nLayer}, but the checkpoint has layers 0..${layers - 1} (${layers})`,
+        );
+    }
+}
+
+/**
  * Maps a checkpoint's tensors to canonical names and checks them against `config`.
  * `where` (the checkpoint file or folder) names the checkpoint when a tensor is missing.
  * Returns the tensors in canonical order and the config with `paddedVocabSize` set to the embedding's row count.
@@ -134,6 +151,7 @@ export function mapCheckpointTensors(
         }
         byName.delete(LM_HEAD);
     }
+    checkLayerCount(byName, config, where);
     const expected = expectedTensorShapes(config, vocabRows);
     const tensors: TensorSource[] = [];
     for (const [name, shape] of expected) {

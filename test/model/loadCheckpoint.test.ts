@@ -78,6 +78,12 @@ describe("loadCheckpoint (safetensors)", () => {
         expect(ckpt.tensors.find((t) => t.name === "backbone.layers.0.mixer.conv1d.weight")!.shape).toEqual([28, 1, 4]);
     });
 
+    it("refuses an n_layer larger than the layers the checkpoint holds at once, even an absurd one", async () => {
+        const dir = await makeCheckpoint(MAMBA1, (c) => modelTensorSpecs(c, "mamba_ssm", 16, false));
+        await writeFile(path.join(dir, "config.json"), JSON.stringify({ ...MAMBA1, n_layer: 2147483648 }));
+        await expect(loadCheckpoint(dir)).rejects.toThrow(/config\.json says n_layer 2147483648, but the checkpoint has layers 0\.\.1 \(2\)/);
+    });
+
     it("refuses a wrong vocabulary, a missing, unexpected or misshapen tensor, naming it and the file", async () => {
         let dir = await makeCheckpoint(MAMBA1, (c) => modelTensorSpecs(c, "mamba_ssm", 12, false));
         await expect(loadCheckpoint(dir)).rejects.toThrow(/model\.safetensors: tensor backbone\.embedding\.weight has shape \[12, 4\]; expected \[16 or 10, 4\]/);

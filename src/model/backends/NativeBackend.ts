@@ -9,7 +9,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { NativeError, UsageError } from "../../errors.js";
+import { NativeError, NumericError, UsageError } from "../../errors.js";
 import type { Checkpoint } from "../types.js";
 import type {
     NativeAddon,
@@ -50,7 +50,8 @@ let cachedAddon: NativeAddon | undefined;
 /** Loads the addon once; throws NativeError naming the path it looked in when it is missing or broken. */
 export function loadAddon(): NativeAddon {
     if (cachedAddon) return cachedAddon;
-    const file = path.join(packageRoot(), ADDON_RELATIVE_PATH);
+    // MAMBA_EVAL_ADDON picks another build of the addon (scripts/sanitize.sh uses the sanitizer build).
+    const file = process.env.MAMBA_EVAL_ADDON ? path.resolve(process.env.MAMBA_EVAL_ADDON) : path.join(packageRoot(), ADDON_RELATIVE_PATH);
     if (!existsSync(file)) {
         throw new NativeError(`native addon not built: run \`npm run build:native\` (looked in ${file})`);
     }
@@ -123,7 +124,9 @@ export class NativeBackend {
         try {
             return new NativeBackend(await addon.createModel(spec));
         } catch (e) {
-            throw new NativeError(`createModel: ${messageOf(e)}`);
+            const message = `createModel: ${messageOf(e)}`;
+            // NaN/Inf in the weights is a numeric problem of the checkpoint, reported as such (never averaged).
+            throw /non-finite value/.test(message) ? new NumericError(message) : new NativeError(message);
         }
     }
 
