@@ -9,6 +9,7 @@
 // exchange layout (conv [layer][C][K-1] oldest first; ssm [layer][E][N] or [layer][H][P][N]).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -66,6 +67,74 @@ struct CallPlan {
     std::vector<std::pair<int, std::unique_ptr<SlotState>>> commits;  // temp buffers → slot, in segment order
     int levels = 0;
 };
+
+/** The scratch buffers of one kind of call (grown on demand, never shrunk). */
+struct Scratch {
+    DeviceBuffer ints_buf_, ptrs_buf_, resid_buf_, mix_buf_, u_buf_, xz_buf_, xc_buf_, xc_act_buf_, dbc_buf_, dt_buf_,
+        dt_low_buf_, y_buf_, y_act_buf_, head_ints_buf_, logprob_buf_, greedy_buf_, hn_buf_, logits_buf_;
+};
+
+/**
+ * step() for one batch size n as a CUDA graph: the first call with a new n runs eagerly (sizing every step
+ * scratch buffer), the next one with the same n captures the kernels and later ones replay them. What changes
+ * between calls (tokens, the per-segment state pointers) lives in device tables uploaded before each launch,
+ * so the graph's kernel arguments stay valid; a different n drops the graph.
+ */
+class StepGraph {
+public:
+    StepGraph() = default;
+    StepGraph(const StepGraph&) = delete;
+    StepGraph& operator=(const StepGraph&) = delete;
+    ~StepGraph() { drop(); }
+
+    bool ready(int n) const { return exec_ != nullptr && n_ == n; }
+    bool warmed(int n) const { return warm_n_ == n; }
+    void warm(int n) {
+        drop();
+        warm_n_ = n;
+    }
+    void drop() noexcept {
+        if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
+        exec_ = nullptr;
+        n_ = -1;
+    }
+    /** Captures what `enqueue` queues on `stream` into the graph for batch size n. */
+    template <typename F>
+    void capture(int n, cudaStream_t stream, F&& enqueue) {
+        drop();
+        check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "step graph: begin capture");
+        cudaGraph_t graph = nullptr;
+        try {
+            enqueue();
+        } catch (...) {
+            cudaStreamEndCapture(stream, &graph);
+            if (graph != nullptr) cudaGraphDestroy(graph);
+            warm_n_ = -1;
+            throw;
+        }
+        check_cuda(cudaStreamEndCapture(stream, &graph), "step graph: end capture");
+        const cudaError_t made = cudaGraphInstantiate(&exec_, graph, 0);
+        cudaGraphDestroy(graph);
+        if (made != cudaSuccess) {
+            exec_ = nullptr;
+            check_cuda(made, "step graph: instantiate");
+        }
+        n_ = n;
+    }
+    void launch(cudaStream_t stream) const { check_cuda(cudaGraphLaunch(exec_, stream), "step graph: launch"); }
+
+private:
+    cudaGraphExec_t exec_ = nullptr;
+    int n_ = -1, warm_n_ = -1;
+};
+
+/** Whether step() may use CUDA graphs: MAMBA_EVAL_CUDA_GRAPHS=0 turns them off, and so does the phase profiler. */
+bool step_graphs_enabled() {
+    const char* graphs = std::getenv("MAMBA_EVAL_CUDA_GRAPHS");
+    const char* profile = std::getenv("MAMBA_EVAL_CUDA_PROFILE");
+    const bool off = graphs != nullptr && std::string(graphs) == "0";
+    return !off && (profile == nullptr || profile[0] == '\0');
+}
 
 std::string slot_str(int slot) { return "slot " + std::to_string(slot); }
 
@@ -127,9 +196,39 @@ public:
         }
         b.seg_offsets.push_back(n);
         validate(b);
-        ScoreOutput out;
-        run(b, out);
-        std::copy(out.logits.begin(), out.logits.end(), logits_out);
+        if (n > kHeadChunkRows || !step_graphs_enabled()) {
+            graph_.drop();
+            ScoreOutput out;
+            run(b, out);
+            std::copy(out.logits.begin(), out.logits.end(), logits_out);
+            return;
+        }
+        // Same arithmetic as run() + head(): every row is a logit row, in order, so norm_f + the LM head run on
+        // rows 0..n-1 directly; only the queueing differs (eager, captured, or replayed).
+        sc_ = &step_scratch_;
+        Call c = upload_call(b);
+        const int D = s_.d_model, V = s_.vocab;
+        void* hn = scratch<char>(sc_->hn_buf_, size_t(n) * D * act_bytes());
+        float* logits = scratch<float>(sc_->logits_buf_, size_t(n) * V);
+        auto enqueue = [&] {
+            forward_layers(c);
+            cuda::launch_add_rmsnorm(nullptr, n, sc_->resid_buf_.as<float>(), sc_->mix_buf_.as<float>(), norm_f_, D,
+                                     s_.norm_eps, ActOut{hn, bf16_}, stream_);
+            gemm_.run(head_, V, D, hn, D, n, logits, V);
+        };
+        if (graph_.ready(n)) {
+            graph_.launch(stream_);
+        } else if (graph_.warmed(n)) {
+            graph_.capture(n, stream_, enqueue);
+            graph_.launch(stream_);
+        } else {
+            graph_.warm(n);
+            enqueue();
+        }
+        check_cuda(cudaMemcpyAsync(logits_out, logits, size_t(n) * V * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+                   "download logits");
+        check_cuda(cudaStreamSynchronize(stream_), "step");
+        for (auto& [slot, st] : c.p.commits) slots_[slot] = std::move(st);
     }
 
     void copy_state(int src, int dst) override {
@@ -427,11 +526,21 @@ private:
         return buf.as<T>();
     }
 
-    void run(const ScoreBatch& b, ScoreOutput& out) {
-        const int T = int(b.tokens.size());
-        const int D = s_.d_model, E = s_.d_inner, N = s_.d_state, K = s_.d_conv;
-        const int C = int(conv_ch_), IN = int(in_rows_);
-        CallPlan p = plan(b);
+    /** A planned call whose tables are on the device (in the current scratch set). */
+    struct Call {
+        CallPlan p;
+        std::vector<LevelLists> lists;
+        int32_t* d_ints = nullptr;
+        cuda::SegTable segs{};
+        int T = 0;
+    };
+
+    /** Plans the call and uploads its tables: tokens | start | length | per level: scan, save, conv chunks. */
+    Call upload_call(const ScoreBatch& b) {
+        Call c;
+        c.T = int(b.tokens.size());
+        c.p = plan(b);
+        CallPlan& p = c.p;
         const int n_seg = int(p.start.size());
 
         // One int32 buffer: tokens | start | length | per level: scan list, save list, conv chunks.
@@ -440,7 +549,8 @@ private:
         ints.insert(ints.end(), p.start.begin(), p.start.end());
         const size_t length_off = ints.size();
         ints.insert(ints.end(), p.length.begin(), p.length.end());
-        std::vector<LevelLists> lists(size_t(p.levels));
+        std::vector<LevelLists>& lists = c.lists;
+        lists.resize(size_t(p.levels));
         for (int lv = 0; lv < p.levels; lv++) {
             LevelLists& L = lists[size_t(lv)];
             L.scan_off = ints.size();
@@ -466,25 +576,49 @@ private:
         }
         std::vector<float*> ptrs;
         for (auto* v : {&p.init_conv, &p.init_ssm, &p.save_conv, &p.save_ssm}) ptrs.insert(ptrs.end(), v->begin(), v->end());
-        int32_t* d_ints = scratch<int32_t>(ints_buf_, ints.size());
-        float** d_ptrs = scratch<float*>(ptrs_buf_, ptrs.size());
+        int32_t* d_ints = scratch<int32_t>(sc_->ints_buf_, ints.size());
+        float** d_ptrs = scratch<float*>(sc_->ptrs_buf_, ptrs.size());
         check_cuda(cudaMemcpyAsync(d_ints, ints.data(), ints.size() * 4, cudaMemcpyHostToDevice, stream_), "upload batch");
         check_cuda(cudaMemcpyAsync(d_ptrs, ptrs.data(), ptrs.size() * sizeof(float*), cudaMemcpyHostToDevice, stream_),
                    "upload state table");
-        const cuda::SegTable segs{d_ints + start_off, d_ints + length_off, d_ptrs, d_ptrs + n_seg, d_ptrs + 2 * n_seg,
+        c.d_ints = d_ints;
+        c.segs = cuda::SegTable{d_ints + start_off, d_ints + length_off, d_ptrs, d_ptrs + n_seg, d_ptrs + 2 * n_seg,
                                   d_ptrs + 3 * n_seg};
+        return c;
+    }
 
+    void run(const ScoreBatch& b, ScoreOutput& out) {
+        sc_ = &score_scratch_;
+        Call c = upload_call(b);
+        clock_.begin(stream_);
+        forward_layers(c);
+        clock_.mark(cuda::kPhaseHead);
+        head(b, sc_->resid_buf_.as<float>(), sc_->mix_buf_.as<float>(), out);
+        clock_.mark(cuda::kPhaseEnd);
+        check_cuda(cudaStreamSynchronize(stream_), "score");
+        clock_.report(c.T);
+        for (auto& [slot, st] : c.p.commits) slots_[slot] = std::move(st);
+    }
+
+    /** Embedding and every layer; leaves h in resid and the last mixer output in mix. Only queues work on the
+     *  stream (no host synchronisation, no allocation once the scratch is sized), so step() can capture it. */
+    void forward_layers(const Call& c) {
+        const int T = c.T;
+        const int D = s_.d_model, E = s_.d_inner, N = s_.d_state, K = s_.d_conv;
+        const int C = int(conv_ch_), IN = int(in_rows_);
+        const std::vector<LevelLists>& lists = c.lists;
+        const int32_t* d_ints = c.d_ints;
+        const cuda::SegTable& segs = c.segs;
         const size_t t = size_t(T);
-        float* resid = scratch<float>(resid_buf_, t * D);
-        float* mix = scratch<float>(mix_buf_, t * D);
-        void* u = scratch<char>(u_buf_, t * D * act_bytes());
-        float* xz = scratch<float>(xz_buf_, t * IN);
-        float* xc = scratch<float>(xc_buf_, t * C);
-        float* y = scratch<float>(y_buf_, t * E);
-        void* y_act = bf16_ ? scratch<char>(y_act_buf_, t * E * 2) : static_cast<void*>(y);
+        float* resid = scratch<float>(sc_->resid_buf_, t * D);
+        float* mix = scratch<float>(sc_->mix_buf_, t * D);
+        void* u = scratch<char>(sc_->u_buf_, t * D * act_bytes());
+        float* xz = scratch<float>(sc_->xz_buf_, t * IN);
+        float* xc = scratch<float>(sc_->xc_buf_, t * C);
+        float* y = scratch<float>(sc_->y_buf_, t * E);
+        void* y_act = bf16_ ? scratch<char>(sc_->y_act_buf_, t * E * 2) : static_cast<void*>(y);
         const ActOut u_out{u, bf16_};
 
-        clock_.begin(stream_);
         clock_.mark(cuda::kPhaseEmbed);
         cuda::launch_embed(d_ints, T, emb_, bf16_, D, resid, stream_);
         for (int l = 0; l < s_.n_layer; l++) {
@@ -495,7 +629,7 @@ private:
             gemm_.run(L.in_proj, IN, D, u, D, T, xz, IN);
             if (L.in_bias != nullptr) cuda::launch_add_bias(T, IN, xz, IN, L.in_bias, stream_);
             const float* conv_in = s_.family == 1 ? xz : xz + E;
-            void* xc_copy = (s_.family == 1 && bf16_) ? scratch<char>(xc_act_buf_, t * E * 2) : nullptr;
+            void* xc_copy = (s_.family == 1 && bf16_) ? scratch<char>(sc_->xc_act_buf_, t * E * 2) : nullptr;
             clock_.mark(cuda::kPhaseConv);
             for (const LevelLists& lv : lists) {
                 cuda::launch_conv_silu(reinterpret_cast<const ConvChunk*>(d_ints + lv.chunk_off), int(lv.chunk_n), segs, l,
@@ -516,25 +650,19 @@ private:
             gemm_.run(L.out_proj, D, E, y_act, E, T, mix, D);
             if (L.out_bias != nullptr) cuda::launch_add_bias(T, D, mix, D, L.out_bias, stream_);
         }
-        clock_.mark(cuda::kPhaseHead);
-        head(b, resid, mix, out);
-        clock_.mark(cuda::kPhaseEnd);
-        check_cuda(cudaStreamSynchronize(stream_), "score");
-        clock_.report(T);
-        for (auto& [slot, st] : p.commits) slots_[slot] = std::move(st);
     }
 
     void mamba1_mixer(const DeviceLayer& L, int l, int T, const std::vector<LevelLists>& lists, const int32_t* d_ints,
                       const cuda::SegTable& segs, const float* xz, const float* xc, const void* xc_copy, void* y_act) {
         const int E = s_.d_inner, N = s_.d_state, R = s_.dt_rank, XD = R + 2 * N;
         const size_t t = size_t(T);
-        float* dbc = scratch<float>(dbc_buf_, t * XD);
-        float* dt = scratch<float>(dt_buf_, t * E);
+        float* dbc = scratch<float>(sc_->dbc_buf_, t * XD);
+        float* dt = scratch<float>(sc_->dt_buf_, t * E);
         // [dt_low, B, C] = x_proj(x);  dt = dt_proj(dt_low) (bias and softplus are fused into the scan)
         clock_.mark(cuda::kPhaseGemm);
         gemm_.run(L.x_proj, XD, E, bf16_ ? xc_copy : xc, E, T, dbc, XD);
         if (bf16_) {
-            void* dt_low = scratch<char>(dt_low_buf_, t * R * 2);
+            void* dt_low = scratch<char>(sc_->dt_low_buf_, t * R * 2);
             cuda::launch_copy_cols(T, R, dbc, XD, ActOut{dt_low, true}, stream_);
             gemm_.run(L.dt_proj, E, R, dt_low, R, T, dt, E);
         } else {
@@ -578,14 +706,14 @@ private:
         for (size_t i : order) ints.push_back(index_of(b.score_rows[i]) % kHeadChunkRows);
         const size_t target_off = ints.size();
         for (size_t i : order) ints.push_back(b.score_targets[i]);
-        int32_t* d_ints = scratch<int32_t>(head_ints_buf_, ints.size());
+        int32_t* d_ints = scratch<int32_t>(sc_->head_ints_buf_, ints.size());
         check_cuda(cudaMemcpyAsync(d_ints, ints.data(), ints.size() * 4, cudaMemcpyHostToDevice, stream_), "upload rows");
-        double* d_logprob = scratch<double>(logprob_buf_, std::max<size_t>(order.size(), 1));
-        uint8_t* d_greedy = scratch<uint8_t>(greedy_buf_, std::max<size_t>(order.size(), 1));
+        double* d_logprob = scratch<double>(sc_->logprob_buf_, std::max<size_t>(order.size(), 1));
+        uint8_t* d_greedy = scratch<uint8_t>(sc_->greedy_buf_, std::max<size_t>(order.size(), 1));
 
         const int chunk = std::min(R, kHeadChunkRows);
-        void* hn = scratch<char>(hn_buf_, size_t(chunk) * D * act_bytes());
-        float* logits = scratch<float>(logits_buf_, size_t(chunk) * V);
+        void* hn = scratch<char>(sc_->hn_buf_, size_t(chunk) * D * act_bytes());
+        float* logits = scratch<float>(sc_->logits_buf_, size_t(chunk) * V);
         for (int r0 = 0, c = 0; r0 < R; r0 += kHeadChunkRows, c++) {
             const int n = std::min(R - r0, kHeadChunkRows);
             cuda::launch_add_rmsnorm(d_ints + r0, n, resid, mix, norm_f_, D, s_.norm_eps, ActOut{hn, bf16_}, stream_);
@@ -630,8 +758,9 @@ private:
     const float* norm_f_ = nullptr;
     std::vector<DeviceLayer> layers_;
     std::unordered_map<int, std::unique_ptr<SlotState>> slots_;
-    DeviceBuffer ints_buf_, ptrs_buf_, resid_buf_, mix_buf_, u_buf_, xz_buf_, xc_buf_, xc_act_buf_, dbc_buf_, dt_buf_,
-        dt_low_buf_, y_buf_, y_act_buf_, head_ints_buf_, logprob_buf_, greedy_buf_, hn_buf_, logits_buf_;
+    Scratch score_scratch_, step_scratch_;  // step() keeps its own, so score() never moves a captured graph's buffers
+    Scratch* sc_ = &score_scratch_;
+    StepGraph graph_;
 };
 
 }  // namespace

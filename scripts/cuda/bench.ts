@@ -7,7 +7,8 @@
  * Prefill: 64 segments × 512 tokens in one score() call, the last 32 rows of each scored (an lm-eval-like mix),
  * end to end through the addon (uploads, N-API and downloads included); median of 3 after 1 warm-up.
  * After the timed calls, one more prefill call runs with MAMBA_EVAL_CUDA_PROFILE=1 (per-phase GPU time to stderr).
- * Decode: step() for 1 and 64 sequences, median per step of 20 / 10 after warm-ups, logits downloaded each step.
+ * Decode: step() for 1 and 64 sequences, median per step of 20 / 10 after 3 warm-ups (eager, graph capture, replay),
+ * logits downloaded each step; once with CUDA graphs (the default) and once without (MAMBA_EVAL_CUDA_GRAPHS=0).
  * The table relates prefill to the bf16 matmul rate and decode to the copy-bandwidth bound, both measured in the
  * same run by ceilings.py, and projects Table-3 time from 4.30M token-steps (lm-eval's way) and 2.40M (prefix tree).
  */
@@ -39,6 +40,8 @@ interface BenchResult {
     prefillSeconds: number;
     decode1Seconds: number;
     decode64Seconds: number;
+    decode1EagerSeconds?: number;
+    decode64EagerSeconds?: number;
     layerGemmParams: number;
     dModel: number;
     vocab: number;
@@ -107,16 +110,21 @@ async function runOne(dir: string, name: string, outJsonl: string): Promise<void
     };
     const decode1Seconds = await decode(1, 20);
     const decode64Seconds = await decode(64, 10);
+    process.env.MAMBA_EVAL_CUDA_GRAPHS = "0";
+    const decode1EagerSeconds = await decode(1, 20);
+    const decode64EagerSeconds = await decode(64, 10);
+    delete process.env.MAMBA_EVAL_CUDA_GRAPHS;
     model.dispose();
 
     const result: BenchResult = {
         name, isa: info.isa, weightBytes: info.weightBytes, stateBytes: (info.convStateFloats + info.ssmStateFloats) * 4,
         prefillTokens: T, prefillScoredRows: scoreRows.length, prefillSeconds, decode1Seconds, decode64Seconds,
-        layerGemmParams: shape.layerGemmParams, dModel: shape.dModel, vocab: shape.vocab,
+        decode1EagerSeconds, decode64EagerSeconds, layerGemmParams: shape.layerGemmParams, dModel: shape.dModel, vocab: shape.vocab,
     };
     await appendFile(outJsonl, `${JSON.stringify(result)}\n`);
     console.log(`bench ${name}: load ${loadSeconds.toFixed(1)} s, prefill ${(T / prefillSeconds).toFixed(0)} tok/s, ` +
-        `decode B=1 ${(1 / decode1Seconds).toFixed(0)} tok/s, B=64 ${(64 / decode64Seconds).toFixed(0)} tok/s`);
+        `decode B=1 ${(1 / decode1Seconds).toFixed(0)} tok/s, B=64 ${(64 / decode64Seconds).toFixed(0)} tok/s ` +
+        `(no graphs: ${(1 / decode1EagerSeconds).toFixed(0)}, ${(64 / decode64EagerSeconds).toFixed(0)})`);
 }
 
 async function table(outJsonl: string, ceilingsJson: string): Promise<void> {
@@ -124,18 +132,27 @@ async function table(outJsonl: string, ceilingsJson: string): Promise<void> {
     const results = (await readFile(outJsonl, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as BenchResult);
     console.log(`${ceilings.gpu}: bf16 matmul 8192³ ${ceilings.bf16_matmul_tflops.toFixed(0)} TFLOP/s, ` +
         `copy ${ceilings.copy_gbps.toFixed(0)} GB/s (read + write)`);
-    console.log("| shape | prefill tok/s | % of bf16 matmul | decode B=1 tok/s (bound) | decode B=64 tok/s (bound) | Table 3 (4.30M) | Table 3 (2.40M) |");
+    console.log("| shape | prefill tok/s | % of bf16 matmul | decode B=1 tok/s (bound) [no graphs] | decode B=64 tok/s (bound) [no graphs] | Table 3 (4.30M) | Table 3 (2.40M) |");
     console.log("|---|---|---|---|---|---|---|");
+    let total = 0;
+    let totalTree = 0;
     for (const r of results) {
         const prefill = r.prefillTokens / r.prefillSeconds;
         const flops = 2 * r.layerGemmParams * r.prefillTokens + 2 * r.dModel * r.vocab * r.prefillScoredRows;
         const fraction = flops / r.prefillSeconds / (ceilings.bf16_matmul_tflops * 1e12);
         const bw = ceilings.copy_gbps * 1e9;
         const bound = (b: number): number => (b * bw) / (r.weightBytes + 2 * b * r.stateBytes);
+        const eager = (b: number, s: number | undefined): string => (s === undefined ? "" : ` [${(b / s).toFixed(0)}]`);
+        if (r.name.startsWith("mamba-")) {
+            total += TABLE3_TOKEN_STEPS / prefill;
+            totalTree += TABLE3_TOKEN_STEPS_PREFIX_TREE / prefill;
+        }
         console.log(`| ${r.name} | ${prefill.toFixed(0)} | ${(100 * fraction).toFixed(1)}% | ${(1 / r.decode1Seconds).toFixed(0)} ` +
-            `(${bound(1).toFixed(0)}) | ${(64 / r.decode64Seconds).toFixed(0)} (${bound(64).toFixed(0)}) | ` +
+            `(${bound(1).toFixed(0)})${eager(1, r.decode1EagerSeconds)} | ${(64 / r.decode64Seconds).toFixed(0)} ` +
+            `(${bound(64).toFixed(0)})${eager(64, r.decode64EagerSeconds)} | ` +
             `${(TABLE3_TOKEN_STEPS / prefill).toFixed(0)} s | ${(TABLE3_TOKEN_STEPS_PREFIX_TREE / prefill).toFixed(0)} s |`);
     }
+    console.log(`| Mamba-1 sizes benched, together | | | | | ${total.toFixed(0)} s | ${totalTree.toFixed(0)} s |`);
 }
 
 const [mode, a, b, c] = process.argv.slice(2);

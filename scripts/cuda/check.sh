@@ -10,7 +10,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/mamba-eval-cuda-check}
-BENCH_MODELS=${BENCH_MODELS-"mamba-130m mamba-790m mamba-2.8b mamba2-2.7b"}
+BENCH_MODELS=${BENCH_MODELS-"mamba-130m mamba-370m mamba-790m mamba-1.4b mamba-2.8b mamba2-2.7b"}
 SANITIZE=${SANITIZE:-1}
 mkdir -p "$OUT"
 status=0

@@ -10,6 +10,8 @@
  * 2. CPU vs CUDA on packed batches with state slots (a prefix, branches from it, a slot saved twice in one call,
  *    a second call continuing from saved slots), logprobs and exported states.
  * 3. Batch invariance: every segment scored alone gives bit-identical logprobs and states to the packed calls.
+ * 4. Decode: step() with CUDA graphs (eager, captured, replayed calls) bit-identical to step() without them, and
+ *    three slots stepped together bit-identical to one slot per call.
  * Prints a table; exits 1 when any check fails. CHECK_DEVICE=cpu runs the same checks with the CPU backend in
  * place of cuda (a dry run of this program on a machine without a GPU).
  */
@@ -203,6 +205,60 @@ const bitwiseMismatches = (a: ArrayLike<number>, b: ArrayLike<number>): number =
     return n;
 };
 
+/** to.push(...from) without spreading (a vocabulary-sized spread overflows the call stack). */
+function append(to: number[], from: ArrayLike<number>): void {
+    for (let i = 0; i < from.length; i++) to.push(from[i] ?? Number.NaN);
+}
+
+interface DecodeResult {
+    logits: number[];
+    states: number[];
+}
+
+/**
+ * Six step() calls over three slots starting from copies of `from`: batched (n = 3) or one slot per call (n = 1),
+ * with CUDA graphs on (so eager, captured and replayed calls all occur) or off (MAMBA_EVAL_CUDA_GRAPHS=0).
+ */
+async function decodeRun(model: NativeBackend, from: number[], base: number, tokens: number[], perSlot: boolean,
+    graphs: boolean): Promise<DecodeResult> {
+    process.env.MAMBA_EVAL_CUDA_GRAPHS = graphs ? "1" : "0";
+    try {
+        const slots = from.map((_, i) => base + i);
+        for (const [i, src] of from.entries()) await model.copyState(src, base + i);
+        const logits: number[] = [];
+        for (let k = 0; k < 6; k++) {
+            const next = slots.map((_, i) => tokens[(k * slots.length + i) % tokens.length] ?? 0);
+            if (perSlot) {
+                for (const [i, slot] of slots.entries()) {
+                    append(logits, await model.step(Int32Array.from([slot]), Int32Array.from([next[i] ?? 0])));
+                }
+            } else {
+                append(logits, await model.step(Int32Array.from(slots), Int32Array.from(next)));
+            }
+        }
+        const states: number[] = [];
+        for (const slot of slots) {
+            const st = await model.exportState(slot);
+            append(states, st.conv);
+            append(states, st.ssm);
+        }
+        return { logits, states };
+    } finally {
+        delete process.env.MAMBA_EVAL_CUDA_GRAPHS;
+    }
+}
+
+/** 4. Decode: graphs vs no graphs, and batched vs one slot per call, all bit-identical. */
+async function checkDecode(model: NativeBackend, modelName: string, weightType: WeightType, tokens: number[]): Promise<void> {
+    const eager = await decodeRun(model, [1, 2, 3], 31, tokens, false, false);
+    const graphed = await decodeRun(model, [1, 2, 3], 41, tokens, false, true);
+    const single = await decodeRun(model, [1, 2, 3], 51, tokens, true, true);
+    record(modelName, weightType, "decode: graphs vs eager logits+states not bit-identical",
+        bitwiseMismatches(graphed.logits, eager.logits) + bitwiseMismatches(graphed.states, eager.states), 0);
+    record(modelName, weightType, "decode: n=1 vs n=3 (graphs) logits+states not bit-identical",
+        bitwiseMismatches(single.logits, graphed.logits) + bitwiseMismatches(single.states, graphed.states), 0);
+}
+
 /** 2 + 3. CPU vs CUDA on packed batches, and CUDA packed vs one segment per call (bit-identical). */
 async function checkPacked(ckpt: Checkpoint, meta: ReferenceMeta): Promise<void> {
     const longest = meta.sequences.reduce((a, b) => (b.tokens.length > a.tokens.length ? b : a));
@@ -235,6 +291,7 @@ async function checkPacked(ckpt: Checkpoint, meta: ReferenceMeta): Promise<void>
                 return n + (x && y ? bitwiseMismatches(x.conv, y.conv) + bitwiseMismatches(x.ssm, y.ssm) : 1);
             }, 0);
             record(meta.model, weightType, "alone vs packed: state floats not bit-identical", stateMismatches, 0);
+            await checkDecode(model, meta.model, weightType, s);
         } finally {
             model.dispose();
         }

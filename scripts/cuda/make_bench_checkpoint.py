@@ -2,7 +2,7 @@
 
     python3 make_bench_checkpoint.py NAME OUT_DIR
 
-NAME is one of mamba-130m, mamba-790m, mamba-2.8b, mamba2-2.7b. OUT_DIR/model.safetensors gets canonical
+NAME is one of mamba-130m, mamba-370m, mamba-790m, mamba-1.4b, mamba-2.8b, mamba2-2.7b. OUT_DIR/model.safetensors gets canonical
 (mamba_ssm) tensor names; OUT_DIR/shape.json the NativeModelSpec numbers. Weights are drawn on the GPU with
 a fixed seed, scaled like an initialised model (so activations stay finite), never zeros.
 """
@@ -17,7 +17,9 @@ from safetensors.torch import save_file
 
 SHAPES = {
     "mamba-130m": dict(family=1, d_model=768, n_layer=24, d_state=16, head_dim=0),
+    "mamba-370m": dict(family=1, d_model=1024, n_layer=48, d_state=16, head_dim=0),
     "mamba-790m": dict(family=1, d_model=1536, n_layer=48, d_state=16, head_dim=0),
+    "mamba-1.4b": dict(family=1, d_model=2048, n_layer=48, d_state=16, head_dim=0),
     "mamba-2.8b": dict(family=1, d_model=2560, n_layer=64, d_state=16, head_dim=0),
     "mamba2-2.7b": dict(family=2, d_model=2560, n_layer=64, d_state=128, head_dim=64),
 }

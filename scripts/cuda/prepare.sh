@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Run HERE (the development machine) before sending scripts/cuda/check.sh to the GPU machine, which has
 # no Node and no registry: puts into .node-bin/ (git-ignored) a Node 20 binary (xz) and the check and
-# bench programs bundled to plain ESM JavaScript (the project's TS modules and zod inlined; no tokenizers).
+# bench programs bundled to plain ESM JavaScript (the project's TS modules and zod inlined; no tokenizers);
+# for harness_check.sh also compareSamples, the CLI's runtime packages trimmed to Linux x64
+# (.node-bin/runtime/node_modules) and dist/ (npm run build).
 #
 #   bash scripts/cuda/prepare.sh
-# then call the device with carry [".node-bin", "node_modules/node-addon-api", "node_modules/node-api-headers"].
+# then call the device with carry [".node-bin", "dist", "node_modules/node-addon-api", "node_modules/node-api-headers"].
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NODE_VERSION=20.20.2
@@ -15,8 +17,10 @@ if [ ! -f .node-bin/node.xz ]; then
     xz -T2 -6 -c "$work/package/bin/node" > .node-bin/node.xz
     rm -rf "$work"
 fi
-for program in check bench; do
+for program in check bench compareSamples; do
     npx esbuild "scripts/cuda/$program.ts" --bundle --platform=node --format=esm --target=node20 \
         --outfile=".node-bin/$program.mjs" --log-level=warning
 done
-ls -la .node-bin
+npx tsx scripts/cuda/packRuntime.ts .node-bin/runtime/node_modules
+npm run build --silent || echo "prepare.sh: tsc reported errors (dist/ is still emitted); see above"
+du -sh .node-bin dist
