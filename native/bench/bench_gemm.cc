@@ -1,5 +1,6 @@
-// bench_gemm.cc — GFLOP/s of the CPU GEMM (Y[T×N] = X[T×K]·W[N×K]ᵀ) at one shape, plus a determinism check
-// (the same row computed at T and at 1 must be bit-identical).
+// bench_gemm.cc — GFLOP/s of the CPU GEMM (Y[T×N] = X[T×K]·W[N×K]ᵀ) at one shape, plus determinism checks
+// (the same row computed at T and at 1, and the whole product on the AVX2 path, must be bit-identical).
+// The ISA follows MAMBA_EVAL_ISA (auto | avx2 | avx512).
 //   cmake-js compile -d native --out native/build --target bench_gemm   (or see CMakeLists.txt)
 //   native/build/Release/bench_gemm T N K threads [bf16]
 #include <chrono>
@@ -33,16 +34,21 @@ int main(int argc, char** argv) {
         W.data = Wf.data();
     }
     mamba::ThreadPool pool(threads);
-    mamba::gemm(X.data(), K, T, W, nullptr, Y.data(), N, pool);  // warm-up
+    const mamba::GemmIsa isa = mamba::choose_gemm_isa();
+    mamba::gemm(X.data(), K, T, W, nullptr, Y.data(), N, pool, isa);  // warm-up
     const int reps = 10;
     auto t0 = std::chrono::steady_clock::now();
-    for (int r = 0; r < reps; r++) mamba::gemm(X.data(), K, T, W, nullptr, Y.data(), N, pool);
+    for (int r = 0; r < reps; r++) mamba::gemm(X.data(), K, T, W, nullptr, Y.data(), N, pool, isa);
     double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
     mamba::ThreadPool single(1);
     mamba::gemm(X.data() + (T - 1) * K, K, 1, W, nullptr, Y1.data(), N, single);
+    std::vector<float> Y2(Y.size());
+    mamba::gemm(X.data(), K, T, W, nullptr, Y2.data(), N, pool, mamba::GemmIsa::Avx2);
     bool same = std::memcmp(Y1.data(), Y.data() + (T - 1) * N, size_t(N) * 4) == 0;
-    std::printf("T=%lld N=%lld K=%lld threads=%d %s: %.2f ms, %.1f GFLOP/s, last row alone bit-identical: %s\n",
-                (long long)T, (long long)N, (long long)K, threads, bf16 ? "bf16" : "f32", sec * 1e3,
-                2.0 * T * N * K / sec / 1e9, same ? "yes" : "NO");
-    return same ? 0 : 1;
+    bool same_isa = std::memcmp(Y2.data(), Y.data(), Y.size() * 4) == 0;
+    std::printf("T=%lld N=%lld K=%lld threads=%d %s %s: %.2f ms, %.1f GFLOP/s, last row alone bit-identical: %s, "
+                "avx2 path bit-identical: %s\n",
+                (long long)T, (long long)N, (long long)K, threads, bf16 ? "bf16" : "f32", mamba::gemm_isa_name(isa),
+                sec * 1e3, 2.0 * T * N * K / sec / 1e9, same ? "yes" : "NO", same_isa ? "yes" : "NO");
+    return same && same_isa ? 0 : 1;
 }

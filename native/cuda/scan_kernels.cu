@@ -1,12 +1,18 @@
 // scan_kernels.cu — the Mamba-1 selective scan and the Mamba-2 recurrent SSD scan over packed segments.
 //
-// Main path ("regs" kernels, d_state 8–64 for Mamba-1, 8–128 for Mamba-2): one thread per channel
-// (Mamba-1: channel e; Mamba-2: head h, dim p) holds all of its states in registers and walks its segment
-// token by token; y_t = Σ_n C_n·h_n is a sequential sum in that thread, and the row's B and C are staged in
-// shared memory with the next row prefetched. Fallback for other sizes: a group of L = min(N, 32) lanes per
-// channel, N/L states each, y reduced over the group with a fixed butterfly. Either way a row's result does
-// not depend on the batch. States: Mamba-1 [layer][E][N], Mamba-2 [layer][H][P][N]; read at the start and
-// written at the end by the same thread (so saving in place over the initial state is safe).
+// Main paths: one thread per channel (Mamba-1: channel e; Mamba-2: head h, dim p) holds all of its states in
+// registers and walks its segment token by token; y_t = Σ_n C_n·h_n is a sequential sum in that thread.
+// Mamba-1, d_state 8–32 ("chunked" kernel, v5): the inputs of the next 8 tokens (dt, x, z per channel; B, C per
+// row) are copied into shared memory with cp.async while the current 8 are computed, and the decay is one
+// ex2.approx per state update with log2(e) folded into A once per call. Mamba-1 d_state 64 (or
+// MAMBA_EVAL_CUDA_SCAN1=v3, kept for A/B benches) and Mamba-2 8–128: the "regs" kernels, the next row
+// prefetched into registers, B and C staged in shared memory. Fallback for other sizes: a group of
+// L = min(N, 32) lanes per channel, N/L states each, y reduced over the group with a fixed butterfly. Either
+// way a row's result does not depend on the batch. States: Mamba-1 [layer][E][N], Mamba-2 [layer][H][P][N];
+// read at the start and written at the end by the same thread (so saving in place over the initial state is
+// safe).
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -115,6 +121,125 @@ __global__ void __launch_bounds__(kScanThreads)
     if (save != nullptr && valid) {
 #pragma unroll
         for (int j = 0; j < NPL; ++j) save[state_off + lane + j * L] = h[j];
+    }
+}
+
+/** 2^v by the SFU (ex2.approx.ftz: ≈ 2 ulp, results below 2^-126 flushed to 0). */
+__device__ __forceinline__ float fast_exp2(float v) {
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
+    return r;
+}
+
+/** Asynchronous 4-byte global → shared copy (cp.async.ca); completes at the next cp_async_wait. */
+__device__ __forceinline__ void cp_async4(float* dst, const float* src) {
+    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(saddr), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+/** Waits until at most `kPending` of this thread's committed copy groups are still in flight. */
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending)); }
+
+constexpr int kScanChunk = 8;  // tokens staged per cp.async round of the chunked Mamba-1 kernel
+
+/** One block's staged inputs for kScanChunk tokens: per channel dt, x, z; per row B then C. */
+template <int NS>
+struct Mamba1Chunk {
+    float dt[kScanChunk][kScanThreads];
+    float x[kScanChunk][kScanThreads];
+    float z[kScanChunk][kScanThreads];
+    __align__(16) float bc[kScanChunk][2 * NS];
+};
+static_assert(sizeof(Mamba1Chunk<8>) % 16 == 0, "B/C rows are read as float4");
+
+/**
+ * Mamba-1 scan (v5), one thread per channel e holding all NS states and A·log2(e) in registers. The inputs of
+ * kScanChunk tokens are copied into shared memory by cp.async (each thread its own channel's dt, x, z; the
+ * block together the rows' B and C), double-buffered: chunk c+1 is in flight while chunk c is computed, so the
+ * loop never waits on global memory latency. Per state update: one multiply, one ex2.approx, one multiply by
+ * the hoisted Δ·x and two FMAs. The order of operations per channel is fixed, so results do not depend on the
+ * batch.
+ */
+template <int NS>
+__global__ void __launch_bounds__(kScanThreads, NS <= 16 ? 8 : 4)
+    mamba1_scan_chunked_kernel(const int32_t* seg_list, SegTable segs, int layer, Mamba1ScanArgs a) {
+    __shared__ Mamba1Chunk<NS> stage[2];
+    constexpr float kLog2e = 1.4426950408889634f;
+    const int e = blockIdx.y * kScanThreads + threadIdx.x;
+    const bool valid = e < a.E;
+    const int ec = valid ? e : a.E - 1;  // idle threads still take part in the barriers
+    const int seg = seg_list[blockIdx.x];
+    const int s0 = segs.start[seg];
+    const int s1 = s0 + segs.length[seg];
+    const size_t state_off = static_cast<size_t>(layer) * a.E * NS + static_cast<size_t>(ec) * NS;
+    const float* init = segs.init_ssm[seg];
+    const size_t dbc_stride = static_cast<size_t>(a.R + 2 * NS);
+
+    float A2[NS];
+    float h[NS];
+#pragma unroll
+    for (int n = 0; n < NS; ++n) {
+        A2[n] = a.A[static_cast<size_t>(ec) * NS + n] * kLog2e;
+        h[n] = init != nullptr ? init[state_off + n] : 0.0f;
+    }
+    const float bias = a.dt_bias[ec];
+    const float d_skip = a.Dskip[ec];
+
+    // Issues the copies of the chunk starting at token c into stage[buf] (rows past the segment are skipped).
+    auto issue = [&](int c, int buf) {
+        const int rows = min(kScanChunk, s1 - c);
+        for (int k = 0; k < rows; ++k) {
+            const size_t row = static_cast<size_t>(c + k);
+            cp_async4(&stage[buf].dt[k][threadIdx.x], a.dt + row * a.E + ec);
+            cp_async4(&stage[buf].x[k][threadIdx.x], a.x + row * a.E + ec);
+            cp_async4(&stage[buf].z[k][threadIdx.x], a.z + row * a.z_stride + ec);
+        }
+        for (int i = threadIdx.x; i < rows * 2 * NS; i += kScanThreads) {
+            const int k = i / (2 * NS);
+            const int j = i % (2 * NS);
+            cp_async4(&stage[buf].bc[k][j], a.dbc + static_cast<size_t>(c + k) * dbc_stride + a.R + j);
+        }
+    };
+
+    issue(s0, 0);
+    cp_async_commit();
+    for (int c = s0, chunk = 0; c < s1; c += kScanChunk, ++chunk) {
+        const int buf = chunk & 1;
+        if (c + kScanChunk < s1) issue(c + kScanChunk, buf ^ 1);
+        cp_async_commit();  // possibly empty: keeps "all but the newest group" = this chunk
+        cp_async_wait<1>();
+        __syncthreads();
+        const Mamba1Chunk<NS>& st = stage[buf];
+        const int rows = min(kScanChunk, s1 - c);
+        for (int k = 0; k < rows; ++k) {
+            const float xv = st.x[k][threadIdx.x];
+            const float delta = softplus(st.dt[k][threadIdx.x] + bias);
+            const float dx = delta * xv;
+            const float4* B4 = reinterpret_cast<const float4*>(st.bc[k]);  // 16-byte aligned rows
+            const float4* C4 = reinterpret_cast<const float4*>(st.bc[k] + NS);
+            float y = 0.0f;
+#pragma unroll
+            for (int q = 0; q < NS / 4; ++q) {
+                const float4 b = B4[q];
+                const float4 cc = C4[q];
+                const float bq[4] = {b.x, b.y, b.z, b.w};
+                const float cq[4] = {cc.x, cc.y, cc.z, cc.w};
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const int n = 4 * q + j;
+                    h[n] = fmaf(fast_exp2(delta * A2[n]), h[n], bq[j] * dx);
+                    y = fmaf(h[n], cq[j], y);
+                }
+            }
+            if (valid) store_act(a.y, static_cast<size_t>(c + k) * a.E + ec, (y + d_skip * xv) * silu(st.z[k][threadIdx.x]));
+        }
+        __syncthreads();  // stage[buf] is refilled by the next iteration's issue
+    }
+    float* save = segs.save_ssm[seg];
+    if (save != nullptr && valid) {
+#pragma unroll
+        for (int n = 0; n < NS; ++n) save[state_off + n] = h[n];
     }
 }
 
@@ -289,13 +414,11 @@ int states_per_lane(int N) {
                              " is not supported (expected a power of two up to 32, or 64, 128, 256)");
 }
 
-}  // namespace
-
-void launch_mamba1_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
-                        cudaStream_t stream) {
-    if (n == 0) return;
+/** The v3 register kernel (d_state 8–64), else the lanes kernel. */
+void launch_mamba1_regs_or_lanes(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
+                                 cudaStream_t stream) {
     const dim3 regs_grid(n, (a.E + kScanThreads - 1) / kScanThreads);
-    switch (a.N) {  // the register kernel for the usual state sizes
+    switch (a.N) {
         case 8: mamba1_scan_regs_kernel<8><<<regs_grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
         case 16: mamba1_scan_regs_kernel<16><<<regs_grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
         case 32: mamba1_scan_regs_kernel<32><<<regs_grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
@@ -311,6 +434,29 @@ void launch_mamba1_scan(const int32_t* seg_list, int n, SegTable segs, int layer
                 default: mamba1_scan_kernel<8><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
             }
         }
+    }
+}
+
+/**
+ * MAMBA_EVAL_CUDA_SCAN1=v3 selects the v3 register kernel for Mamba-1 (an A/B knob for benches, read at each
+ * launch so one process can time both).
+ */
+bool use_v3_mamba1_scan() {
+    const char* v = std::getenv("MAMBA_EVAL_CUDA_SCAN1");
+    return v != nullptr && std::strcmp(v, "v3") == 0;
+}
+
+}  // namespace
+
+void launch_mamba1_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
+                        cudaStream_t stream) {
+    if (n == 0) return;
+    const dim3 grid(n, (a.E + kScanThreads - 1) / kScanThreads);
+    switch (use_v3_mamba1_scan() ? 0 : a.N) {  // the chunked kernel for the usual state sizes
+        case 8: mamba1_scan_chunked_kernel<8><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+        case 16: mamba1_scan_chunked_kernel<16><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+        case 32: mamba1_scan_chunked_kernel<32><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+        default: launch_mamba1_regs_or_lanes(seg_list, n, segs, layer, a, stream);
     }
     check_launch("mamba1_scan_kernel");
 }

@@ -57,6 +57,16 @@ float element_f32(const uint8_t* p, DType t, size_t i) {
     return t == DType::F16 ? f16_to_f32(b) : bf16_to_f32(b);
 }
 
+// Drops the resident pages wholly inside [p, p + n) of a read-only file mapping from this process (they are
+// re-read from the file if touched again): a tensor converted into `owned` no longer needs its source pages,
+// which would otherwise count in the resident set twice over (e.g. F32 file → BF16 compute form).
+void release_pages(const uint8_t* p, uint64_t n) {
+    const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+    const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+    const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + n) & ~(page - 1);
+    if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
 }  // namespace
 
 float bf16_to_f32(uint16_t v) {
@@ -254,6 +264,7 @@ WeightStore::WeightStore(const ModelSpec& spec) {
             for (size_t i = 0; i < count; i++) dst[i] = f32_to_bf16(element_f32(raw, src.dtype, i));
             t.data = t.owned.data();
         }
+        if (t.data != raw) release_pages(raw, src.byte_length);
         tensors_.emplace(src.name, std::move(t));
     }
     for (const auto& [name, exp] : expected)

@@ -4,7 +4,7 @@
  */
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NativeError } from "../../src/errors.js";
+import { NativeError, NumericError } from "../../src/errors.js";
 import { NativeBackend, loadAddon } from "../../src/model/backends/NativeBackend.js";
 import type { NativeModelSpec, ScoreBatch } from "../../src/model/backends/addonTypes.js";
 import { MAMBA1_SHAPE, randomWeights, removeTempDirs, tempDir, tinySpec, writeSafetensors } from "./tinyModel.js";
@@ -28,9 +28,9 @@ function batch(over: Partial<ScoreBatch> = {}): ScoreBatch {
     };
 }
 
-async function nativeMessage(p: Promise<unknown>): Promise<string> {
+async function nativeMessage(p: Promise<unknown>, errorClass: typeof NativeError | typeof NumericError = NativeError): Promise<string> {
     const e = await p.then(() => undefined, (err: unknown) => err);
-    expect(e).toBeInstanceOf(NativeError);
+    expect(e).toBeInstanceOf(errorClass);
     const msg = (e as Error).message;
     expect(msg).not.toContain("\n");
     return msg;
@@ -129,7 +129,7 @@ describe("createModel errors", () => {
         const bad = randomWeights(MAMBA1_SHAPE, 7);
         bad.tensors.get("backbone.layers.0.mixer.A_log")!.data[3] = Number.POSITIVE_INFINITY;
         const t = writeSafetensors(file, bad);
-        expect(await nativeMessage(NativeBackend.fromSpec(tinySpec(bad, t)))).toContain(
+        expect(await nativeMessage(NativeBackend.fromSpec(tinySpec(bad, t)), NumericError)).toContain(
             "tensor backbone.layers.0.mixer.A_log has a non-finite value (NaN or Inf) at element 3",
         );
     });

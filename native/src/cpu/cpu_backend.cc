@@ -5,7 +5,10 @@
 // norm_f + LM head on the distinct requested rows only. step() is score() with one 1-token segment per
 // slot, so both paths run the very same arithmetic.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -40,11 +43,46 @@ struct Layer {
     const float* out_bias;       // or null
 };
 
+// Per-op wall time of score() calls, printed to stderr after each call when MAMBA_EVAL_PROFILE is set
+// (a measurement aid for docs/perf-notes.md; it changes no result).
+enum Op { kEmbed, kNorm, kInProj, kConv, kXProj, kDtProj, kSoftplus, kScan, kGateNorm, kOutProj, kResidual, kHeadGemm, kHeadLse, kOps };
+const char* const kOpNames[kOps] = {"embed", "rmsnorm", "in_proj", "conv", "x_proj", "dt_proj", "softplus", "scan",
+                                    "gate_norm", "out_proj", "residual", "head_gemm", "head_logsoftmax"};
+
+class OpTimer {
+public:
+    OpTimer() : on_(std::getenv("MAMBA_EVAL_PROFILE") != nullptr) {}
+    template <class F>
+    void run(Op op, F&& f) {
+        if (!on_) {
+            f();
+            return;
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        f();
+        sec_[op] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    void report(int64_t T) {
+        if (!on_) return;
+        double total = 0;
+        for (double s : sec_) total += s;
+        std::fprintf(stderr, "profile T=%lld total %.1f ms:", (long long)T, total * 1e3);
+        for (int i = 0; i < kOps; i++)
+            if (sec_[i] > 0) std::fprintf(stderr, " %s %.1f%%", kOpNames[i], 100 * sec_[i] / total);
+        std::fprintf(stderr, "\n");
+        for (double& s : sec_) s = 0;
+    }
+
+private:
+    bool on_;
+    double sec_[kOps] = {};
+};
+
 std::string slot_str(int slot) { return "slot " + std::to_string(slot); }
 
 class CpuBackend final : public Backend {
 public:
-    explicit CpuBackend(const ModelSpec& spec) : s_(spec), w_(spec), pool_(spec.threads) {
+    explicit CpuBackend(const ModelSpec& spec) : s_(spec), w_(spec), pool_(spec.threads), isa_(choose_gemm_isa()) {
         s_.tensors.clear();
         const int64_t E = s_.d_inner, N = s_.d_state, K = s_.d_conv;
         conv_ch_ = s_.family == 1 ? E : E + 2 * int64_t(s_.n_groups) * N;
@@ -130,7 +168,7 @@ public:
         for (const Layer& l : layers_) n += (l.conv_wT.size() + l.A.size()) * sizeof(float);
         return n;
     }
-    std::string isa() const override { return "avx2+fma"; }
+    std::string isa() const override { return gemm_isa_name(isa_); }
 
 private:
     Layer load_layer(int i) {
@@ -280,7 +318,7 @@ private:
         xz_.resize(size_t(T * in_rows_));
         xc_.resize(size_t(T * conv_ch_));
         y_.resize(size_t(T * E));
-        embed(b.tokens, h_.data());
+        prof_.run(kEmbed, [&] { embed(b.tokens, h_.data()); });
 
         std::vector<SegmentState> segs(n_seg);
         for (int l = 0; l < s_.n_layer; l++) {
@@ -292,35 +330,44 @@ private:
                            save >= 0 ? ssm_of(save, l) : nullptr};
             }
             // u = RMSNorm(h)·w;  [x, z] (| B C dt) = in_proj(u)
-            rms_norm(h_.data(), D, T, D, L.norm->f32(), s_.norm_eps, u_.data(), D, pool_);
-            gemm(u_.data(), D, T, *L.in_proj, L.in_bias, xz_.data(), in_rows_, pool_);
+            prof_.run(kNorm, [&] { rms_norm(h_.data(), D, T, D, L.norm->f32(), s_.norm_eps, u_.data(), D, pool_); });
+            prof_.run(kInProj, [&] { gemm(u_.data(), D, T, *L.in_proj, L.in_bias, xz_.data(), in_rows_, pool_, isa_); });
             if (s_.family == 1) {
                 const int64_t R = s_.dt_rank, XD = R + 2 * N;
                 xdbl_.resize(size_t(T * XD));
                 dt_.resize(size_t(T * E));
                 // x = SiLU(conv1d(x) + b);  [dt_low, B, C] = x_proj(x);  dt = softplus(dt_proj(dt_low) + bias)
-                conv_silu(xz_.data(), in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs, xc_.data(), pool_);
-                gemm(xc_.data(), E, T, *L.x_proj, nullptr, xdbl_.data(), XD, pool_);
-                gemm(xdbl_.data(), XD, T, *L.dt_proj, L.dt_bias, dt_.data(), E, pool_);
-                softplus_rows(dt_.data(), E, T, E, pool_);
-                mamba1_scan(xc_.data(), dt_.data(), xdbl_.data() + R, xdbl_.data() + R + N, XD, xz_.data() + E,
-                            in_rows_, L.A.data(), L.D, E, N, segs, y_.data(), pool_);
+                prof_.run(kConv, [&] { conv_silu(xz_.data(), in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs, xc_.data(), pool_); });
+                prof_.run(kXProj, [&] { gemm(xc_.data(), E, T, *L.x_proj, nullptr, xdbl_.data(), XD, pool_, isa_); });
+                prof_.run(kDtProj, [&] { gemm(xdbl_.data(), XD, T, *L.dt_proj, L.dt_bias, dt_.data(), E, pool_, isa_); });
+                prof_.run(kSoftplus, [&] { softplus_rows(dt_.data(), E, T, E, pool_); });
+                prof_.run(kScan, [&] {
+                    mamba1_scan(xc_.data(), dt_.data(), xdbl_.data() + R, xdbl_.data() + R + N, XD, xz_.data() + E,
+                                in_rows_, L.A.data(), L.D, E, N, segs, y_.data(), pool_);
+                });
             } else {
                 const int64_t G = s_.n_groups, H = s_.n_heads;
                 // xBC = SiLU(conv1d(xBC) + b);  scan;  y = RMSNorm_group(y ⊙ SiLU(z))·w
-                conv_silu(xz_.data() + E, in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs,
-                          xc_.data(), pool_);
-                mamba2_scan(xc_.data(), conv_ch_, xz_.data() + 2 * E + 2 * G * N, in_rows_, L.dt_bias, L.A.data(), L.D,
-                            H, s_.head_dim, G, N, segs, y_.data(), pool_);
-                gated_rms_norm(y_.data(), xz_.data(), in_rows_, T, E, G, L.gate_norm, s_.norm_eps, pool_);
+                prof_.run(kConv, [&] {
+                    conv_silu(xz_.data() + E, in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs,
+                              xc_.data(), pool_);
+                });
+                prof_.run(kScan, [&] {
+                    mamba2_scan(xc_.data(), conv_ch_, xz_.data() + 2 * E + 2 * G * N, in_rows_, L.dt_bias, L.A.data(),
+                                L.D, H, s_.head_dim, G, N, segs, y_.data(), pool_);
+                });
+                prof_.run(kGateNorm, [&] { gated_rms_norm(y_.data(), xz_.data(), in_rows_, T, E, G, L.gate_norm, s_.norm_eps, pool_); });
             }
             // h = h + out_proj(y)
-            gemm(y_.data(), E, T, *L.out_proj, L.out_bias, u_.data(), D, pool_);
-            pool_.parallel_for(T * D, 1024, [&](int64_t i0, int64_t i1) {
-                for (int64_t i = i0; i < i1; i++) h_[i] = u_[i] + h_[i];
+            prof_.run(kOutProj, [&] { gemm(y_.data(), E, T, *L.out_proj, L.out_bias, u_.data(), D, pool_, isa_); });
+            prof_.run(kResidual, [&] {
+                pool_.parallel_for(T * D, 1024, [&](int64_t i0, int64_t i1) {
+                    for (int64_t i = i0; i < i1; i++) h_[i] = u_[i] + h_[i];
+                });
             });
         }
         head(b, out);
+        prof_.report(T);
     }
 
     // h[t] = embedding[tokens[t]] as f32
@@ -361,11 +408,11 @@ private:
             for (int64_t r = r0; r < r1; r++)
                 std::memcpy(u_.data() + (r - r0) * D, h_.data() + int64_t(rows[r]) * D, size_t(D) * sizeof(float));
             rms_norm(u_.data(), D, r1 - r0, D, norm_f_->f32(), s_.norm_eps, hn_.data(), D, pool_);
-            gemm(hn_.data(), D, r1 - r0, *head_, nullptr, logits_.data(), V, pool_);
+            prof_.run(kHeadGemm, [&] { gemm(hn_.data(), D, r1 - r0, *head_, nullptr, logits_.data(), V, pool_, isa_); });
             std::vector<size_t> todo;
             for (size_t i = 0; i < score_idx.size(); i++)
                 if (score_idx[i] >= r0 && score_idx[i] < r1) todo.push_back(i);
-            pool_.parallel_for(int64_t(todo.size()), 1, [&](int64_t a, int64_t z) {
+            prof_.run(kHeadLse, [&] { pool_.parallel_for(int64_t(todo.size()), 1, [&](int64_t a, int64_t z) {
                 for (int64_t j = a; j < z; j++) {
                     const size_t i = todo[j];
                     const float* lg = logits_.data() + (score_idx[i] - r0) * V;
@@ -373,7 +420,7 @@ private:
                     out.logprobs[i] = double(lg[target]) - log_sum_exp(lg, V);
                     out.greedy[i] = arg_max(lg, V) == target ? 1 : 0;
                 }
-            });
+            }); });
             for (size_t i = 0; i < logit_idx.size(); i++)
                 if (logit_idx[i] >= r0 && logit_idx[i] < r1)
                     std::memcpy(out.logits.data() + i * V, logits_.data() + (logit_idx[i] - r0) * V, size_t(V) * sizeof(float));
@@ -383,6 +430,8 @@ private:
     ModelSpec s_;
     WeightStore w_;
     ThreadPool pool_;
+    GemmIsa isa_;  // which GEMM kernels run (results are bit-identical either way)
+    OpTimer prof_;
     int64_t conv_ch_, in_rows_, conv_layer_, ssm_layer_;
     const Tensor* emb_;
     const Tensor* norm_f_;

@@ -9,7 +9,13 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
+#include "cpu/gemm_avx512.h"
 #include "cpu/vec.h"
 
 namespace mamba {
@@ -105,11 +111,44 @@ void gemm_range(const float* X, int64_t ldx, int64_t T, const Tensor& W, const f
     }
 }
 
+// 64-byte aligned packed-X scratch of at least n floats, one per thread, reused across calls.
+float* avx512_scratch(int64_t n) {
+    thread_local std::vector<float> buf;
+    if (buf.size() < size_t(n) + 16) buf.resize(size_t(n) + 16);
+    const uintptr_t p = reinterpret_cast<uintptr_t>(buf.data());
+    return reinterpret_cast<float*>((p + 63) & ~uintptr_t(63));
+}
+
 }  // namespace
 
+GemmIsa choose_gemm_isa() {
+    __builtin_cpu_init();
+    const bool has512 = __builtin_cpu_supports("avx512f");
+    const char* env = std::getenv("MAMBA_EVAL_ISA");
+    const std::string want = env ? env : "auto";
+    if (want == "auto" || want.empty()) return has512 ? GemmIsa::Avx512 : GemmIsa::Avx2;
+    if (want == "avx2") return GemmIsa::Avx2;
+    if (want == "avx512") {
+        if (!has512) throw std::runtime_error("MAMBA_EVAL_ISA=avx512, but this CPU lacks AVX-512F (use auto or avx2)");
+        return GemmIsa::Avx512;
+    }
+    throw std::runtime_error("MAMBA_EVAL_ISA must be auto, avx2 or avx512, got \"" + want + "\"");
+}
+
+const char* gemm_isa_name(GemmIsa isa) { return isa == GemmIsa::Avx512 ? "avx512f+avx2+fma" : "avx2+fma"; }
+
 void gemm(const float* X, int64_t ldx, int64_t T, const Tensor& W, const float* bias, float* Y, int64_t ldy,
-          ThreadPool& pool) {
+          ThreadPool& pool, GemmIsa isa) {
     if (T <= 0 || W.rows <= 0) return;
+    // One row (decode) would leave half of every zmm idle; it is bandwidth-bound either way.
+    if (isa == GemmIsa::Avx512 && T >= 2) {
+        const bool bf16 = W.dtype == DType::BF16;
+        pool.parallel_for(W.rows, 24, [&](int64_t n0, int64_t n1) {
+            avx512::gemm_range(X, ldx, T, W.data, bf16, W.cols, bias, Y, ldy, n0, n1,
+                               avx512_scratch(avx512::scratch_floats(W.cols)));
+        });
+        return;
+    }
     pool.parallel_for(W.rows, NR * 4, [&](int64_t n0, int64_t n1) {
         if (W.dtype == DType::BF16)
             gemm_range<true>(X, ldx, T, W, bias, Y, ldy, n0, n1);

@@ -82,9 +82,10 @@ void conv_silu(const float* in, int64_t ldi, int64_t C, int K, const float* wT, 
 void softplus_rows(float* x, int64_t ldx, int64_t T, int64_t n, ThreadPool& pool) {
     pool.parallel_for(T, 1, [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; t++)
-            for (int64_t i = 0; i < n; i++) {
-                float& v = x[t * ldx + i];
-                v = v > 20.0f ? v : std::log1p(std::exp(v));
+            for (int64_t i = 0; i < n; i += 8) {
+                const int w = int(std::min<int64_t>(8, n - i));
+                float* p = x + t * ldx + i;
+                store_n(p, vec::softplus8(load_n(p, w)), w);
             }
     });
 }

@@ -33,7 +33,8 @@ void rms_norm(const float* x, int64_t ldx, int64_t T, int64_t n, const float* w,
 void conv_silu(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
                const std::vector<SegmentState>& segs, float* out, ThreadPool& pool);
 
-// In place, x ← softplus(x) = log(1 + eᕽ) (x itself above 20, as torch.nn.functional.softplus).
+// In place, x ← softplus(x) = log(1 + eᕽ) (x itself above 20, as torch.nn.functional.softplus), vectorised
+// (vec::softplus8, within a few ulp of log1p(exp(x))).
 void softplus_rows(float* x, int64_t ldx, int64_t T, int64_t n, ThreadPool& pool);
 
 // Mamba-1 selective scan + D skip + SiLU(z) gate, per channel e and state n, token by token:

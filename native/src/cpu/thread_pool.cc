@@ -1,9 +1,15 @@
 // thread_pool.cc — see thread_pool.h.
 #include "cpu/thread_pool.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 
 namespace mamba {
+
+namespace {
+constexpr int kSpins = 4000;  // pause iterations before sleeping (≈ 50 µs)
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) : n_threads_(std::max(1, threads)) {
     for (int part = 1; part < n_threads_; part++) workers_.emplace_back([this, part] { worker_loop(part); });
@@ -22,11 +28,12 @@ void ThreadPool::worker_loop(int part) {
     uint64_t seen = 0;
     for (;;) {
         const std::function<void(int, int)>* job;
+        for (int i = 0; i < kSpins && generation_.load(std::memory_order_acquire) == seen && !stop_.load(); i++) _mm_pause();
         {
             std::unique_lock<std::mutex> lock(mutex_);
-            wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+            wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
             if (stop_) return;
-            seen = generation_;
+            seen = generation_.load();
             job = job_;
         }
         std::exception_ptr err;
@@ -37,7 +44,7 @@ void ThreadPool::worker_loop(int part) {
         }
         std::lock_guard<std::mutex> lock(mutex_);
         if (err && !error_) error_ = err;
-        if (--pending_ == 0) done_.notify_one();
+        if (pending_.fetch_sub(1) == 1) done_.notify_one();
     }
 }
 
@@ -60,8 +67,9 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     } catch (...) {
         err = std::current_exception();
     }
+    for (int i = 0; i < kSpins && pending_.load(std::memory_order_acquire) != 0; i++) _mm_pause();
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return pending_ == 0; });
+    done_.wait(lock, [&] { return pending_.load() == 0; });
     if (!err) err = error_;
     job_ = nullptr;
     if (err) std::rethrow_exception(err);

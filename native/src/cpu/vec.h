@@ -58,6 +58,44 @@ inline __m256 exp8(__m256 x) {
     return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
+// ln(x) for 8 lanes of finite x > 0 (Cephes logf scheme): x = m·2^e with m ∈ [√½, √2), a degree-8
+// polynomial in m − 1, plus e·ln2 split in two parts. Relative error ≈ 1–2 ulp.
+inline __m256 log8(__m256 x) {
+    const __m256i bits = _mm256_castps_si256(x);
+    __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127));
+    __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)),
+                                                   _mm256_set1_epi32(0x3f800000)));  // m ∈ [1, 2)
+    const __m256 big = _mm256_cmp_ps(m, _mm256_set1_ps(1.41421356237f), _CMP_GT_OQ);
+    m = _mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5f)), big);  // m ∈ [√½, √2)
+    e = _mm256_add_epi32(e, _mm256_and_si256(_mm256_castps_si256(big), _mm256_set1_epi32(1)));
+    const __m256 ef = _mm256_cvtepi32_ps(e);
+    const __m256 r = _mm256_sub_ps(m, _mm256_set1_ps(1.0f));
+    const __m256 r2 = _mm256_mul_ps(r, r);
+    __m256 p = _mm256_set1_ps(7.0376836292e-2f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(-1.1514610310e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.1676998740e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(-1.2420140846e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.4249322787e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(-1.6668057665e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(2.0000714765e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(-2.4999993993e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(3.3333331174e-1f));
+    p = _mm256_mul_ps(_mm256_mul_ps(p, r), r2);                         // r³·P(r)
+    p = _mm256_fmadd_ps(ef, _mm256_set1_ps(-2.12194440e-4f), p);        // + e·ln2 (low part)
+    p = _mm256_fnmadd_ps(r2, _mm256_set1_ps(0.5f), p);                  // − r²/2
+    return _mm256_add_ps(_mm256_add_ps(r, p), _mm256_mul_ps(ef, _mm256_set1_ps(0.693359375f)));  // + r + e·ln2 (high)
+}
+
+// softplus(x) = log(1 + eˣ) for 8 lanes, as torch.nn.functional.softplus (x itself above 20). log1p(u) for
+// u = eˣ is computed as log(1 + u) − ((1 + u) − 1 − u)/(1 + u), which keeps full relative accuracy for tiny u.
+inline __m256 softplus8(__m256 x) {
+    const __m256 u = exp8(x);
+    const __m256 y = _mm256_add_ps(_mm256_set1_ps(1.0f), u);
+    const __m256 corr = _mm256_div_ps(_mm256_sub_ps(_mm256_sub_ps(y, _mm256_set1_ps(1.0f)), u), y);
+    const __m256 sp = _mm256_sub_ps(log8(y), corr);
+    return _mm256_blendv_ps(sp, x, _mm256_cmp_ps(x, _mm256_set1_ps(20.0f), _CMP_GT_OQ));
+}
+
 // SiLU(x) = x · σ(x) = x / (1 + e^{−x}) for 8 lanes.
 inline __m256 silu8(__m256 x) {
     const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));

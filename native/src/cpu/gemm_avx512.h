@@ -1,0 +1,21 @@
+// gemm_avx512.h — the AVX-512F GEMM kernel (gemm_avx512.cc, the only file compiled with -mavx512f).
+//
+// Called by gemm.cc only after CPUID says the CPU has AVX-512F. The interface is raw pointers so that
+// no inline or template code (std::, vec.h) is instantiated in the AVX-512 translation unit and then
+// picked by the linker for AVX2-only callers.
+#pragma once
+#include <cstdint>
+
+namespace mamba::avx512 {
+
+// Floats of packed-X scratch the kernel needs for one call with inner dimension K (64-byte aligned).
+int64_t scratch_floats(int64_t K);
+
+// Y[t][n] = Σ_k X[t][k]·W[n][k] (+ bias[n]) for all T rows and columns n ∈ [n0, n1); W is row-major
+// [N × K] f32 or bf16 (`bf16`). Bit-identical to the AVX2 kernel: each output keeps the same eight lane
+// partial sums (lane j takes k ≡ j mod 8, increasing k, one FMA each, zero-padded tail), reduced in
+// vec::hsum's order. A zmm register holds two X rows' eight lanes against one weight row.
+void gemm_range(const float* X, int64_t ldx, int64_t T, const void* W, bool bf16, int64_t K, const float* bias,
+                float* Y, int64_t ldy, int64_t n0, int64_t n1, float* scratch);
+
+}  // namespace mamba::avx512
