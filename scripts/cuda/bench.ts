@@ -7,6 +7,9 @@
  * Prefill: 64 segments × 512 tokens in one score() call, the last 32 rows of each scored (an lm-eval-like mix),
  * end to end through the addon (uploads, N-API and downloads included); median of 3 after 1 warm-up.
  * After the timed calls, one more prefill call runs with MAMBA_EVAL_CUDA_PROFILE=1 (per-phase GPU time to stderr).
+ * The same is timed at 256 segments × 128 tokens (8 scored each), the seed bench's second shape.
+ * Mamba-1 shapes: prefill is timed (and profiled) once more with MAMBA_EVAL_CUDA_SCAN1=v3, the previous scan
+ * kernel, so each run is an A/B of the scan on the same machine.
  * Decode: step() for 1 and 64 sequences, median per step of 20 / 10 after 3 warm-ups (eager, graph capture, replay),
  * logits downloaded each step; once with CUDA graphs (the default) and once without (MAMBA_EVAL_CUDA_GRAPHS=0).
  * The table relates prefill to the bf16 matmul rate and decode to the copy-bandwidth bound, both measured in the
@@ -38,6 +41,8 @@ interface BenchResult {
     prefillTokens: number;
     prefillScoredRows: number;
     prefillSeconds: number;
+    prefillV3ScanSeconds?: number;
+    prefillShortSeconds?: number;
     decode1Seconds: number;
     decode64Seconds: number;
     decode1EagerSeconds?: number;
@@ -73,6 +78,19 @@ async function timeIt(reps: number, warmups: number, fn: () => Promise<unknown>)
     return median(times);
 }
 
+/** A prefill batch of `segments` fresh segments × `length` tokens, the last `scored` rows of each scored. */
+function prefillBatch(segments: number, length: number, scored: number, vocab: number) {
+    const T = segments * length;
+    const batchTokens = tokens(T, vocab, 7);
+    const scoreRows = Int32Array.from({ length: segments * scored }, (_, i) =>
+        Math.floor(i / scored) * length + length - 1 - (i % scored));
+    return {
+        tokens: batchTokens, segOffsets: Int32Array.from({ length: segments + 1 }, (_, s) => s * length),
+        segInit: new Int32Array(segments).fill(-1), segSave: new Int32Array(segments).fill(-1),
+        scoreRows, scoreTargets: Int32Array.from(scoreRows, (r) => batchTokens[(r + 1) % T] ?? 0),
+    };
+}
+
 async function runOne(dir: string, name: string, outJsonl: string): Promise<void> {
     const shape = JSON.parse(await readFile(path.join(dir, "shape.json"), "utf8")) as Shape;
     const spec: NativeModelSpec = {
@@ -88,20 +106,26 @@ async function runOne(dir: string, name: string, outJsonl: string): Promise<void
     const info = model.info();
 
     const T = SEGMENTS * SEGMENT_TOKENS;
-    const batchTokens = tokens(T, shape.vocab, 7);
-    const offsets = Int32Array.from({ length: SEGMENTS + 1 }, (_, s) => s * SEGMENT_TOKENS);
-    const scoreRows = Int32Array.from({ length: SEGMENTS * SCORED_PER_SEGMENT }, (_, i) =>
-        Math.floor(i / SCORED_PER_SEGMENT) * SEGMENT_TOKENS + SEGMENT_TOKENS - 1 - (i % SCORED_PER_SEGMENT));
-    const batch = {
-        tokens: batchTokens, segOffsets: offsets,
-        segInit: new Int32Array(SEGMENTS).fill(-1), segSave: new Int32Array(SEGMENTS).fill(-1),
-        scoreRows, scoreTargets: Int32Array.from(scoreRows, (r) => batchTokens[(r + 1) % T] ?? 0),
-    };
+    const batch = prefillBatch(SEGMENTS, SEGMENT_TOKENS, SCORED_PER_SEGMENT, shape.vocab);
+    const scoreRows = batch.scoreRows;
     const prefillSeconds = await timeIt(3, 1, () => model.score(batch));
+    // The seed bench's second shape: 256 segments × 128 tokens, 8 scored each (the same 2048 scored rows).
+    const shortBatch = prefillBatch(256, 128, 8, shape.vocab);
+    const prefillShortSeconds = await timeIt(3, 1, () => model.score(shortBatch));
     // One more call with the backend's per-phase GPU timer on (prints "cuda profile: ..." to stderr).
     process.env.MAMBA_EVAL_CUDA_PROFILE = "1";
     await model.score(batch);
     delete process.env.MAMBA_EVAL_CUDA_PROFILE;
+    let prefillV3ScanSeconds: number | undefined;
+    if (shape.family === 1) {
+        process.env.MAMBA_EVAL_CUDA_SCAN1 = "v3";
+        prefillV3ScanSeconds = await timeIt(3, 1, () => model.score(batch));
+        process.env.MAMBA_EVAL_CUDA_PROFILE = "1";
+        console.error("(v3 scan)");
+        await model.score(batch);
+        delete process.env.MAMBA_EVAL_CUDA_PROFILE;
+        delete process.env.MAMBA_EVAL_CUDA_SCAN1;
+    }
 
     const decode = async (n: number, reps: number): Promise<number> => {
         const slots = Int32Array.from({ length: n }, (_, i) => 100 + i);
@@ -118,11 +142,13 @@ async function runOne(dir: string, name: string, outJsonl: string): Promise<void
 
     const result: BenchResult = {
         name, isa: info.isa, weightBytes: info.weightBytes, stateBytes: (info.convStateFloats + info.ssmStateFloats) * 4,
-        prefillTokens: T, prefillScoredRows: scoreRows.length, prefillSeconds, decode1Seconds, decode64Seconds,
+        prefillTokens: T, prefillScoredRows: scoreRows.length, prefillSeconds, prefillV3ScanSeconds, prefillShortSeconds, decode1Seconds, decode64Seconds,
         decode1EagerSeconds, decode64EagerSeconds, layerGemmParams: shape.layerGemmParams, dModel: shape.dModel, vocab: shape.vocab,
     };
     await appendFile(outJsonl, `${JSON.stringify(result)}\n`);
-    console.log(`bench ${name}: load ${loadSeconds.toFixed(1)} s, prefill ${(T / prefillSeconds).toFixed(0)} tok/s, ` +
+    const v3 = prefillV3ScanSeconds === undefined ? "" : ` (v3 scan: ${(T / prefillV3ScanSeconds).toFixed(0)})`;
+    console.log(`bench ${name}: load ${loadSeconds.toFixed(1)} s, prefill ${(T / prefillSeconds).toFixed(0)} tok/s${v3}, ` +
+        `256×128: ${(T / prefillShortSeconds).toFixed(0)} tok/s, ` +
         `decode B=1 ${(1 / decode1Seconds).toFixed(0)} tok/s, B=64 ${(64 / decode64Seconds).toFixed(0)} tok/s ` +
         `(no graphs: ${(1 / decode1EagerSeconds).toFixed(0)}, ${(64 / decode64EagerSeconds).toFixed(0)})`);
 }
@@ -132,8 +158,8 @@ async function table(outJsonl: string, ceilingsJson: string): Promise<void> {
     const results = (await readFile(outJsonl, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as BenchResult);
     console.log(`${ceilings.gpu}: bf16 matmul 8192³ ${ceilings.bf16_matmul_tflops.toFixed(0)} TFLOP/s, ` +
         `copy ${ceilings.copy_gbps.toFixed(0)} GB/s (read + write)`);
-    console.log("| shape | prefill tok/s | % of bf16 matmul | decode B=1 tok/s (bound) [no graphs] | decode B=64 tok/s (bound) [no graphs] | Table 3 (4.30M) | Table 3 (2.40M) |");
-    console.log("|---|---|---|---|---|---|---|");
+    console.log("| shape | prefill tok/s [v3 scan] | 256×128 tok/s | % of bf16 matmul | decode B=1 tok/s (bound) [no graphs] | decode B=64 tok/s (bound) [no graphs] | Table 3 (4.30M) | Table 3 (2.40M) |");
+    console.log("|---|---|---|---|---|---|---|---|");
     let total = 0;
     let totalTree = 0;
     for (const r of results) {
@@ -147,12 +173,14 @@ async function table(outJsonl: string, ceilingsJson: string): Promise<void> {
             total += TABLE3_TOKEN_STEPS / prefill;
             totalTree += TABLE3_TOKEN_STEPS_PREFIX_TREE / prefill;
         }
-        console.log(`| ${r.name} | ${prefill.toFixed(0)} | ${(100 * fraction).toFixed(1)}% | ${(1 / r.decode1Seconds).toFixed(0)} ` +
+        const v3 = r.prefillV3ScanSeconds === undefined ? "" : ` [${(r.prefillTokens / r.prefillV3ScanSeconds).toFixed(0)}]`;
+        const short = r.prefillShortSeconds === undefined ? "" : (r.prefillTokens / r.prefillShortSeconds).toFixed(0);
+        console.log(`| ${r.name} | ${prefill.toFixed(0)}${v3} | ${short} | ${(100 * fraction).toFixed(1)}% | ${(1 / r.decode1Seconds).toFixed(0)} ` +
             `(${bound(1).toFixed(0)})${eager(1, r.decode1EagerSeconds)} | ${(64 / r.decode64Seconds).toFixed(0)} ` +
             `(${bound(64).toFixed(0)})${eager(64, r.decode64EagerSeconds)} | ` +
             `${(TABLE3_TOKEN_STEPS / prefill).toFixed(0)} s | ${(TABLE3_TOKEN_STEPS_PREFIX_TREE / prefill).toFixed(0)} s |`);
     }
-    console.log(`| Mamba-1 sizes benched, together | | | | | ${total.toFixed(0)} s | ${totalTree.toFixed(0)} s |`);
+    console.log(`| Mamba-1 sizes benched, together | | | | | | ${total.toFixed(0)} s | ${totalTree.toFixed(0)} s |`);
 }
 
 const [mode, a, b, c] = process.argv.slice(2);

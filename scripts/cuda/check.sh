@@ -4,7 +4,8 @@
 #
 # Prepare here first (bash scripts/cuda/prepare.sh), then on the device, from the repository root:
 #   bash scripts/cuda/check.sh            (env: OUT = log folder; BENCH_MODELS = names, "" to skip the bench;
-#                                          SANITIZE=0 to skip compute-sanitizer)
+#                                          SANITIZE=0 to skip compute-sanitizer, SANITIZE_FIXTURE = its fixture; SEED_DIR = a folder holding
+#                                          mamba_ssm/ to time the seed's path too, scripts/cuda/seed_bench.py)
 # carrying .node-bin, node_modules/node-addon-api and node_modules/node-api-headers.
 # Exit status: 0 when the build and every check passed.
 set -uo pipefail
@@ -12,6 +13,8 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/mamba-eval-cuda-check}
 BENCH_MODELS=${BENCH_MODELS-"mamba-130m mamba-370m mamba-790m mamba-1.4b mamba-2.8b mamba2-2.7b"}
 SANITIZE=${SANITIZE:-1}
+SEED_DIR=${SEED_DIR:-}
+SANITIZE_FIXTURE=${SANITIZE_FIXTURE:-mamba2-ssm}
 mkdir -p "$OUT"
 status=0
 export PYTHONUNBUFFERED=1
@@ -46,8 +49,15 @@ echo "build: $(( $(date +%s) - t0 )) s"
 node .node-bin/check.mjs fixtures "$OUT/check.json" > "$OUT/check.log" 2>&1 || status=1
 if [ "$SANITIZE" = 1 ]; then
     timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
-        node .node-bin/check.mjs fixtures "$OUT/sanitize.json" mamba2-ssm > "$OUT/sanitize.log" 2>&1
-    echo "compute-sanitizer memcheck (mamba2-ssm fixture): exit $? ($(grep -c 'Invalid\|ERROR' "$OUT/sanitize.log") error lines)"
+        node .node-bin/check.mjs fixtures "$OUT/sanitize.json" "$SANITIZE_FIXTURE" > "$OUT/sanitize.log" 2>&1
+    echo "compute-sanitizer memcheck ($SANITIZE_FIXTURE fixture): exit $? ($(grep -c 'Invalid\|ERROR' "$OUT/sanitize.log") error lines)"
+fi
+
+# The seed's own path (mamba_ssm + Triton), same machine, same run.
+if [ -n "$SEED_DIR" ]; then
+    PYTHONPATH="$SEED_DIR" timeout 150 python3 scripts/cuda/seed_bench.py "$OUT/seed.json" > "$OUT/seed.log" 2>&1 \
+        || { status=1; tail -20 "$OUT/seed.log"; }
+    grep -E '^seed' "$OUT/seed.log"
 fi
 
 # Bench: ceilings, then one random real-shape checkpoint at a time.
@@ -59,7 +69,7 @@ if [ -n "$BENCH_MODELS" ]; then
             && node .node-bin/bench.mjs run "/tmp/bench/$name" "$name" "$OUT/bench.jsonl"; } >> "$OUT/bench.log" 2>&1 || status=1
         rm -rf "/tmp/bench/$name"
     done
-    grep -E '^bench |cuda profile|"gpu"' "$OUT/bench.log"
+    grep -E '^bench |cuda profile|v3 scan|"gpu"' "$OUT/bench.log"
 fi
 
 echo "=== check ==="
