@@ -30,6 +30,7 @@ import { writeErrorMessage, type CliIO } from "./io.js";
 import { parseModelArgs, resolveModelSpec, type ModelSpec } from "./modelArgs.js";
 import { openModel, type OpenedModel } from "./openModel.js";
 import { parseSeeds, runModelName, runResults } from "./runResults.js";
+import { weightsChecksum } from "../model/checksum.js";
 
 /** The run command's flags (yargs names). */
 export interface RunArgs {
@@ -144,6 +145,7 @@ export async function runMain(args: RunArgs, io: CliIO): Promise<number> {
             spec,
             modelArgs: parseModelArgs(spec.modelArgs),
             checkpoint: model.checkpoint,
+            weightsSha256: await weightsChecksum(model.checkpoint),
             backend: { device: info.device, isa: info.isa },
             threads: model.threads,
             tokenizer: { eosTokenId: tokenizer.eosTokenId, eosToken: await tokenizer.decode([tokenizer.eosTokenId]), source: tokenizer.source },

@@ -18,6 +18,8 @@ export interface RunFacts {
     /** --model_args parsed (lm-eval main records the dict). */
     modelArgs: Record<string, ModelArgValue>;
     checkpoint: Checkpoint;
+    /** sha256 over the weight files' bytes (src/model/checksum.ts). */
+    weightsSha256: string;
     backend: { device: string; isa: string };
     threads: number;
     tokenizer: { eosTokenId: number; eosToken: string; source: string };
@@ -116,6 +118,7 @@ export function runResults(tasks: readonly TaskEvaluation[], facts: RunFacts): R
             threads: facts.threads,
             dtype: facts.spec.dtype,
             model_fingerprint: facts.checkpoint.fingerprint,
+            model_checksum: facts.weightsSha256,
             device_name: facts.backend.isa,
             model_dir: facts.checkpoint.dir,
             tokenizer: facts.tokenizer.source,
