@@ -1,8 +1,8 @@
 /**
  * Side by side with llama.cpp (`npm run bench -- --llama-cpp /path/to/build`): runs its llama-bench on GGUF
  * conversions of the same random checkpoints when they exist in the bench cache folder
- * (<name>-f32.gguf). Producing them needs llama.cpp's convert_hf_to_gguf.py, which imports torch; when
- * that cannot run offline the section says so instead of guessing numbers.
+ * (<name>-f32.gguf), written by `bash bench/llamaCppConvert.sh LLAMA_CPP_SOURCE` (llama.cpp's own converter on
+ * Debian's torch). When a file is missing the section says so instead of guessing numbers.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -26,7 +26,7 @@ function findBinary(buildDir: string, name: string): string | undefined {
 
 function pythonHas(module: string): boolean {
     try {
-        execFileSync("python3", ["-c", `import ${module}`], { stdio: "ignore" });
+        execFileSync("/usr/bin/python3", ["-c", `import ${module}`], { stdio: "ignore" });
         return true;
     } catch {
         return false;
@@ -43,8 +43,8 @@ export function benchLlamaCpp(buildDir: string, models: readonly string[], promp
         const gguf = path.join(benchCacheDir(), `${model}-f32.gguf`);
         if (!existsSync(gguf)) {
             notes.push(
-                `${model}: no ${gguf}; converting needs llama.cpp's convert_hf_to_gguf.py, which imports torch` +
-                    (pythonHas("torch") ? " (present: run it on the HF-layout folder of this checkpoint)" : ", not installed here and not installable offline"),
+                `${model}: no ${gguf}; write it with \`bash bench/llamaCppConvert.sh LLAMA_CPP_SOURCE ${model}\`` +
+                    (pythonHas("torch") ? "" : " (needs python3-torch, which /usr/bin/python3 cannot import here)"),
             );
             continue;
         }

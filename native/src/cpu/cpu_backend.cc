@@ -45,9 +45,12 @@ struct Layer {
 
 // Per-op wall time of score() calls, printed to stderr after each call when MAMBA_EVAL_PROFILE is set
 // (a measurement aid for docs/perf-notes.md; it changes no result).
-enum Op { kEmbed, kNorm, kInProj, kConv, kXProj, kDtProj, kSoftplus, kScan, kGateNorm, kOutProj, kResidual, kHeadGemm, kHeadLse, kOps };
-const char* const kOpNames[kOps] = {"embed", "rmsnorm", "in_proj", "conv", "x_proj", "dt_proj", "softplus", "scan",
-                                    "gate_norm", "out_proj", "residual", "head_gemm", "head_logsoftmax"};
+// Mamba-1 runs in_proj+conv and dt_proj+softplus+scan as fused per-thread regions, timed as one op each.
+enum Op { kEmbed, kNorm, kInProj, kConv, kInProjConv, kXProj, kDtProjScan, kScan, kGateNorm, kOutProj, kHeadNorm,
+          kHeadGemm, kHeadLse, kOps };
+const char* const kOpNames[kOps] = {"embed", "rmsnorm", "in_proj", "conv", "in_proj+conv", "x_proj",
+                                    "dt_proj+softplus+scan", "scan", "gate_norm", "out_proj+residual",
+                                    "head_norm", "head_gemm", "head_logsoftmax"};
 
 class OpTimer {
 public:
@@ -329,25 +332,36 @@ private:
                            save >= 0 ? conv_of(save, l) : nullptr, init >= 0 ? ssm_of(init, l) : nullptr,
                            save >= 0 ? ssm_of(save, l) : nullptr};
             }
-            // u = RMSNorm(h)·w;  [x, z] (| B C dt) = in_proj(u)
             prof_.run(kNorm, [&] { rms_norm(h_.data(), D, T, D, L.norm->f32(), s_.norm_eps, u_.data(), D, pool_); });
-            prof_.run(kInProj, [&] { gemm(u_.data(), D, T, *L.in_proj, L.in_bias, xz_.data(), in_rows_, pool_, isa_); });
             if (s_.family == 1) {
                 const int64_t R = s_.dt_rank, XD = R + 2 * N;
                 xdbl_.resize(size_t(T * XD));
                 dt_.resize(size_t(T * E));
-                // x = SiLU(conv1d(x) + b);  [dt_low, B, C] = x_proj(x);  dt = softplus(dt_proj(dt_low) + bias)
-                prof_.run(kConv, [&] { conv_silu(xz_.data(), in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs, xc_.data(), pool_); });
+                // Each thread: its channels' x and z columns of in_proj(u), then x = SiLU(conv1d(x) + b) on
+                // them (no barrier between: the conv of a channel reads only that channel's column).
+                prof_.run(kInProjConv, [&] {
+                    pool_.parallel_for(E, 8, [&](int64_t c0, int64_t c1) {
+                        gemm_cols(u_.data(), D, T, *L.in_proj, L.in_bias, xz_.data(), in_rows_, c0, c1, isa_);
+                        gemm_cols(u_.data(), D, T, *L.in_proj, L.in_bias, xz_.data(), in_rows_, E + c0, E + c1, isa_);
+                        conv_silu_channels(xz_.data(), in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias,
+                                           segs, xc_.data(), c0, c1);
+                    });
+                });
+                // [dt_low, B, C] = x_proj(x)
                 prof_.run(kXProj, [&] { gemm(xc_.data(), E, T, *L.x_proj, nullptr, xdbl_.data(), XD, pool_, isa_); });
-                prof_.run(kDtProj, [&] { gemm(xdbl_.data(), XD, T, *L.dt_proj, L.dt_bias, dt_.data(), E, pool_, isa_); });
-                prof_.run(kSoftplus, [&] { softplus_rows(dt_.data(), E, T, E, pool_); });
-                prof_.run(kScan, [&] {
-                    mamba1_scan(xc_.data(), dt_.data(), xdbl_.data() + R, xdbl_.data() + R + N, XD, xz_.data() + E,
-                                in_rows_, L.A.data(), L.D, E, N, segs, y_.data(), pool_);
+                // Each thread: its channels' dt = dt_proj(dt_low) + bias, then the scan of those channels
+                // (softplus(dt) is applied inside the scan).
+                prof_.run(kDtProjScan, [&] {
+                    pool_.parallel_for(E, 16, [&](int64_t e0, int64_t e1) {
+                        gemm_cols(xdbl_.data(), XD, T, *L.dt_proj, L.dt_bias, dt_.data(), E, e0, e1, isa_);
+                        mamba1_scan_channels(xc_.data(), dt_.data(), xdbl_.data() + R, xdbl_.data() + R + N, XD,
+                                             xz_.data() + E, in_rows_, L.A.data(), L.D, E, N, segs, y_.data(), e0, e1);
+                    });
                 });
             } else {
                 const int64_t G = s_.n_groups, H = s_.n_heads;
-                // xBC = SiLU(conv1d(xBC) + b);  scan;  y = RMSNorm_group(y ⊙ SiLU(z))·w
+                // [z, xBC, dt] = in_proj(u);  xBC = SiLU(conv1d(xBC) + b);  scan;  y = RMSNorm_group(y ⊙ SiLU(z))·w
+                prof_.run(kInProj, [&] { gemm(u_.data(), D, T, *L.in_proj, L.in_bias, xz_.data(), in_rows_, pool_, isa_); });
                 prof_.run(kConv, [&] {
                     conv_silu(xz_.data() + E, in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs,
                               xc_.data(), pool_);
@@ -358,13 +372,8 @@ private:
                 });
                 prof_.run(kGateNorm, [&] { gated_rms_norm(y_.data(), xz_.data(), in_rows_, T, E, G, L.gate_norm, s_.norm_eps, pool_); });
             }
-            // h = h + out_proj(y)
-            prof_.run(kOutProj, [&] { gemm(y_.data(), E, T, *L.out_proj, L.out_bias, u_.data(), D, pool_, isa_); });
-            prof_.run(kResidual, [&] {
-                pool_.parallel_for(T * D, 1024, [&](int64_t i0, int64_t i1) {
-                    for (int64_t i = i0; i < i1; i++) h_[i] = u_[i] + h_[i];
-                });
-            });
+            // h = out_proj(y) + h   (the residual added in the GEMM's store)
+            prof_.run(kOutProj, [&] { gemm(y_.data(), E, T, *L.out_proj, L.out_bias, h_.data(), D, pool_, isa_, GemmOut::AddTo); });
         }
         head(b, out);
         prof_.report(T);
@@ -407,7 +416,7 @@ private:
             const int64_t r1 = std::min(R, r0 + kHeadChunk);
             for (int64_t r = r0; r < r1; r++)
                 std::memcpy(u_.data() + (r - r0) * D, h_.data() + int64_t(rows[r]) * D, size_t(D) * sizeof(float));
-            rms_norm(u_.data(), D, r1 - r0, D, norm_f_->f32(), s_.norm_eps, hn_.data(), D, pool_);
+            prof_.run(kHeadNorm, [&] { rms_norm(u_.data(), D, r1 - r0, D, norm_f_->f32(), s_.norm_eps, hn_.data(), D, pool_); });
             prof_.run(kHeadGemm, [&] { gemm(hn_.data(), D, r1 - r0, *head_, nullptr, logits_.data(), V, pool_, isa_); });
             std::vector<size_t> todo;
             for (size_t i = 0; i < score_idx.size(); i++)
@@ -417,8 +426,15 @@ private:
                     const size_t i = todo[j];
                     const float* lg = logits_.data() + (score_idx[i] - r0) * V;
                     const int32_t target = b.score_targets[i];
-                    out.logprobs[i] = double(lg[target]) - log_sum_exp(lg, V);
-                    out.greedy[i] = arg_max(lg, V) == target ? 1 : 0;
+                    float m;
+                    int64_t arg;
+                    if (!max_arg_max(lg, V, &m, &arg)) {  // a NaN (or a tiny vocabulary): the scalar passes
+                        m = lg[0];
+                        for (int64_t v = 1; v < V; v++) m = std::max(m, lg[v]);
+                        arg = arg_max(lg, V);
+                    }
+                    out.logprobs[i] = double(lg[target]) - log_sum_exp_given_max(lg, V, m);
+                    out.greedy[i] = arg == target ? 1 : 0;
                 }
             }); });
             for (size_t i = 0; i < logit_idx.size(); i++)

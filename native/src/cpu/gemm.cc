@@ -24,6 +24,9 @@ namespace {
 
 constexpr int MR = 3;  // X rows per micro-tile
 constexpr int NR = 4;  // W rows per micro-tile (MR·NR = 12 accumulators + 3 X + 1 W = 16 ymm registers)
+// How many weight tiles ahead micro_tile prefetches (1, 2 and 4 measured alike, +15–20% decode over none;
+// 2 tiles of f32 = 24 KiB stay in L1 next to the current one).
+constexpr int kPrefetchTiles = 2;
 
 // 8 weights W[k .. k+8) of one row as floats; `n` < 8 loads a zero-padded tail.
 template <bool BF16>
@@ -43,14 +46,23 @@ inline __m256 load_x(const float* p, int n) {
 
 // Y[0..M)[0..N) = X[0..M)·W[0..N)ᵀ + bias for an M×N tile (M ≤ MR, N ≤ NR):
 // acc[i][j] lane l = Σ_{k ≡ l (mod 8)} X[i][k]·W[j][k]; Y[i][j] = hsum(acc[i][j]) + bias[j].
-template <int M, int N, bool BF16>
+// `pf`: a later weight tile (NR contiguous rows, kPrefetchTiles ahead), prefetched into L1 at the pace this one is consumed
+// (NR·8 weights per k step), so a GEMV (T = 1, decode) keeps DRAM busy across tile boundaries instead of
+// waiting for the hardware prefetcher to retrain on every tile's NR short row streams.
+template <int M, int N, bool BF16, bool ADD, bool PF>
 void micro_tile(const float* X, int64_t ldx, const uint8_t* W, int64_t ldw_bytes, int64_t K, const float* bias,
-                float* Y, int64_t ldy) {
+                float* Y, int64_t ldy, const uint8_t* pf) {
+    constexpr int kStepBytes = NR * 8 * (BF16 ? 2 : 4);  // bytes of the next tile per k step (64 or 128)
     __m256 acc[M][N];
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) acc[i][j] = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 8 <= K; k += 8) {
+        if constexpr (PF) {
+            const char* p = reinterpret_cast<const char*>(pf) + (k / 8) * kStepBytes;
+            _mm_prefetch(p, _MM_HINT_T0);
+            if constexpr (kStepBytes > 64) _mm_prefetch(p + 64, _MM_HINT_T0);
+        }
         __m256 x[M];
         for (int i = 0; i < M; i++) x[i] = _mm256_loadu_ps(X + i * ldx + k);
         for (int j = 0; j < N; j++) {
@@ -71,25 +83,27 @@ void micro_tile(const float* X, int64_t ldx, const uint8_t* W, int64_t ldw_bytes
         for (int j = 0; j < N; j++) {
             float y = vec::hsum(acc[i][j]);
             if (bias) y += bias[j];
+            if constexpr (ADD) y += Y[i * ldy + j];
             Y[i * ldy + j] = y;
         }
 }
 
-using TileFn = void (*)(const float*, int64_t, const uint8_t*, int64_t, int64_t, const float*, float*, int64_t);
+using TileFn = void (*)(const float*, int64_t, const uint8_t*, int64_t, int64_t, const float*, float*, int64_t,
+                        const uint8_t*);
 
 // The micro-kernel for an m×n tile (1 ≤ m ≤ MR, 1 ≤ n ≤ NR).
-template <bool BF16>
+template <bool BF16, bool ADD, bool PF>
 TileFn tile_fn(int m, int n) {
     static const TileFn table[MR][NR] = {
-        {micro_tile<1, 1, BF16>, micro_tile<1, 2, BF16>, micro_tile<1, 3, BF16>, micro_tile<1, 4, BF16>},
-        {micro_tile<2, 1, BF16>, micro_tile<2, 2, BF16>, micro_tile<2, 3, BF16>, micro_tile<2, 4, BF16>},
-        {micro_tile<3, 1, BF16>, micro_tile<3, 2, BF16>, micro_tile<3, 3, BF16>, micro_tile<3, 4, BF16>},
+        {micro_tile<1, 1, BF16, ADD, PF>, micro_tile<1, 2, BF16, ADD, PF>, micro_tile<1, 3, BF16, ADD, PF>, micro_tile<1, 4, BF16, ADD, PF>},
+        {micro_tile<2, 1, BF16, ADD, PF>, micro_tile<2, 2, BF16, ADD, PF>, micro_tile<2, 3, BF16, ADD, PF>, micro_tile<2, 4, BF16, ADD, PF>},
+        {micro_tile<3, 1, BF16, ADD, PF>, micro_tile<3, 2, BF16, ADD, PF>, micro_tile<3, 3, BF16, ADD, PF>, micro_tile<3, 4, BF16, ADD, PF>},
     };
     return table[m - 1][n - 1];
 }
 
 // Columns [n0, n1) of Y for all T rows.
-template <bool BF16>
+template <bool BF16, bool ADD>
 void gemm_range(const float* X, int64_t ldx, int64_t T, const Tensor& W, const float* bias, float* Y, int64_t ldy,
                 int64_t n0, int64_t n1) {
     const int64_t K = W.cols;
@@ -102,10 +116,18 @@ void gemm_range(const float* X, int64_t ldx, int64_t T, const Tensor& W, const f
         const int64_t t1 = std::min(T, t0 + tb);
         for (int64_t n = n0; n < n1; n += NR) {
             const int w = int(std::min<int64_t>(NR, n1 - n));
+            // A block of one X tile (few rows: decode) uses each weight tile once, so it is bound by memory:
+            // it prefetches weight tiles ahead. Larger blocks reuse each tile from L1 and skip that.
+            if (t1 - t0 <= MR) {
+                const uint8_t* ahead = n + kPrefetchTiles * NR < n1 ? Wb + (n + kPrefetchTiles * NR) * ldw : Wb + n * ldw;
+                tile_fn<BF16, ADD, true>(int(t1 - t0), w)(X + t0 * ldx, ldx, Wb + n * ldw, ldw, K,
+                                                          bias ? bias + n : nullptr, Y + t0 * ldy + n, ldy, ahead);
+                continue;
+            }
             for (int64_t t = t0; t < t1; t += MR) {
                 const int m = int(std::min<int64_t>(MR, t1 - t));
-                tile_fn<BF16>(m, w)(X + t * ldx, ldx, Wb + n * ldw, ldw, K, bias ? bias + n : nullptr,
-                                    Y + t * ldy + n, ldy);
+                tile_fn<BF16, ADD, false>(m, w)(X + t * ldx, ldx, Wb + n * ldw, ldw, K, bias ? bias + n : nullptr,
+                                                Y + t * ldy + n, ldy, nullptr);
             }
         }
     }
@@ -137,24 +159,27 @@ GemmIsa choose_gemm_isa() {
 
 const char* gemm_isa_name(GemmIsa isa) { return isa == GemmIsa::Avx512 ? "avx512f+avx2+fma" : "avx2+fma"; }
 
-void gemm(const float* X, int64_t ldx, int64_t T, const Tensor& W, const float* bias, float* Y, int64_t ldy,
-          ThreadPool& pool, GemmIsa isa) {
-    if (T <= 0 || W.rows <= 0) return;
+void gemm_cols(const float* X, int64_t ldx, int64_t T, const Tensor& W, const float* bias, float* Y, int64_t ldy,
+               int64_t n0, int64_t n1, GemmIsa isa, GemmOut out) {
+    if (T <= 0 || n1 <= n0) return;
+    const bool bf16 = W.dtype == DType::BF16, add = out == GemmOut::AddTo;
     // One row (decode) would leave half of every zmm idle; it is bandwidth-bound either way.
     if (isa == GemmIsa::Avx512 && T >= 2) {
-        const bool bf16 = W.dtype == DType::BF16;
-        pool.parallel_for(W.rows, 24, [&](int64_t n0, int64_t n1) {
-            avx512::gemm_range(X, ldx, T, W.data, bf16, W.cols, bias, Y, ldy, n0, n1,
-                               avx512_scratch(avx512::scratch_floats(W.cols)));
-        });
+        avx512::gemm_range(X, ldx, T, W.data, bf16, W.cols, bias, Y, ldy, n0, n1, add,
+                           avx512_scratch(avx512::scratch_floats(W.cols)));
         return;
     }
-    pool.parallel_for(W.rows, NR * 4, [&](int64_t n0, int64_t n1) {
-        if (W.dtype == DType::BF16)
-            gemm_range<true>(X, ldx, T, W, bias, Y, ldy, n0, n1);
-        else
-            gemm_range<false>(X, ldx, T, W, bias, Y, ldy, n0, n1);
-    });
+    if (bf16)
+        add ? gemm_range<true, true>(X, ldx, T, W, bias, Y, ldy, n0, n1) : gemm_range<true, false>(X, ldx, T, W, bias, Y, ldy, n0, n1);
+    else
+        add ? gemm_range<false, true>(X, ldx, T, W, bias, Y, ldy, n0, n1) : gemm_range<false, false>(X, ldx, T, W, bias, Y, ldy, n0, n1);
+}
+
+void gemm(const float* X, int64_t ldx, int64_t T, const Tensor& W, const float* bias, float* Y, int64_t ldy,
+          ThreadPool& pool, GemmIsa isa, GemmOut out) {
+    if (T <= 0 || W.rows <= 0) return;
+    const int64_t grain = isa == GemmIsa::Avx512 && T >= 2 ? 24 : NR * 4;
+    pool.parallel_for(W.rows, grain, [&](int64_t n0, int64_t n1) { gemm_cols(X, ldx, T, W, bias, Y, ldy, n0, n1, isa, out); });
 }
 
 }  // namespace mamba

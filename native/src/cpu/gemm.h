@@ -18,6 +18,10 @@ GemmIsa choose_gemm_isa();
 // "avx512f+avx2+fma" or "avx2+fma".
 const char* gemm_isa_name(GemmIsa isa);
 
+// How gemm() stores an output: Y = result (Store), or Y = result + Y (AddTo: the residual stream, added
+// in the same single rounding step as a separate `h = out + h` pass would, so the bits are the same).
+enum class GemmOut { Store, AddTo };
+
 // Y[T×N] = X[T×K] · W[N×K]ᵀ + bias[N]   (bias may be null; W is f32 or bf16, row-major, N = W.rows, K = W.cols)
 // X rows are `ldx` floats apart, Y rows `ldy` floats apart.
 //
@@ -25,6 +29,12 @@ const char* gemm_isa_name(GemmIsa isa);
 // partial sums (lane j takes k ≡ j mod 8, in increasing k, one FMA each, zero-padded tail), reduced by
 // vec::hsum, then + bias. So a row's output never depends on T, its position, tile edges, threads or `isa`.
 void gemm(const float* X, int64_t ldx, int64_t T, const Tensor& W, const float* bias, float* Y, int64_t ldy,
-          ThreadPool& pool, GemmIsa isa = GemmIsa::Avx2);
+          ThreadPool& pool, GemmIsa isa = GemmIsa::Avx2, GemmOut out = GemmOut::Store);
+
+// The same product for output columns [n0, n1) only (0 ≤ n0 ≤ n1 ≤ W.rows), on the calling thread. For fused
+// per-thread regions (a thread computes its channels' projection and then runs its own channel-wise op on
+// them without a barrier); every output is bit-identical to gemm()'s.
+void gemm_cols(const float* X, int64_t ldx, int64_t T, const Tensor& W, const float* bias, float* Y, int64_t ldy,
+               int64_t n0, int64_t n1, GemmIsa isa, GemmOut out = GemmOut::Store);
 
 }  // namespace mamba

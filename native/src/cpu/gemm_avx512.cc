@@ -95,7 +95,7 @@ void pack_pairs(const float* X, int64_t ldx, int64_t rows, int64_t K, float* P) 
 }
 
 // Y rows [0, rows) (rows ≤ 2·M), columns [0, N) of the tile from packed pairs P (C chunks each).
-template <int M, int N, bool BF16>
+template <int M, int N, bool BF16, bool ADD>
 void tile(const float* P, int64_t C, int64_t K, const uint8_t* W, int64_t ldw, int rows, const float* bias, float* Y,
           int64_t ldy) {
     __m512 acc[M][N];
@@ -124,28 +124,36 @@ void tile(const float* P, int64_t C, int64_t K, const uint8_t* W, int64_t ldw, i
             const __m256 lo = _mm512_castps512_ps256(acc[i][j]);
             const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][j]), 1));
             const float b = bias ? bias[j] : 0.0f;
-            if (2 * i < rows) Y[(2 * i) * ldy + j] = bias ? hsum8(lo) + b : hsum8(lo);
-            if (2 * i + 1 < rows) Y[(2 * i + 1) * ldy + j] = bias ? hsum8(hi) + b : hsum8(hi);
+            if (2 * i < rows) {
+                float y = bias ? hsum8(lo) + b : hsum8(lo);
+                if constexpr (ADD) y += Y[(2 * i) * ldy + j];
+                Y[(2 * i) * ldy + j] = y;
+            }
+            if (2 * i + 1 < rows) {
+                float y = bias ? hsum8(hi) + b : hsum8(hi);
+                if constexpr (ADD) y += Y[(2 * i + 1) * ldy + j];
+                Y[(2 * i + 1) * ldy + j] = y;
+            }
         }
 }
 
 using TileFn = void (*)(const float*, int64_t, int64_t, const uint8_t*, int64_t, int, const float*, float*, int64_t);
 
 // The micro-kernel for an m×n tile (1 ≤ m ≤ MP, 1 ≤ n ≤ NW), found by compile-time recursion.
-template <bool BF16, int M, int N>
+template <bool BF16, bool ADD, int M, int N>
 TileFn pick_n(int n) {
     if constexpr (N == 0) return nullptr;
-    else return n == N ? tile<M, N, BF16> : pick_n<BF16, M, N - 1>(n);
+    else return n == N ? tile<M, N, BF16, ADD> : pick_n<BF16, ADD, M, N - 1>(n);
 }
-template <bool BF16, int M>
+template <bool BF16, bool ADD, int M>
 TileFn pick(int m, int n) {
     if constexpr (M == 0) return nullptr;
-    else return m == M ? pick_n<BF16, M, NW>(n) : pick<BF16, M - 1>(m, n);
+    else return m == M ? pick_n<BF16, ADD, M, NW>(n) : pick<BF16, ADD, M - 1>(m, n);
 }
-template <bool BF16>
-TileFn tile_fn(int m, int n) { return pick<BF16, MP>(m, n); }
+template <bool BF16, bool ADD>
+TileFn tile_fn(int m, int n) { return pick<BF16, ADD, MP>(m, n); }
 
-template <bool BF16>
+template <bool BF16, bool ADD>
 void range(const float* X, int64_t ldx, int64_t T, const uint8_t* W, int64_t K, const float* bias, float* Y,
            int64_t ldy, int64_t n0, int64_t n1, float* P) {
     const int64_t C = chunks(K), ldw = K * (BF16 ? 2 : 4), cap = block_rows(K);
@@ -159,8 +167,8 @@ void range(const float* X, int64_t ldx, int64_t T, const uint8_t* W, int64_t K, 
             const int w = int(min64(NW, n1 - n));
             for (int64_t p = 0; p < pairs; p += MP) {
                 const int m = int(min64(MP, pairs - p));
-                tile_fn<BF16>(m, w)(P + p * C * 16, C, K, W + n * ldw, ldw, int(min64(2 * m, rows - 2 * p)),
-                                    bias ? bias + n : nullptr, Y + (t0 + 2 * p) * ldy + n, ldy);
+                tile_fn<BF16, ADD>(m, w)(P + p * C * 16, C, K, W + n * ldw, ldw, int(min64(2 * m, rows - 2 * p)),
+                                         bias ? bias + n : nullptr, Y + (t0 + 2 * p) * ldy + n, ldy);
             }
         }
     }
@@ -171,12 +179,15 @@ void range(const float* X, int64_t ldx, int64_t T, const uint8_t* W, int64_t K, 
 int64_t scratch_floats(int64_t K) { return block_rows(K) * chunks(K) * 8; }
 
 void gemm_range(const float* X, int64_t ldx, int64_t T, const void* W, bool bf16, int64_t K, const float* bias,
-                float* Y, int64_t ldy, int64_t n0, int64_t n1, float* scratch) {
+                float* Y, int64_t ldy, int64_t n0, int64_t n1, bool add_to, float* scratch) {
     const uint8_t* Wb = static_cast<const uint8_t*>(W);
-    if (bf16)
-        range<true>(X, ldx, T, Wb, K, bias, Y, ldy, n0, n1, scratch);
-    else
-        range<false>(X, ldx, T, Wb, K, bias, Y, ldy, n0, n1, scratch);
+    if (bf16) {
+        if (add_to) range<true, true>(X, ldx, T, Wb, K, bias, Y, ldy, n0, n1, scratch);
+        else range<true, false>(X, ldx, T, Wb, K, bias, Y, ldy, n0, n1, scratch);
+    } else {
+        if (add_to) range<false, true>(X, ldx, T, Wb, K, bias, Y, ldy, n0, n1, scratch);
+        else range<false, false>(X, ldx, T, Wb, K, bias, Y, ldy, n0, n1, scratch);
+    }
 }
 
 }  // namespace mamba::avx512

@@ -15,7 +15,8 @@ int64_t scratch_floats(int64_t K);
 // [N × K] f32 or bf16 (`bf16`). Bit-identical to the AVX2 kernel: each output keeps the same eight lane
 // partial sums (lane j takes k ≡ j mod 8, increasing k, one FMA each, zero-padded tail), reduced in
 // vec::hsum's order. A zmm register holds two X rows' eight lanes against one weight row.
+// `add_to`: Y[t][n] = result + Y[t][n] (one rounding, as a separate residual pass) instead of Y[t][n] = result.
 void gemm_range(const float* X, int64_t ldx, int64_t T, const void* W, bool bf16, int64_t K, const float* bias,
-                float* Y, int64_t ldy, int64_t n0, int64_t n1, float* scratch);
+                float* Y, int64_t ldy, int64_t n0, int64_t n1, bool add_to, float* scratch);
 
 }  // namespace mamba::avx512

@@ -33,17 +33,19 @@ void rms_norm(const float* x, int64_t ldx, int64_t T, int64_t n, const float* w,
 void conv_silu(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
                const std::vector<SegmentState>& segs, float* out, ThreadPool& pool);
 
-// In place, x ← softplus(x) = log(1 + eᕽ) (x itself above 20, as torch.nn.functional.softplus), vectorised
-// (vec::softplus8, within a few ulp of log1p(exp(x))).
-void softplus_rows(float* x, int64_t ldx, int64_t T, int64_t n, ThreadPool& pool);
+// conv_silu for channels [c0, c1) only, on the calling thread (c0 a multiple of 8; for fused regions).
+void conv_silu_channels(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
+                        const std::vector<SegmentState>& segs, float* out, int64_t c0, int64_t c1);
 
 // Mamba-1 selective scan + D skip + SiLU(z) gate, per channel e and state n, token by token:
+//   dt = softplus(dt_raw) (vec::softplus8, fused here);
 //   h[n][e] ← exp(dt·A[n][e]) · h[n][e] + (dt·x)·B[n];   y[e] = (Σ_n h[n][e]·C[n] + D[e]·x) · SiLU(z[e])
-// x, dt: [T][E]; B, C: [T][N] at stride ldbc; z: [T][E] at stride ldz; AT: [N][E] (= −exp(A_log)ᵀ);
-// y: [T][E].
-void mamba1_scan(const float* x, const float* dt, const float* B, const float* Cm, int64_t ldbc, const float* z,
-                 int64_t ldz, const float* AT, const float* D, int64_t E, int64_t N,
-                 const std::vector<SegmentState>& segs, float* y, ThreadPool& pool);
+// x, dt_raw: [T][E] (dt_raw = dt_proj output, bias included); B, C: [T][N] at stride ldbc; z: [T][E] at
+// stride ldz; AT: [N][E] (= −exp(A_log)ᵀ); y: [T][E]. Channels [e0, e1) only (e0 a multiple of 8), on the
+// calling thread: the backend runs it per thread right after that thread's dt_proj columns.
+void mamba1_scan_channels(const float* x, const float* dt_raw, const float* B, const float* Cm, int64_t ldbc,
+                          const float* z, int64_t ldz, const float* AT, const float* D, int64_t E, int64_t N,
+                          const std::vector<SegmentState>& segs, float* y, int64_t e0, int64_t e1);
 
 // Mamba-2 scan (SSD recurrence) + D skip, per head h (group g = h / (H/G)), token by token:
 //   dt = softplus(dt_raw[h] + dt_bias[h]);  S[h][p][n] ← exp(dt·A[h]) · S[h][p][n] + (dt·x[p])·B_g[n]
@@ -62,7 +64,15 @@ void gated_rms_norm(float* y, const float* z, int64_t ldz, int64_t T, int64_t E,
 // over 4 fixed lanes, reduced in a fixed order.
 double log_sum_exp(const float* logits, int64_t n);
 
+// log_sum_exp with the row maximum m already known (bit-identical to log_sum_exp when m is its max).
+double log_sum_exp_given_max(const float* logits, int64_t n, float m);
+
 // Index of the largest logit (the first one on ties).
 int64_t arg_max(const float* logits, int64_t n);
+
+// The row's maximum and arg_max in one vectorised pass, bit-identical to the scalar scans above. Returns false
+// (outputs untouched) when a value is NaN or n < 8: the caller then uses the scalar functions, whose NaN
+// handling this pass does not reproduce.
+bool max_arg_max(const float* logits, int64_t n, float* max_out, int64_t* arg_out);
 
 }  // namespace mamba

@@ -1,7 +1,8 @@
 // thread_pool.h — a fixed set of std::threads that run one parallel loop at a time.
 //
 // Waits spin briefly (about 50 µs of pause instructions) before sleeping on a condition variable: a decode
-// step runs ~7 parallel loops per layer, and a sleep/wake round trip per loop cost more than the loop itself.
+// step runs 4 (Mamba-1) to 6 (Mamba-2) parallel loops per layer, and a sleep/wake round trip per loop cost
+// more than the loop itself.
 #pragma once
 #include <atomic>
 #include <condition_variable>
