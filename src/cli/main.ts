@@ -48,7 +48,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         .version(false)
         .wrap(Math.min(120, process.stdout.columns ?? 100))
         .fail((msg, err) => {
-            if (err) throw err;
+            // yargs wraps errors of option coercion (e.g. --limit abc) in a YError: those are usage errors.
+            if (err) throw err.name === "YError" ? new UsageError(err.message) : err;
             const unknown = /^Unknown arguments?: (.+)$/.exec(msg ?? "");
             if (unknown) {
                 const names = unknown[1]!.split(", ");

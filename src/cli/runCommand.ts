@@ -65,7 +65,7 @@ export function runBuilder<T>(y: Argv<T>): Argv<T> {
         ...MODEL_OPTIONS,
         tasks: { type: "string", describe: `comma-separated task names or tags (default: ${ALL_TASKS})` },
         batch_size: { type: "string", default: "auto", describe: "N or auto: tokens per native call = N×256 (auto 8192); results do not depend on it" },
-        limit: { type: "number", describe: "first N docs per task, or a fraction < 1 (for testing only)" },
+        limit: { type: "string", coerce: parseLimit, describe: "first N docs per task, or a fraction < 1 (for testing only)" },
         output_path: { type: "string", describe: "folder (or .json file) for the results file" },
         log_samples: { type: "boolean", default: false, describe: "also write per-document samples JSONL (needs --output_path)" },
         seed: { type: "string", default: "0,1234,1234,1234", describe: "recorded for lm-eval compatibility; zero-shot scores do not use it" },
@@ -103,7 +103,6 @@ function resolveRun(args: RunArgs): ResolvedRun {
     if (args.tasks === undefined) notes.push(`no --tasks: the Table-3 tasks ${ALL_TASKS}`);
     if (args.num_fewshot !== undefined && args.num_fewshot !== 0) throw new UsageError(`--num_fewshot ${args.num_fewshot}: only 0 is supported (the tasks are zero-shot)`);
     if (args.log_samples && !args.output_path) throw new UsageError("--log_samples needs --output_path");
-    if (args.limit !== undefined && !(args.limit > 0)) throw new UsageError(`--limit ${args.limit}: expected a count >= 1 or a fraction in (0, 1)`);
     let tasks: TaskSpec[];
     try {
         tasks = resolveTaskNames((args.tasks ?? ALL_TASKS).split(","));
@@ -212,6 +211,13 @@ async function evaluateWithSignals(
         process.off("SIGINT", onSignal);
         process.off("SIGTERM", onSignal);
     }
+}
+
+/** --limit as lm-eval reads it: a document count (≥ 1) or a fraction in (0, 1); anything else is refused as typed. */
+export function parseLimit(text: string | number): number {
+    const value = typeof text === "number" ? text : /^\s*[0-9]*\.?[0-9]+(e[-+]?[0-9]+)?\s*$/i.test(text) ? Number(text) : NaN;
+    if (!(value > 0)) throw new UsageError(`--limit ${text}: expected a count >= 1 or a fraction in (0, 1)`);
+    return value;
 }
 
 /**
