@@ -18,6 +18,7 @@
  * API: `localDataFiles(taskName)` (relative paths read), `loadLocalRows(dataDir, taskName)` → rows before
  * process_docs. A missing or malformed file throws DataFormatError naming the file and line.
  */
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { DataFormatError } from "../errors.js";
@@ -92,7 +93,14 @@ async function readLines(file: string): Promise<{ text: string; line: number }[]
         content = await readFile(file, "utf8");
     } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        throw new DataFormatError(`${file}: cannot read the data file (${code ?? String(error)})`);
+        // A folder laid out like ../shared/data has HellaSwag only in llama.cpp's derived text form, which lacks
+        // ctx_a/ctx_b and so cannot give lm-eval's prompts: say so instead of a bare ENOENT.
+        const derived = path.join(path.dirname(file), "hellaswag_val_full.txt.bz2");
+        const hint = code === "ENOENT" && existsSync(derived)
+            ? `; the folder only has ${path.basename(derived)}, a derived form without ctx_a/ctx_b that cannot reproduce ` +
+              "lm-eval's prompts: add rowanz/hellaswag's hellaswag_val.jsonl, or leave out --data_dir to use the HF dataset"
+            : "";
+        throw new DataFormatError(`${file}: cannot read the data file (${code ?? String(error)})${hint}`);
     }
     const out: { text: string; line: number }[] = [];
     content.split("\n").forEach((raw, i) => {
