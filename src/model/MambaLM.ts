@@ -10,6 +10,7 @@
  *
  * Calls are serialised (one at a time per model): they share the backend's state slots.
  */
+import { Mulberry32 } from "../prng.js";
 import { MambaEvalError, UsageError } from "../errors.js";
 import type { NativeModelInfo, ScoreBatch, ScoreOutput } from "./backends/addonTypes.js";
 import { encodePairs, rollingRequests, truncatePair, DEFAULT_MAX_LENGTH, type TokenRequest } from "../harness/encodePair.js";
@@ -84,21 +85,6 @@ export interface SamplingOptions {
     topP?: number;
     /** PRNG seed (default 0). */
     seed?: number;
-}
-
-/** Mulberry32: a 32-bit-state PRNG; next() returns a float in [0, 1) with 32 random bits. */
-export class Mulberry32 {
-    private state: number;
-    constructor(seed: number) {
-        this.state = seed >>> 0;
-    }
-    next(): number {
-        this.state = (this.state + 0x6d2b79f5) >>> 0;
-        let t = this.state;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    }
 }
 
 /** Index of the largest value in logits[0..n); the first index wins ties. */

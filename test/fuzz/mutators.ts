@@ -6,31 +6,11 @@
  * Every mutator takes the file's bytes and a PRNG and returns the new bytes plus a short description; the
  * description and the case's seed are enough to replay a case.
  */
+import type { Mulberry32 as Prng } from "../../src/prng.js";
 import { crc32 } from "node:zlib";
 
-/** A small, fast, seeded PRNG (mulberry32). */
-export class Prng {
-    private state: number;
-    constructor(seed: number) {
-        this.state = seed >>> 0;
-    }
-    /** Uniform in [0, 1). */
-    next(): number {
-        this.state = (this.state + 0x6d2b79f5) >>> 0;
-        let t = this.state;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    }
-    /** Integer in [0, n). */
-    int(n: number): number {
-        return Math.floor(this.next() * n);
-    }
-    pick<T>(items: readonly T[]): T {
-        if (items.length === 0) throw new Error("pick from an empty list");
-        return items[this.int(items.length)]!;
-    }
-}
+/** The fuzzers' seeded PRNG (mulberry32, shared with generate --seed). */
+export { Mulberry32 as Prng } from "../../src/prng.js";
 
 /** The outcome of one mutation. */
 export interface Mutation {
