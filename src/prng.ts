@@ -23,4 +23,14 @@ export class Mulberry32 {
         if (items.length === 0) throw new Error("pick from an empty list");
         return items[this.int(items.length)]!;
     }
+    /** One of the items, each chosen with probability proportional to its weight. */
+    pickWeighted<T>(items: ReadonlyArray<readonly [T, number]>): T {
+        const total = items.reduce((sum, [, w]) => sum + w, 0);
+        let u = this.next() * total;
+        for (const [item, w] of items) {
+            u -= w;
+            if (u < 0) return item;
+        }
+        return items[items.length - 1]![0];
+    }
 }

@@ -146,16 +146,6 @@ function mutatorsFor(file: string): Array<[Mutator, number]> {
     return [[pickleOpcodeEdit, 6], [zipStructureFlip, 2], [byteFlip, 3], [truncate, 2]];
 }
 
-function pickWeighted<T>(items: Array<[T, number]>, rng: Prng): T {
-    const total = items.reduce((s, [, w]) => s + w, 0);
-    let u = rng.next() * total;
-    for (const [item, w] of items) {
-        u -= w;
-        if (u < 0) return item;
-    }
-    return items[items.length - 1]![0];
-}
-
 /** NaN/Inf written into a random element of a random tensor (its file and dtype from the loader's index). */
 function nonFiniteMutation(copy: WorkingCopy, rng: Prng): { file: string; mutation: Mutation } {
     const t = rng.pick(copy.tensors);
@@ -278,7 +268,7 @@ describe("checkpoint fuzzing", () => {
                 ({ file, mutation } = nonFiniteMutation(copy, rng));
             } else {
                 file = rng.pick(copy.files);
-                mutation = pickWeighted(mutatorsFor(file), rng)(copy.original(file), rng);
+                mutation = rng.pickWeighted(mutatorsFor(file))(copy.original(file), rng);
             }
             copy.write(file, mutation.bytes);
             let result: { outcome?: Outcome; error?: unknown };

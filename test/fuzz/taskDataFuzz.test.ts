@@ -136,16 +136,6 @@ function mutatorsFor(file: string): Array<[Mutator, number]> {
     return [[lineEdit, 4], [byteFlip, 3], [truncate, 1]];
 }
 
-function pickWeighted<T>(items: Array<[T, number]>, rng: Prng): T {
-    const total = items.reduce((s, [, w]) => s + w, 0);
-    let u = rng.next() * total;
-    for (const [item, w] of items) {
-        u -= w;
-        if (u < 0) return item;
-    }
-    return items[items.length - 1]![0];
-}
-
 describe("task data fuzzing", () => {
     let root: string;
     const copies: TaskCopy[] = [];
@@ -192,7 +182,7 @@ describe("task data fuzzing", () => {
             const copy = rng.pick(copies);
             const file = rng.pick(copy.files);
             const original = copy.originals.get(file)!;
-            const mutation: Mutation = pickWeighted(mutatorsFor(file), rng)(original, rng);
+            const mutation: Mutation = rng.pickWeighted(mutatorsFor(file))(original, rng);
             const target = path.join(copy.dataDir, file);
             writeFileSync(target, mutation.bytes);
             let problem: string | undefined;

@@ -8,29 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
 import type { ScoreBatch } from "../../src/model/backends/addonTypes.js";
 import { referenceLogits } from "./reference64.js";
-import { MAMBA1_SHAPE, MAMBA2_SHAPE, randomWeights, removeTempDirs, tempDir, tinySpec, writeSafetensors, type TinyShape } from "./tinyModel.js";
+import { MAMBA1_SHAPE, MAMBA2_SHAPE, randomWeights, removeTempDirs, tempDir, tinySpec, writeSafetensors, type TinyShape, wholeBatch } from "./tinyModel.js";
 
 afterAll(removeTempDirs);
 
 const SEQ_A = [3, 17, 42, 8, 8, 61, 0, 25, 33, 12, 5];
 const SEQ_B = [9, 1, 44];
 const SEQ_C = [63, 2, 30, 30, 7, 19, 50, 11];
-
-/** A batch of whole sequences from the zero state, logits of every row. */
-function wholeBatch(seqs: number[][]): ScoreBatch {
-    const offsets = [0];
-    for (const s of seqs) offsets.push(offsets[offsets.length - 1]! + s.length);
-    const T = offsets[offsets.length - 1]!;
-    return {
-        tokens: Int32Array.from(seqs.flat()),
-        segOffsets: Int32Array.from(offsets),
-        segInit: new Int32Array(seqs.length).fill(-1),
-        segSave: new Int32Array(seqs.length).fill(-1),
-        scoreRows: new Int32Array(0),
-        scoreTargets: new Int32Array(0),
-        logitRows: Int32Array.from({ length: T }, (_, i) => i),
-    };
-}
 
 /** Rows [from, to) of a row-major logits array with `vocab` columns. */
 function rows(logits: Float32Array, vocab: number, from: number, to: number): Float32Array {

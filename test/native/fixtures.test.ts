@@ -9,6 +9,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
 import type { ScoreBatch } from "../../src/model/backends/addonTypes.js";
+import { wholeBatch } from "./tinyModel.js";
 import { loadCheckpoint } from "../../src/model/loadModel.js";
 
 const FIXTURES = path.resolve(import.meta.dirname, "../../fixtures");
@@ -58,21 +59,6 @@ function relativeError(got: ArrayLike<number>, ref: ArrayLike<number>): number {
     return d / m;
 }
 
-function packed(seqs: number[][]): ScoreBatch {
-    const offsets = [0];
-    for (const s of seqs) offsets.push(offsets[offsets.length - 1]! + s.length);
-    const T = offsets[offsets.length - 1]!;
-    return {
-        tokens: Int32Array.from(seqs.flat()),
-        segOffsets: Int32Array.from(offsets),
-        segInit: new Int32Array(seqs.length).fill(-1),
-        segSave: new Int32Array(seqs.length).fill(-1),
-        scoreRows: new Int32Array(0),
-        scoreTargets: new Int32Array(0),
-        logitRows: Int32Array.from({ length: T }, (_, i) => i),
-    };
-}
-
 function argmax(a: ArrayLike<number>): number {
     let best = 0;
     for (let i = 1; i < a.length; i++) if (a[i]! > a[best]!) best = i;
@@ -105,10 +91,10 @@ describe.each(dirs)("fixture %s", (name) => {
 
     it("prefill logits match, each sequence alone and all packed in one call, at 1 and 2 threads", async () => {
         for (const [threads, m] of models.entries()) {
-            const all = await m.score(packed(ref.sequences.map((s) => s.tokens)));
+            const all = await m.score(wholeBatch(ref.sequences.map((s) => s.tokens)));
             let row = 0;
             for (const seq of ref.sequences) {
-                const alone = await m.score(packed([seq.tokens]));
+                const alone = await m.score(wholeBatch([seq.tokens]));
                 const expected = tensors.get(seq.logits)!;
                 expect(relativeError(pick(seq, alone.logits), expected), `${seq.name}, ${threads + 1} thread(s)`).toBeLessThanOrEqual(TOLERANCE);
                 expect(pick(seq, all.logits, row)).toEqual(pick(seq, alone.logits));
@@ -138,7 +124,7 @@ describe.each(dirs)("fixture %s", (name) => {
         const m = models[0]!;
         const { prompt, continuation, max_new_tokens } = ref.greedy;
         const first = await m.score({
-            ...packed([prompt]), segSave: Int32Array.of(3), logitRows: Int32Array.of(prompt.length - 1),
+            ...wholeBatch([prompt]), segSave: Int32Array.of(3), logitRows: Int32Array.of(prompt.length - 1),
         });
         const out = [argmax(first.logits)];
         while (out.length < max_new_tokens) out.push(argmax(await m.step(Int32Array.of(3), Int32Array.of(out[out.length - 1]!))));
@@ -150,7 +136,7 @@ describe.each(dirs)("fixture %s", (name) => {
         for (const seq of ref.sequences) {
             const T = seq.tokens.length;
             const out = await models[1]!.score({
-                ...packed([seq.tokens]),
+                ...wholeBatch([seq.tokens]),
                 scoreRows: Int32Array.from({ length: T - 1 }, (_, i) => i),
                 scoreTargets: Int32Array.from(seq.tokens.slice(1)),
                 logitRows: Int32Array.from(seq.positions!),

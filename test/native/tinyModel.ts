@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { NativeModelSpec } from "../../src/model/backends/addonTypes.js";
+import type { NativeModelSpec, ScoreBatch } from "../../src/model/backends/addonTypes.js";
 import type { TensorDType, TensorSource } from "../../src/model/types.js";
 
 /** Shapes of a tiny model. */
@@ -168,5 +168,21 @@ export function tinySpec(w: TinyWeights, tensors: TensorSource[], threads = 1, w
         device: "cpu", family: s.family, dModel: s.dModel, nLayer: s.nLayer, vocab: s.vocab, dState: s.dState,
         dConv: s.dConv, dInner: s.dInner, dtRank: s.dtRank, nHeads: s.nHeads, headDim: s.headDim, nGroups: s.nGroups,
         normEps: 1e-5, convBias: true, projBias: s.projBias, tieEmbeddings: s.tieEmbeddings, threads, weightType, tensors,
+    };
+}
+
+/** A batch of whole sequences, each from the zero state, asking for the logits of every row. */
+export function wholeBatch(seqs: number[][]): ScoreBatch {
+    const offsets = [0];
+    for (const s of seqs) offsets.push(offsets[offsets.length - 1]! + s.length);
+    const T = offsets[offsets.length - 1]!;
+    return {
+        tokens: Int32Array.from(seqs.flat()),
+        segOffsets: Int32Array.from(offsets),
+        segInit: new Int32Array(seqs.length).fill(-1),
+        segSave: new Int32Array(seqs.length).fill(-1),
+        scoreRows: new Int32Array(0),
+        scoreTargets: new Int32Array(0),
+        logitRows: Int32Array.from({ length: T }, (_, i) => i),
     };
 }
