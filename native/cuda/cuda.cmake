@@ -35,6 +35,8 @@ if(MAMBA_EVAL_CUDA)
     ${MAMBA_EVAL_CUDA_DIR}/norm_kernels.cu
     ${MAMBA_EVAL_CUDA_DIR}/conv_kernels.cu
     ${MAMBA_EVAL_CUDA_DIR}/scan_kernels.cu
+    ${MAMBA_EVAL_CUDA_DIR}/ssd_kernels.cu
+    ${MAMBA_EVAL_CUDA_DIR}/gemv_kernels.cu
     ${MAMBA_EVAL_CUDA_DIR}/logits_kernels.cu
     ${MAMBA_EVAL_CUDA_DIR}/cuda_backend.cu)
   set_target_properties(mamba_eval_cuda PROPERTIES

@@ -168,6 +168,7 @@ public:
 
     ~CudaBackend() override {
         slots_.clear();
+        spare_.clear();
         if (stream_ != nullptr) cudaStreamDestroy(stream_);
     }
 
@@ -196,6 +197,11 @@ public:
         }
         b.seg_offsets.push_back(n);
         validate(b);
+        struct StepMode {
+            bool& flag;
+            explicit StepMode(bool& f) : flag(f) { flag = true; }
+            ~StepMode() { flag = false; }
+        } step_mode(step_mode_);
         if (n > kHeadChunkRows || !step_graphs_enabled()) {
             graph_.drop();
             ScoreOutput out;
@@ -214,7 +220,7 @@ public:
             forward_layers(c);
             cuda::launch_add_rmsnorm(nullptr, n, sc_->resid_buf_.as<float>(), sc_->mix_buf_.as<float>(), norm_f_, D,
                                      s_.norm_eps, ActOut{hn, bf16_}, stream_);
-            gemm_.run(head_, V, D, hn, D, n, logits, V);
+            project(head_, V, D, hn, D, n, logits, V);
         };
         if (graph_.ready(n)) {
             graph_.launch(stream_);
@@ -228,7 +234,7 @@ public:
         check_cuda(cudaMemcpyAsync(logits_out, logits, size_t(n) * V * sizeof(float), cudaMemcpyDeviceToHost, stream_),
                    "download logits");
         check_cuda(cudaStreamSynchronize(stream_), "step");
-        for (auto& [slot, st] : c.p.commits) slots_[slot] = std::move(st);
+        for (auto& [slot, st] : c.p.commits) commit(slot, std::move(st));
     }
 
     void copy_state(int src, int dst) override {
@@ -247,7 +253,10 @@ public:
 
     void free_state(int slot) override {
         check_slot_id(slot, "freeState");
-        slots_.erase(slot);
+        auto found = slots_.find(slot);
+        if (found == slots_.end()) return;
+        retire(std::move(found->second));
+        slots_.erase(found);
     }
 
     void export_state(int slot, std::vector<float>& conv, std::vector<float>& ssm) override {
@@ -298,6 +307,26 @@ private:
     size_t conv_bytes() const { return conv_state_floats() * sizeof(float); }
     size_t ssm_bytes() const { return ssm_state_floats() * sizeof(float); }
     size_t act_bytes() const { return bf16_ ? 2 : 4; }
+
+    /**
+     * y = x·Wᵀ through cuBLASLt (one algorithm per shape), or in step() with MAMBA_EVAL_CUDA_GEMV=1 through the
+     * bandwidth-bound GEMV (gemv_kernels.cu): faster at a few sequences, slower at many (docs/cuda.md, v6). Each
+     * path has its own fixed per-output order, so a row's result does not depend on the batch either way; with the
+     * GEMV, step() and score() may differ in the last bits.
+     */
+    void project(const void* w, int N, int K, const void* x, int ldx, int T, float* y, int ldy) {
+        if (step_mode_ && gemv_decode_) {
+            cuda::launch_gemv(bf16_, w, N, K, x, ldx, T, y, ldy, stream_);
+        } else {
+            gemm_.run(w, N, K, x, ldx, T, y, ldy);
+        }
+    }
+
+    /** Mamba-2 in score(): the chunked SSD on tensor cores for bf16 weights at supported head sizes. */
+    bool use_chunked_ssd() const {
+        return bf16_ && !step_mode_ && cuda::mamba2_ssd_chunk_length(s_.head_dim, s_.d_state) > 0 &&
+               !cuda::mamba2_ssd_disabled();
+    }
     bool live(int slot) const { return slots_.count(slot) != 0; }
 
     void require_live(int slot, const std::string& what) const {
@@ -305,11 +334,32 @@ private:
         if (!live(slot)) throw std::runtime_error(what + ": " + slot_str(slot) + " holds no state");
     }
 
-    std::unique_ptr<SlotState> new_state() const {
+    /**
+     * Buffers for one whole-model state: a retired one when there is one, else fresh cudaMalloc's. (A run
+     * creates and frees tens of thousands of states; cudaMalloc/cudaFree each time cost more than the compute.)
+     */
+    std::unique_ptr<SlotState> new_state() {
+        if (!spare_.empty()) {
+            auto st = std::move(spare_.back());
+            spare_.pop_back();
+            return st;
+        }
         auto st = std::make_unique<SlotState>();
         st->conv.reserve(conv_bytes());
         st->ssm.reserve(ssm_bytes());
         return st;
+    }
+
+    /** Keeps a state's buffers for reuse (all work queued on them has finished: every call synchronises). */
+    void retire(std::unique_ptr<SlotState> st) {
+        if (st != nullptr) spare_.push_back(std::move(st));
+    }
+
+    /** Replaces the slot's state with `st`, retiring the old one. */
+    void commit(int slot, std::unique_ptr<SlotState> st) {
+        auto& cur = slots_[slot];
+        retire(std::move(cur));
+        cur = std::move(st);
     }
 
     /** The slot's buffers, created zeroed when new. */
@@ -589,15 +639,15 @@ private:
 
     void run(const ScoreBatch& b, ScoreOutput& out) {
         sc_ = &score_scratch_;
-        Call c = upload_call(b);
         clock_.begin(stream_);
+        Call c = upload_call(b);
         forward_layers(c);
         clock_.mark(cuda::kPhaseHead);
         head(b, sc_->resid_buf_.as<float>(), sc_->mix_buf_.as<float>(), out);
         clock_.mark(cuda::kPhaseEnd);
         check_cuda(cudaStreamSynchronize(stream_), "score");
-        clock_.report(c.T);
-        for (auto& [slot, st] : c.p.commits) slots_[slot] = std::move(st);
+        clock_.report(c.T, long(c.p.start.size()), c.p.levels);
+        for (auto& [slot, st] : c.p.commits) commit(slot, std::move(st));
     }
 
     /** Embedding and every layer; leaves h in resid and the last mixer output in mix. Only queues work on the
@@ -626,7 +676,7 @@ private:
             clock_.mark(cuda::kPhaseNorm);
             cuda::launch_add_rmsnorm(nullptr, T, resid, l == 0 ? nullptr : mix, L.norm, D, s_.norm_eps, u_out, stream_);
             clock_.mark(cuda::kPhaseGemm);
-            gemm_.run(L.in_proj, IN, D, u, D, T, xz, IN);
+            project(L.in_proj, IN, D, u, D, T, xz, IN);
             if (L.in_bias != nullptr) cuda::launch_add_bias(T, IN, xz, IN, L.in_bias, stream_);
             const float* conv_in = s_.family == 1 ? xz : xz + E;
             void* xc_copy = (s_.family == 1 && bf16_) ? scratch<char>(sc_->xc_act_buf_, t * E * 2) : nullptr;
@@ -642,12 +692,19 @@ private:
                 const int G = s_.n_groups, H = s_.n_heads;
                 const cuda::Mamba2ScanArgs a{H, s_.head_dim, N, G, xc, xz + 2 * E + 2 * G * N, IN, L.dt_bias, L.A, L.D, y};
                 clock_.mark(cuda::kPhaseScan);
-                for (const LevelLists& lv : lists) cuda::launch_mamba2_scan(d_ints + lv.scan_off, int(lv.scan_n), segs, l, a, stream_);
+                const bool chunked = use_chunked_ssd();
+                for (const LevelLists& lv : lists) {
+                    if (chunked) {
+                        cuda::launch_mamba2_ssd(d_ints + lv.scan_off, int(lv.scan_n), segs, l, a, stream_);
+                    } else {
+                        cuda::launch_mamba2_scan(d_ints + lv.scan_off, int(lv.scan_n), segs, l, a, step_mode_, stream_);
+                    }
+                }
                 clock_.mark(cuda::kPhaseNorm);
                 cuda::launch_gated_rmsnorm(T, y, xz, IN, L.gate_norm, E, G, s_.norm_eps, ActOut{y_act, bf16_}, stream_);
             }
             clock_.mark(cuda::kPhaseGemm);
-            gemm_.run(L.out_proj, D, E, y_act, E, T, mix, D);
+            project(L.out_proj, D, E, y_act, E, T, mix, D);
             if (L.out_bias != nullptr) cuda::launch_add_bias(T, D, mix, D, L.out_bias, stream_);
         }
     }
@@ -660,13 +717,13 @@ private:
         float* dt = scratch<float>(sc_->dt_buf_, t * E);
         // [dt_low, B, C] = x_proj(x);  dt = dt_proj(dt_low) (bias and softplus are fused into the scan)
         clock_.mark(cuda::kPhaseGemm);
-        gemm_.run(L.x_proj, XD, E, bf16_ ? xc_copy : xc, E, T, dbc, XD);
+        project(L.x_proj, XD, E, bf16_ ? xc_copy : xc, E, T, dbc, XD);
         if (bf16_) {
             void* dt_low = scratch<char>(sc_->dt_low_buf_, t * R * 2);
             cuda::launch_copy_cols(T, R, dbc, XD, ActOut{dt_low, true}, stream_);
-            gemm_.run(L.dt_proj, E, R, dt_low, R, T, dt, E);
+            project(L.dt_proj, E, R, dt_low, R, T, dt, E);
         } else {
-            gemm_.run(L.dt_proj, E, R, dbc, XD, T, dt, E);
+            project(L.dt_proj, E, R, dbc, XD, T, dt, E);
         }
         clock_.mark(cuda::kPhaseScan);
         const cuda::Mamba1ScanArgs a{E, N, R, dt, L.dt_bias, xc, xz + E, int(in_rows_), dbc, L.A, L.D, ActOut{y_act, bf16_}};
@@ -717,7 +774,7 @@ private:
         for (int r0 = 0, c = 0; r0 < R; r0 += kHeadChunkRows, c++) {
             const int n = std::min(R - r0, kHeadChunkRows);
             cuda::launch_add_rmsnorm(d_ints + r0, n, resid, mix, norm_f_, D, s_.norm_eps, ActOut{hn, bf16_}, stream_);
-            gemm_.run(head_, V, D, hn, D, n, logits, V);
+            project(head_, V, D, hn, D, n, logits, V);
             const size_t e0 = chunk_begin[size_t(c)], e1 = chunk_begin[size_t(c) + 1];
             cuda::launch_logsoftmax_gather(logits, V, d_ints + local_off + e0, d_ints + target_off + e0, int(e1 - e0),
                                            d_logprob + e0, d_greedy + e0, stream_);
@@ -749,6 +806,11 @@ private:
     cuda::Gemm gemm_;
     cuda::PhaseClock clock_;
     bool bf16_ = false;
+    bool step_mode_ = false;  // inside step(): recurrent Mamba-2 scan with transposed state I/O, GEMV if enabled
+    const bool gemv_decode_ = [] {
+        const char* v = std::getenv("MAMBA_EVAL_CUDA_GEMV");
+        return v != nullptr && std::string(v) == "1";
+    }();
     int64_t conv_ch_ = 0, in_rows_ = 0, conv_layer_ = 0, ssm_layer_ = 0;
     std::string isa_;
     size_t weight_bytes_ = 0;
@@ -758,6 +820,7 @@ private:
     const float* norm_f_ = nullptr;
     std::vector<DeviceLayer> layers_;
     std::unordered_map<int, std::unique_ptr<SlotState>> slots_;
+    std::vector<std::unique_ptr<SlotState>> spare_;  // retired state buffers, reused before any cudaMalloc
     Scratch score_scratch_, step_scratch_;  // step() keeps its own, so score() never moves a captured graph's buffers
     Scratch* sc_ = &score_scratch_;
     StepGraph graph_;

@@ -5,6 +5,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <utility>
@@ -21,6 +22,7 @@ public:
         const char* env = std::getenv("MAMBA_EVAL_CUDA_PROFILE");
         on_ = env != nullptr && env[0] != '\0';
         stream_ = stream;
+        host_start_ = std::chrono::steady_clock::now();
         clear();
     }
     void mark(Phase phase) {
@@ -30,17 +32,23 @@ public:
         cudaEventRecord(event, stream_);
         marks_.emplace_back(phase, event);
     }
-    /** Prints "cuda profile: T rows, <phase> ms, ..." and frees the events. Call after synchronising. */
-    void report(long rows) {
+    /**
+     * Prints "cuda profile: T rows, segments S, levels L, <phase> ms, ..., call N ms" (call: host wall time from
+     * begin(), planning and uploads included) and frees the events. Call after synchronising.
+     */
+    void report(long rows, long segments = 0, int levels = 0) {
         if (on_ && marks_.size() >= 2) {
+            const double call_ms =
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - host_start_).count();
             float ms[kPhaseCount] = {};
             for (size_t i = 0; i + 1 < marks_.size(); ++i) {
                 float d = 0.0f;
                 if (cudaEventElapsedTime(&d, marks_[i].second, marks_[i + 1].second) == cudaSuccess) ms[marks_[i].first] += d;
             }
-            std::fprintf(stderr, "cuda profile: %ld rows, embed %.2f ms, norm %.2f ms, gemm %.2f ms, conv %.2f ms, "
-                         "scan %.2f ms, head %.2f ms\n", rows, ms[kPhaseEmbed], ms[kPhaseNorm], ms[kPhaseGemm],
-                         ms[kPhaseConv], ms[kPhaseScan], ms[kPhaseHead]);
+            std::fprintf(stderr, "cuda profile: %ld rows, segments %ld, levels %d, embed %.2f ms, norm %.2f ms, gemm %.2f ms, "
+                         "conv %.2f ms, scan %.2f ms, head %.2f ms, call %.2f ms\n", rows, segments, levels,
+                         ms[kPhaseEmbed], ms[kPhaseNorm], ms[kPhaseGemm], ms[kPhaseConv], ms[kPhaseScan], ms[kPhaseHead],
+                         call_ms);
         }
         clear();
     }
@@ -52,6 +60,7 @@ private:
         marks_.clear();
     }
     bool on_ = false;
+    std::chrono::steady_clock::time_point host_start_{};
     cudaStream_t stream_ = nullptr;
     std::vector<std::pair<Phase, cudaEvent_t>> marks_;
 };

@@ -10,6 +10,10 @@
  * The same is timed at 256 segments × 128 tokens (8 scored each), the seed bench's second shape.
  * Mamba-1 shapes: prefill is timed (and profiled) once more with MAMBA_EVAL_CUDA_SCAN1=v3, the previous scan
  * kernel, so each run is an A/B of the scan on the same machine.
+ * Mamba-2 shapes: prefill is timed (and profiled) once more with MAMBA_EVAL_CUDA_SSD=recurrent, the recurrent scan,
+ * and the chunked SSD's log-probs are compared with the recurrent scan's (relative difference), and with the same
+ * batch cut into two calls through state slots: cut at 256 tokens (a multiple of the 64-token chunk: must be
+ * bit-identical to the uncut call) and at 200 (close, not bit-identical).
  * Decode: step() for 1 and 64 sequences, median per step of 20 / 10 after 3 warm-ups (eager, graph capture, replay),
  * logits downloaded each step; once with CUDA graphs (the default) and once without (MAMBA_EVAL_CUDA_GRAPHS=0).
  * The table relates prefill to the bf16 matmul rate and decode to the copy-bandwidth bound, both measured in the
@@ -42,6 +46,11 @@ interface BenchResult {
     prefillScoredRows: number;
     prefillSeconds: number;
     prefillV3ScanSeconds?: number;
+    prefillRecurrentSsdSeconds?: number;
+    prefillSsdTwoBlocksSeconds?: number;
+    ssdVsRecurrentMaxRel?: number;
+    ssdCut256Identical?: boolean;
+    ssdCut200MaxRel?: number;
     prefillShortSeconds?: number;
     decode1Seconds: number;
     decode64Seconds: number;
@@ -91,6 +100,62 @@ function prefillBatch(segments: number, length: number, scored: number, vocab: n
     };
 }
 
+const maxRel = (a: Float64Array, b: Float64Array): number => {
+    let worst = 0;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / Math.max(1e-30, Math.abs(b[i]!)));
+    return worst;
+};
+
+/**
+ * Mamba-2: the chunked SSD against the recurrent scan on the same batch (time, profile, log-prob agreement), and the
+ * batch cut into two calls through state slots at `cut` tokens, compared with the uncut SSD call.
+ */
+async function ssdChecks(model: NativeBackend, batch: ReturnType<typeof prefillBatch>) {
+    const uncut = await model.score(batch);
+    process.env.MAMBA_EVAL_CUDA_SSD_OCC = "2";
+    const prefillSsdTwoBlocksSeconds = await timeIt(3, 1, () => model.score(batch));
+    delete process.env.MAMBA_EVAL_CUDA_SSD_OCC;
+    process.env.MAMBA_EVAL_CUDA_SSD = "recurrent";
+    const prefillRecurrentSsdSeconds = await timeIt(3, 1, () => model.score(batch));
+    const recurrent = await model.score(batch);
+    process.env.MAMBA_EVAL_CUDA_PROFILE = "1";
+    console.error("(recurrent Mamba-2 scan)");
+    await model.score(batch);
+    delete process.env.MAMBA_EVAL_CUDA_PROFILE;
+    delete process.env.MAMBA_EVAL_CUDA_SSD;
+
+    const cutRun = async (cut: number): Promise<Float64Array> => {
+        const n = SEGMENTS, L = SEGMENT_TOKENS;
+        const head = new Int32Array(n * cut), tail = new Int32Array(n * (L - cut));
+        for (let s = 0; s < n; s++) {
+            head.set(batch.tokens.subarray(s * L, s * L + cut), s * cut);
+            tail.set(batch.tokens.subarray(s * L + cut, (s + 1) * L), s * (L - cut));
+        }
+        const slots = Int32Array.from({ length: n }, (_, i) => 1000 + i);
+        await model.score({
+            tokens: head, segOffsets: Int32Array.from({ length: n + 1 }, (_, s) => s * cut),
+            segInit: new Int32Array(n).fill(-1), segSave: slots, scoreRows: new Int32Array(0), scoreTargets: new Int32Array(0),
+        });
+        // The scored rows all lie in the tail (the last 32 of each segment).
+        const scoreRows = Int32Array.from(batch.scoreRows, (r) => Math.floor(r / L) * (L - cut) + (r % L) - cut);
+        const out = await model.score({
+            tokens: tail, segOffsets: Int32Array.from({ length: n + 1 }, (_, s) => s * (L - cut)),
+            segInit: slots, segSave: new Int32Array(n).fill(-1), scoreRows, scoreTargets: batch.scoreTargets,
+        });
+        for (const slot of slots) model.freeState(slot);
+        return out.logprobs;
+    };
+    const cut256 = await cutRun(256);
+    const cut200 = await cutRun(200);
+    return {
+        prefillRecurrentSsdSeconds,
+        prefillSsdTwoBlocksSeconds,
+        ssdVsRecurrentMaxRel: maxRel(uncut.logprobs, recurrent.logprobs),
+        ssdCut256Identical: cut256.every((v, i) => Object.is(v, uncut.logprobs[i])),
+        ssdCut200MaxRel: maxRel(cut200, uncut.logprobs),
+    };
+}
+
 async function runOne(dir: string, name: string, outJsonl: string): Promise<void> {
     const shape = JSON.parse(await readFile(path.join(dir, "shape.json"), "utf8")) as Shape;
     const spec: NativeModelSpec = {
@@ -105,6 +170,14 @@ async function runOne(dir: string, name: string, outJsonl: string): Promise<void
     const loadSeconds = (performance.now() - t0) / 1e3;
     const info = model.info();
 
+    if (process.env.BENCH_DECODE_ONLY) {
+        // Profiling aid (ncu): only decode steps of BENCH_DECODE_ONLY sequences, no prefill, nothing recorded.
+        const n = Number(process.env.BENCH_DECODE_ONLY);
+        const slots = Int32Array.from({ length: n }, (_, i) => 100 + i);
+        for (let step = 0; step < 8; step++) await model.step(slots, tokens(n, shape.vocab, 11 + step));
+        model.dispose();
+        return;
+    }
     const T = SEGMENTS * SEGMENT_TOKENS;
     const batch = prefillBatch(SEGMENTS, SEGMENT_TOKENS, SCORED_PER_SEGMENT, shape.vocab);
     const scoreRows = batch.scoreRows;
@@ -127,6 +200,9 @@ async function runOne(dir: string, name: string, outJsonl: string): Promise<void
         delete process.env.MAMBA_EVAL_CUDA_SCAN1;
     }
 
+    let ssd: Pick<BenchResult, "prefillRecurrentSsdSeconds" | "prefillSsdTwoBlocksSeconds" | "ssdVsRecurrentMaxRel" | "ssdCut256Identical" | "ssdCut200MaxRel"> = {};
+    if (shape.family === 2) ssd = await ssdChecks(model, batch);
+
     const decode = async (n: number, reps: number): Promise<number> => {
         const slots = Int32Array.from({ length: n }, (_, i) => 100 + i);
         let step = 0;
@@ -138,15 +214,27 @@ async function runOne(dir: string, name: string, outJsonl: string): Promise<void
     const decode1EagerSeconds = await decode(1, 20);
     const decode64EagerSeconds = await decode(64, 10);
     delete process.env.MAMBA_EVAL_CUDA_GRAPHS;
+    // Per-phase GPU time of one decode step at 1 and 64 sequences (the profiler runs step() eagerly).
+    process.env.MAMBA_EVAL_CUDA_PROFILE = "1";
+    console.error("(decode step, 1 and 64 sequences)");
+    await decode(1, 1);
+    await decode(64, 1);
+    delete process.env.MAMBA_EVAL_CUDA_PROFILE;
     model.dispose();
 
     const result: BenchResult = {
         name, isa: info.isa, weightBytes: info.weightBytes, stateBytes: (info.convStateFloats + info.ssmStateFloats) * 4,
         prefillTokens: T, prefillScoredRows: scoreRows.length, prefillSeconds, prefillV3ScanSeconds, prefillShortSeconds, decode1Seconds, decode64Seconds,
-        decode1EagerSeconds, decode64EagerSeconds, layerGemmParams: shape.layerGemmParams, dModel: shape.dModel, vocab: shape.vocab,
+        decode1EagerSeconds, decode64EagerSeconds, ...ssd, layerGemmParams: shape.layerGemmParams, dModel: shape.dModel, vocab: shape.vocab,
     };
     await appendFile(outJsonl, `${JSON.stringify(result)}\n`);
-    const v3 = prefillV3ScanSeconds === undefined ? "" : ` (v3 scan: ${(T / prefillV3ScanSeconds).toFixed(0)})`;
+    const v3 = prefillV3ScanSeconds !== undefined ? ` (v3 scan: ${(T / prefillV3ScanSeconds).toFixed(0)})`
+        : ssd.prefillRecurrentSsdSeconds !== undefined
+            ? ` (recurrent scan: ${(T / ssd.prefillRecurrentSsdSeconds).toFixed(0)}; SSD 2 blocks/SM: ` +
+              `${(T / (ssd.prefillSsdTwoBlocksSeconds ?? Number.NaN)).toFixed(0)}; SSD vs recurrent log-probs max rel ` +
+              `${ssd.ssdVsRecurrentMaxRel?.toExponential(2)}; cut at 256 bit-identical: ${ssd.ssdCut256Identical}; ` +
+              `cut at 200 max rel ${ssd.ssdCut200MaxRel?.toExponential(2)})`
+            : "";
     console.log(`bench ${name}: load ${loadSeconds.toFixed(1)} s, prefill ${(T / prefillSeconds).toFixed(0)} tok/s${v3}, ` +
         `256×128: ${(T / prefillShortSeconds).toFixed(0)} tok/s, ` +
         `decode B=1 ${(1 / decode1Seconds).toFixed(0)} tok/s, B=64 ${(64 / decode64Seconds).toFixed(0)} tok/s ` +
@@ -158,7 +246,7 @@ async function table(outJsonl: string, ceilingsJson: string): Promise<void> {
     const results = (await readFile(outJsonl, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as BenchResult);
     console.log(`${ceilings.gpu}: bf16 matmul 8192³ ${ceilings.bf16_matmul_tflops.toFixed(0)} TFLOP/s, ` +
         `copy ${ceilings.copy_gbps.toFixed(0)} GB/s (read + write)`);
-    console.log("| shape | prefill tok/s [v3 scan] | 256×128 tok/s | % of bf16 matmul | decode B=1 tok/s (bound) [no graphs] | decode B=64 tok/s (bound) [no graphs] | Table 3 (4.30M) | Table 3 (2.40M) |");
+    console.log("| shape | prefill tok/s [v3 scan / recurrent Mamba-2 scan] | 256×128 tok/s | % of bf16 matmul | decode B=1 tok/s (bound) [no graphs] | decode B=64 tok/s (bound) [no graphs] | Table 3 (4.30M) | Table 3 (2.40M) |");
     console.log("|---|---|---|---|---|---|---|---|");
     let total = 0;
     let totalTree = 0;
@@ -173,7 +261,8 @@ async function table(outJsonl: string, ceilingsJson: string): Promise<void> {
             total += TABLE3_TOKEN_STEPS / prefill;
             totalTree += TABLE3_TOKEN_STEPS_PREFIX_TREE / prefill;
         }
-        const v3 = r.prefillV3ScanSeconds === undefined ? "" : ` [${(r.prefillTokens / r.prefillV3ScanSeconds).toFixed(0)}]`;
+        const old = r.prefillV3ScanSeconds ?? r.prefillRecurrentSsdSeconds;
+        const v3 = old === undefined ? "" : ` [${(r.prefillTokens / old).toFixed(0)}]`;
         const short = r.prefillShortSeconds === undefined ? "" : (r.prefillTokens / r.prefillShortSeconds).toFixed(0);
         console.log(`| ${r.name} | ${prefill.toFixed(0)}${v3} | ${short} | ${(100 * fraction).toFixed(1)}% | ${(1 / r.decode1Seconds).toFixed(0)} ` +
             `(${bound(1).toFixed(0)})${eager(1, r.decode1EagerSeconds)} | ${(64 / r.decode64Seconds).toFixed(0)} ` +

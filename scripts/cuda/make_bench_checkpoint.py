@@ -1,10 +1,15 @@
-"""Writes one random bf16 checkpoint at a real Mamba shape, for the CUDA bench (run on the GPU machine).
+"""Writes one random bf16 checkpoint at a real Mamba shape, for the CUDA bench and the end-to-end Table-3 timing
+(run on the GPU machine; without CUDA the weights are drawn on the CPU).
 
     python3 make_bench_checkpoint.py NAME OUT_DIR
 
-NAME is one of mamba-130m, mamba-370m, mamba-790m, mamba-1.4b, mamba-2.8b, mamba2-2.7b. OUT_DIR/model.safetensors gets canonical
-(mamba_ssm) tensor names; OUT_DIR/shape.json the NativeModelSpec numbers. Weights are drawn on the GPU with
-a fixed seed, scaled like an initialised model (so activations stay finite), never zeros.
+NAME is a key of SHAPES: the five Mamba-1 sizes mamba-130m … mamba-2.8b, the Mamba-2 sizes mamba2-130m …
+mamba2-2.7b, or tiny-mamba1 / tiny-mamba2 (two layers, for dry runs on the CPU). OUT_DIR/model.safetensors gets
+canonical (mamba_ssm) tensor names; OUT_DIR/config.json the mamba_ssm config of that shape, so OUT_DIR is a
+checkpoint folder the CLI loads (`mamba-eval --model OUT_DIR`); OUT_DIR/shape.json the NativeModelSpec numbers
+(bench.ts). Weights are drawn with a fixed seed, scaled like an initialised model (so activations stay finite),
+never zeros. The shapes are those of the state-spaces configs (Mamba-2: headdim 64, d_state 128, expand 2,
+ngroups 1); the vocabulary is GPT-NeoX's 50277 padded to a multiple of 8.
 """
 
 import json
@@ -21,13 +26,34 @@ SHAPES = {
     "mamba-790m": dict(family=1, d_model=1536, n_layer=48, d_state=16, head_dim=0),
     "mamba-1.4b": dict(family=1, d_model=2048, n_layer=48, d_state=16, head_dim=0),
     "mamba-2.8b": dict(family=1, d_model=2560, n_layer=64, d_state=16, head_dim=0),
+    "mamba2-130m": dict(family=2, d_model=768, n_layer=24, d_state=128, head_dim=64),
+    "mamba2-370m": dict(family=2, d_model=1024, n_layer=48, d_state=128, head_dim=64),
+    "mamba2-780m": dict(family=2, d_model=1536, n_layer=48, d_state=128, head_dim=64),
+    "mamba2-1.3b": dict(family=2, d_model=2048, n_layer=48, d_state=128, head_dim=64),
     "mamba2-2.7b": dict(family=2, d_model=2560, n_layer=64, d_state=128, head_dim=64),
+    "tiny-mamba1": dict(family=1, d_model=64, n_layer=2, d_state=16, head_dim=0),
+    "tiny-mamba2": dict(family=2, d_model=64, n_layer=2, d_state=16, head_dim=16),
 }
-VOCAB = 50280
+VOCAB_UNPADDED = 50277
+PAD_VOCAB_MULTIPLE = 8
+VOCAB = 50280  # VOCAB_UNPADDED rounded up to PAD_VOCAB_MULTIPLE, as MambaLMHeadModel pads it
 D_CONV = 4
 
 
+def mamba_ssm_config(s):
+    """The config.json of mamba_ssm's MambaConfig for shape `s` (what state-spaces/* checkpoints ship)."""
+    ssm_cfg = {"layer": "Mamba1" if s["family"] == 1 else "Mamba2", "d_state": s["d_state"], "d_conv": D_CONV, "expand": 2}
+    if s["family"] == 2:
+        ssm_cfg.update(headdim=s["head_dim"], ngroups=1)
+    return {"d_model": s["d_model"], "d_intermediate": 0, "n_layer": s["n_layer"], "vocab_size": VOCAB_UNPADDED,
+            "ssm_cfg": ssm_cfg, "attn_layer_idx": [], "attn_cfg": {}, "rms_norm": True, "residual_in_fp32": True,
+            "fused_add_norm": True, "pad_vocab_size_multiple": PAD_VOCAB_MULTIPLE, "tie_embeddings": True}
+
+
 def main() -> int:
+    if len(sys.argv) != 3 or sys.argv[1] not in SHAPES:
+        print(f"usage: make_bench_checkpoint.py NAME OUT_DIR, NAME one of {', '.join(SHAPES)}", file=sys.stderr)
+        return 2
     name, out_dir = sys.argv[1], sys.argv[2]
     s = SHAPES[name]
     D, L, N = s["d_model"], s["n_layer"], s["d_state"]
@@ -35,24 +61,25 @@ def main() -> int:
     R = math.ceil(D / 16)
     H = E // s["head_dim"] if s["family"] == 2 else 0
     G = 1
-    g = torch.Generator(device="cuda").manual_seed(1234)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    g = torch.Generator(device=device).manual_seed(1234)
     bf16 = torch.bfloat16
 
     def randn(*shape, scale):
-        return (torch.randn(*shape, generator=g, device="cuda") * scale).to(bf16)
+        return (torch.randn(*shape, generator=g, device=device) * scale).to(bf16)
 
     def uniform(lo, hi, *shape):
-        return (torch.rand(*shape, generator=g, device="cuda") * (hi - lo) + lo)
+        return (torch.rand(*shape, generator=g, device=device) * (hi - lo) + lo)
 
     def inv_softplus(y):
         return y + torch.log(-torch.expm1(-y))
 
     t = {"backbone.embedding.weight": randn(VOCAB, D, scale=0.02),
-         "backbone.norm_f.weight": torch.ones(D, dtype=bf16, device="cuda")}
+         "backbone.norm_f.weight": torch.ones(D, dtype=bf16, device=device)}
     for i in range(L):
         p = f"backbone.layers.{i}."
-        t[p + "norm.weight"] = torch.ones(D, dtype=bf16, device="cuda")
-        t[p + "mixer.D"] = torch.ones(E if s["family"] == 1 else H, dtype=bf16, device="cuda")
+        t[p + "norm.weight"] = torch.ones(D, dtype=bf16, device=device)
+        t[p + "mixer.D"] = torch.ones(E if s["family"] == 1 else H, dtype=bf16, device=device)
         t[p + "mixer.out_proj.weight"] = randn(D, E, scale=1 / math.sqrt(E) / math.sqrt(L))
         dt = torch.exp(uniform(math.log(1e-3), math.log(1e-1), E if s["family"] == 1 else H))
         if s["family"] == 1:
@@ -62,7 +89,7 @@ def main() -> int:
             t[p + "mixer.x_proj.weight"] = randn(R + 2 * N, E, scale=1 / math.sqrt(E))
             t[p + "mixer.dt_proj.weight"] = randn(E, R, scale=R ** -0.5)
             t[p + "mixer.dt_proj.bias"] = inv_softplus(dt).to(bf16)
-            t[p + "mixer.A_log"] = torch.log(torch.arange(1, N + 1, device="cuda").float()).repeat(E, 1).to(bf16)
+            t[p + "mixer.A_log"] = torch.log(torch.arange(1, N + 1, device=device).float()).repeat(E, 1).to(bf16)
         else:
             C = E + 2 * G * N
             t[p + "mixer.in_proj.weight"] = randn(2 * E + 2 * G * N + H, D, scale=1 / math.sqrt(D))
@@ -70,7 +97,7 @@ def main() -> int:
             t[p + "mixer.conv1d.bias"] = randn(C, scale=0.1)
             t[p + "mixer.dt_bias"] = inv_softplus(dt).to(bf16)
             t[p + "mixer.A_log"] = torch.log(uniform(1, 16, H)).to(bf16)
-            t[p + "mixer.norm.weight"] = torch.ones(E, dtype=bf16, device="cuda")
+            t[p + "mixer.norm.weight"] = torch.ones(E, dtype=bf16, device=device)
     os.makedirs(out_dir, exist_ok=True)
     save_file({k: v.contiguous().cpu() for k, v in t.items()}, os.path.join(out_dir, "model.safetensors"))
     spec = dict(family=s["family"], dModel=D, nLayer=L, vocab=VOCAB, dState=N, dConv=D_CONV, dInner=E,
@@ -79,6 +106,8 @@ def main() -> int:
                 layerGemmParams=sum(v.numel() for k, v in t.items() if k.endswith("proj.weight")))
     with open(os.path.join(out_dir, "shape.json"), "w") as f:
         json.dump(spec, f)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(mamba_ssm_config(s), f, indent=2)
     return 0
 
 

@@ -1,6 +1,10 @@
 """Times the seed's own path (mamba_ssm's MambaLMHeadModel) on the GPU machine, next to our bench in the same run.
 
-    PYTHONPATH=SEED_DIR python3 seed_bench.py OUT_JSON
+    PYTHONPATH=SEED_DIR [SEED_SIZES="mamba2-2.7b mamba2-130m ..."] python3 seed_bench.py OUT_JSON
+
+SEED_SIZES (default mamba2-2.7b; "all" = every key of SHAPES) picks the Mamba-2 sizes timed, at the shapes of the
+state-spaces configs (headdim 64, d_state 128, expand 2, ngroups 1); OUT_JSON is rewritten after every size, so a
+run cut short by a timeout keeps what it finished.
 
 SEED_DIR holds state-spaces/mamba's python package folder `mamba_ssm/` only (no compiled extensions: no
 selective_scan_cuda, no causal_conv1d), fetched on the development machine into a git-ignored folder and carried.
@@ -16,6 +20,7 @@ retried; mamba_ssm's own files are never edited.
 """
 
 import json
+import os
 import statistics
 import sys
 import types
@@ -23,8 +28,15 @@ import types
 import torch
 import torch.nn.functional as F
 
-SHAPES = {"mamba2-2.7b": dict(d_model=2560, n_layer=64, layer="Mamba2")}
-BATCHES = [(64, 512), (256, 128)]
+SHAPES = {  # d_model, n_layer of state-spaces/mamba2-*'s config.json; the rest are Mamba2's defaults
+    "mamba2-2.7b": dict(d_model=2560, n_layer=64, layer="Mamba2"),
+    "mamba2-1.3b": dict(d_model=2048, n_layer=48, layer="Mamba2"),
+    "mamba2-780m": dict(d_model=1536, n_layer=48, layer="Mamba2"),
+    "mamba2-370m": dict(d_model=1024, n_layer=48, layer="Mamba2"),
+    "mamba2-130m": dict(d_model=768, n_layer=24, layer="Mamba2"),
+}
+# (batch, length): 32 768 tokens each; 512 × 64 is nearest the Table-3 requests' mean length (≈ 65 tokens).
+BATCHES = [(64, 512), (256, 128), (512, 64)]
 VOCAB = 50277
 
 
@@ -85,14 +97,30 @@ def build(MambaLMHeadModel, MambaConfig, d_model, n_layer, layer):
     return MambaLMHeadModel(config, device="cuda", dtype=torch.float16).eval()
 
 
+def seed_sizes(text):
+    """SEED_SIZES → the SHAPES keys to time, in SHAPES order; an unknown name is refused in one line."""
+    names = list(SHAPES) if text.strip() == "all" else text.split()
+    unknown = [n for n in names if n not in SHAPES]
+    if unknown:
+        raise SystemExit(f"seed_bench.py: SEED_SIZES: unknown size {unknown[0]!r}; expected 'all' or some of {', '.join(SHAPES)}")
+    return [n for n in SHAPES if n in names]
+
+
+def write(out, file):
+    with open(file, "w") as f:
+        json.dump(out, f)
+
+
 def main() -> int:
-    out = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0), "runs": []}
+    sizes = seed_sizes(os.environ.get("SEED_SIZES", "mamba2-2.7b"))
+    out = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0), "sizes": sizes, "runs": []}
     MambaLMHeadModel, MambaConfig, guards = import_seed()
     out["import_guards"] = guards
     for g in guards:
         print(f"seed: {g}")
     gen = torch.Generator(device="cuda").manual_seed(7)
-    for name, s in SHAPES.items():
+    for name in sizes:
+        s = SHAPES[name]
         model = build(MambaLMHeadModel, MambaConfig, s["d_model"], s["n_layer"], s["layer"])
         for batch, length in BATCHES:
             ids = torch.randint(0, VOCAB, (batch, length), device="cuda", generator=gen)
@@ -109,6 +137,7 @@ def main() -> int:
             print(f"seed {name} {batch}x{length}: {run['tok_per_s']:.0f} tok/s ({seconds * 1e3:.1f} ms per call)")
         del model
         torch.cuda.empty_cache()
+        write(out, sys.argv[1])
 
     # Mamba-1 (mamba-2.8b width, 2 layers): needs the compiled selective_scan_cuda.
     try:
@@ -119,8 +148,7 @@ def main() -> int:
     except Exception as e:  # noqa: BLE001 - the expected outcome, recorded
         out["mamba1"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     print(f"seed Mamba-1 probe: {out['mamba1']}")
-    with open(sys.argv[1], "w") as f:
-        json.dump(out, f)
+    write(out, sys.argv[1])
     return 0
 
 

@@ -4,7 +4,9 @@
  * `maxTokensPerCall` tokens. A segment starts from its parent's saved state slot and saves its own final
  * state only when it has children; a slot is freed after the call in which its last child starts. A
  * segment longer than the room left in a call is cut into pieces chained through a temporary slot (exact:
- * a state restored from a slot continues the scan where it stopped).
+ * a state restored from a slot continues the scan where it stopped). Cuts fall at multiples of
+ * SEGMENT_CUT_ALIGNMENT tokens from where the run started, so a backend that scans in fixed-size chunks from
+ * each segment's first row (the CUDA Mamba-2 SSD) does the same arithmetic cut or uncut, whatever the call size.
  *
  * Per request the result is the float64 sum of its continuation tokens' log-probabilities, in token order,
  * and isGreedy = every token was the argmax. Because the kernels compute every row independently of the
@@ -53,6 +55,11 @@ export interface ScheduleResult {
 
 const DEFAULT_MAX_TOKENS = 8192;
 const DEFAULT_MAX_SLOTS = 64;
+/**
+ * Where a segment may be cut: a multiple of this many tokens from the start of its run (a multiple of the
+ * chunk lengths of chunked scans, 16 and 64). Only when a call holds fewer tokens than this are cuts unaligned.
+ */
+export const SEGMENT_CUT_ALIGNMENT = 64;
 
 /** One packed piece of a segment within a call. */
 interface Piece {
@@ -197,6 +204,8 @@ class TreeRun {
             // slots) the parent's own starting point, replaying the parent's tokens unscored.
             let init = seg.parent < 0 ? -1 : this.baseSlot[seg.parent]!;
             let from = seg.parent < 0 ? 0 : this.baseDepth[seg.parent]!;
+            const runStart = from;
+            const align = this.maxTokens >= SEGMENT_CUT_ALIGNMENT ? SEGMENT_CUT_ALIGNMENT : 1;
             while (from < seg.end) {
                 const room = this.maxTokens - tokens;
                 const left = seg.end - from;
@@ -206,6 +215,15 @@ class TreeRun {
                     continue;
                 }
                 let to = from + Math.min(left, room);
+                if (to < seg.end) {
+                    const aligned = runStart + Math.floor((to - runStart) / align) * align;
+                    if (aligned <= from) {
+                        // Room for less than one aligned step: start a new call (a fresh call holds at least one).
+                        await flush();
+                        continue;
+                    }
+                    to = aligned;
+                }
                 let save = -1;
                 if (to < seg.end) {
                     save = await tryTakeSlot();

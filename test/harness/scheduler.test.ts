@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TokenRequest } from "../../src/harness/encodePair.js";
-import { scoreTokenRequests } from "../../src/harness/scheduler.js";
+import { SEGMENT_CUT_ALIGNMENT, scoreTokenRequests, type ScoringEngine } from "../../src/harness/scheduler.js";
 import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
 import { loadCheckpoint } from "../../src/model/loadModel.js";
 import { writeRandomCheckpoint } from "./randomCheckpoint.js";
@@ -86,6 +86,35 @@ describe.each(["mamba1", "mamba2"] as const)("scheduler bit-identity on the nati
             expect(seen.sort((a, b) => a - b)).toEqual(requests.map((_, i) => i));
             expect(out.stats.peakSlots).toBeLessThanOrEqual(v.maxStateSlots);
             expect(out.stats.tokenSteps).toBeLessThan(out.stats.unsharedTokenSteps);
+        }
+    });
+
+    it("cuts long segments only at multiples of SEGMENT_CUT_ALIGNMENT tokens from the run's start", async () => {
+        const b = await open(1);
+        const long = Array.from({ length: 400 }, (_, i) => (i * 37 + 5) % VOCAB);
+        const requests: TokenRequest[] = [
+            { tokens: long, nScored: 3 },
+            { tokens: [...long.slice(0, 150), 7, 8], nScored: 2 }, // branches off at token 150
+        ];
+        const alone = [];
+        for (const r of requests) alone.push((await scoreTokenRequests(b, [r], { share: false })).results[0]!);
+        for (const maxTokensPerCall of [100, 130, 200]) {
+            // The real backend, with each call's segment lengths written down on the way through.
+            const pieceLengths: number[] = [];
+            const recording: ScoringEngine = {
+                score: (batch) => {
+                    for (let s = 0; s + 1 < batch.segOffsets.length; s++) pieceLengths.push(batch.segOffsets[s + 1]! - batch.segOffsets[s]!);
+                    return b.score(batch);
+                },
+                freeState: (slot) => b.freeState(slot),
+            };
+            const out = await scoreTokenRequests(recording, requests, { maxTokensPerCall });
+            expect(out.results).toEqual(alone);
+            // Runs: the shared 150-token trunk, its 249-token branch and the 1-token branch. Every piece but a run's
+            // last is a multiple of the alignment, so at most one piece per run is not, and some cut happened.
+            expect(pieceLengths.reduce((x, y) => x + y, 0)).toBe(150 + 249 + 1);
+            expect(pieceLengths.length).toBeGreaterThan(3);
+            expect(pieceLengths.filter((n) => n % SEGMENT_CUT_ALIGNMENT !== 0).length).toBeLessThanOrEqual(3);
         }
     });
 
