@@ -5,116 +5,190 @@
  * reproduces its stderr bit for bit.
  *
  * API: `new PyRandom(seed)`, `.random()`, `.choices(xs, k)`, and `.resampleSum(values)` (the hot path:
- * the sum of the resample `choices(values, k=n)` would return, without allocating).
+ * the sum of the resample `choices(values, k=n)` would return, without allocating); and the generator as plain
+ * functions over a state array (`mtSeedByArray`, `mtTwist`, `mtNextUint32`, `mtResampleSum`,
+ * `resampleSumsFromSeed`), which `PyRandom` and the bootstrap worker threads share.
+ *
+ * The plain functions refer only to each other and to literals (no module-level constants, no imports), so
+ * `PYRANDOM_WORKER_FUNCTIONS` can be serialised with Function.prototype.toString into a worker thread's code:
+ * one definition of MT19937, the same in-thread and in the workers. Word constants above 2^31 are written so
+ * that V8 keeps all arithmetic in int32; state words are stored as int32 (same bits).
  */
 
-const N = 624;
-const M = 397;
-// Constants above 2^31 are written as their int32 bit patterns so V8 keeps all arithmetic in int32.
-const MATRIX_A = 0x9908b0df | 0;
-const UPPER_MASK = 0x80000000 | 0;
-const TEMPER_C = 0xefc60000 | 0;
-const LOWER_MASK = 0x7fffffff;
-const TWO_POW_MINUS_53 = 1 / 9007199254740992;
+/** Length of an MT19937 state array: the 624 state words, then the read position (624 = block used up). */
+export const MT_STATE_LENGTH = 625;
+
+/**
+ * Seeds `state` the way CPython's `init_by_array(key)` does (`init_genrand(19650218)`, then the key mixed in),
+ * leaving the read position at 624 so that the first draw regenerates the block. `key` holds 32-bit words.
+ */
+export function mtSeedByArray(state: Int32Array, key: ArrayLike<number>): void {
+    // init_genrand(19650218)
+    state[0] = 19650218;
+    for (let i = 1; i < 624; i++) {
+        const prev = state[i - 1]!;
+        // 1812433253 · (prev ^ (prev >>> 30)) + i, modulo 2^32, without losing bits to float rounding.
+        state[i] = Math.imul(1812433253, prev ^ (prev >>> 30)) + i;
+    }
+    let i = 1;
+    let j = 0;
+    const keyLength = key.length;
+    for (let k = Math.max(624, keyLength); k > 0; k--) {
+        const prev = state[i - 1]!;
+        state[i] = ((state[i]! ^ Math.imul(prev ^ (prev >>> 30), 1664525)) + key[j]! + j) | 0;
+        i++;
+        j++;
+        if (i >= 624) {
+            state[0] = state[623]!;
+            i = 1;
+        }
+        if (j >= keyLength) j = 0;
+    }
+    for (let k = 623; k > 0; k--) {
+        const prev = state[i - 1]!;
+        state[i] = ((state[i]! ^ Math.imul(prev ^ (prev >>> 30), 1566083941)) - i) | 0;
+        i++;
+        if (i >= 624) {
+            state[0] = state[623]!;
+            i = 1;
+        }
+    }
+    state[0] = 0x80000000 | 0;
+    state[624] = 624;
+}
+
+/**
+ * Regenerates the 624-word block (`genrand_uint32`'s refill) and resets the read position. Branch-free: the
+ * matrix term is selected with a mask (a data-dependent branch there mispredicts half the time), and each
+ * word's successor is carried in a register rather than loaded twice.
+ */
+export function mtTwist(state: Int32Array): void {
+    const upper = 0x80000000 | 0;
+    const lower = 0x7fffffff;
+    const matrixA = 0x9908b0df | 0;
+    let current = state[0]!;
+    for (let k = 0; k < 227; k++) {
+        const next = state[k + 1]!;
+        const y = (current & upper) | (next & lower);
+        state[k] = state[k + 397]! ^ (y >>> 1) ^ (-(next & 1) & matrixA);
+        current = next;
+    }
+    for (let k = 227; k < 623; k++) {
+        const next = state[k + 1]!;
+        const y = (current & upper) | (next & lower);
+        state[k] = state[k - 227]! ^ (y >>> 1) ^ (-(next & 1) & matrixA);
+        current = next;
+    }
+    const y = (current & upper) | (state[0]! & lower);
+    state[623] = state[396]! ^ (y >>> 1) ^ (-(y & 1) & matrixA);
+    state[624] = 0;
+}
+
+/** MT19937's output tempering of one state word, as an unsigned 32-bit integer. */
+export function mtTemper(word: number): number {
+    let y = word;
+    y ^= y >>> 11;
+    y ^= (y << 7) & (0x9d2c5680 | 0);
+    y ^= (y << 15) & (0xefc60000 | 0);
+    y ^= y >>> 18;
+    return y >>> 0;
+}
+
+/** One tempered 32-bit output (`genrand_uint32`), regenerating the block when it is used up. */
+export function mtNextUint32(state: Int32Array): number {
+    if (state[624]! >= 624) mtTwist(state);
+    const index = state[624]!;
+    state[624] = index + 1;
+    return mtTemper(state[index]!);
+}
+
+/**
+ * Sum, left to right, of the resample `choices(values, k=values.length)` would return from this state: the
+ * same draws as `PyRandom.choices`, fused with the summation and without allocating. `values.length` < 2^31.
+ */
+export function mtResampleSum(state: Int32Array, values: Float64Array): number {
+    const n = values.length;
+    // Python: floor(random() · n) with random() = (a·2^26 + b) · 2^-53. Scaling by a power of two is exact and
+    // commutes with rounding, so (a·2^26 + b) · (n · 2^-53) is the same double as random() · n; it is
+    // non-negative and below n < 2^31, so `| 0` truncates it exactly as floor does.
+    const scale = n * (1 / 9007199254740992);
+    let index = state[624]!;
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+        let a: number;
+        let b: number;
+        if (index < 623) {
+            a = mtTemper(state[index]!);
+            b = mtTemper(state[index + 1]!);
+            index += 2;
+        } else {
+            // Fewer than two words left: take them one at a time across the regeneration.
+            if (index >= 624) {
+                mtTwist(state);
+                index = 0;
+            }
+            a = mtTemper(state[index++]!);
+            if (index >= 624) {
+                mtTwist(state);
+                index = 0;
+            }
+            b = mtTemper(state[index++]!);
+        }
+        total += values[((a >>> 5) * 67108864 + (b >>> 6)) * scale | 0]!;
+    }
+    state[624] = index;
+    return total;
+}
+
+/**
+ * Writes to out[offset .. offset + count) the sums of `count` successive resamples drawn by a fresh
+ * `random.Random(seed)` (`seed` an integer in [0, 2^32)): one chunk of lm-eval's perplexity bootstrap.
+ */
+export function resampleSumsFromSeed(seed: number, values: Float64Array, out: Float64Array, offset: number, count: number): void {
+    const state = new Int32Array(625);
+    mtSeedByArray(state, [seed]);
+    for (let j = 0; j < count; j++) out[offset + j] = mtResampleSum(state, values);
+}
+
+/** The generator's functions as a closed set (each refers only to the others): serialisable into a worker. */
+export const PYRANDOM_WORKER_FUNCTIONS: readonly ((...args: never[]) => unknown)[] = [
+    mtSeedByArray,
+    mtTwist,
+    mtTemper,
+    mtResampleSum,
+    resampleSumsFromSeed,
+];
+
+/** Python's `random.seed(n)` key for an int: |n| as 32-bit words, least significant first (0 → [0]). */
+function seedKeyFromInteger(seed: number | bigint): number[] {
+    let value = BigInt(seed);
+    if (value < 0n) value = -value;
+    const key: number[] = [];
+    if (value === 0n) key.push(0);
+    while (value > 0n) {
+        key.push(Number(value & 0xffffffffn));
+        value >>= 32n;
+    }
+    return key;
+}
 
 /** CPython `random.Random` (Mersenne Twister MT19937) seeded with a non-negative or negative integer. */
 export class PyRandom {
-    private readonly mt = new Int32Array(N); // words stored as int32 (same bits) so V8 keeps them unboxed
-    private index = N + 1;
+    private readonly state = new Int32Array(MT_STATE_LENGTH);
 
     constructor(seed: number | bigint) {
-        this.seedFromInteger(seed);
-    }
-
-    /** Python's `random.seed(n)` for an int: the key is |n| as 32-bit words, least significant first. */
-    private seedFromInteger(seed: number | bigint): void {
-        let value = BigInt(seed);
-        if (value < 0n) value = -value;
-        const key: number[] = [];
-        if (value === 0n) key.push(0);
-        while (value > 0n) {
-            key.push(Number(value & 0xffffffffn));
-            value >>= 32n;
-        }
-        this.initByArray(key);
-    }
-
-    private initGenrand(s: number): void {
-        const mt = this.mt;
-        mt[0] = s >>> 0;
-        for (let i = 1; i < N; i++) {
-            const prev = mt[i - 1]!;
-            const x = prev ^ (prev >>> 30);
-            // 1812433253 * x + i, modulo 2^32, without losing bits to float rounding.
-            mt[i] = (Math.imul(1812433253, x) + i) >>> 0;
-        }
-        this.index = N;
-    }
-
-    private initByArray(key: readonly number[]): void {
-        const mt = this.mt;
-        this.initGenrand(19650218);
-        let i = 1;
-        let j = 0;
-        const keyLength = key.length;
-        for (let k = Math.max(N, keyLength); k > 0; k--) {
-            const prev = mt[i - 1]!;
-            const x = prev ^ (prev >>> 30);
-            mt[i] = ((mt[i]! ^ Math.imul(x, 1664525)) + key[j]! + j) >>> 0;
-            i++;
-            j++;
-            if (i >= N) {
-                mt[0] = mt[N - 1]!;
-                i = 1;
-            }
-            if (j >= keyLength) j = 0;
-        }
-        for (let k = N - 1; k > 0; k--) {
-            const prev = mt[i - 1]!;
-            const x = prev ^ (prev >>> 30);
-            mt[i] = ((mt[i]! ^ Math.imul(x, 1566083941)) - i) >>> 0;
-            i++;
-            if (i >= N) {
-                mt[0] = mt[N - 1]!;
-                i = 1;
-            }
-        }
-        mt[0] = UPPER_MASK;
-        this.index = N;
-    }
-
-    /** Regenerates the 624-word state block. */
-    private twist(): void {
-        const mt = this.mt;
-        let kk = 0;
-        for (; kk < N - M; kk++) {
-            const y = (mt[kk]! & UPPER_MASK) | (mt[kk + 1]! & LOWER_MASK);
-            mt[kk] = mt[kk + M]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
-        }
-        for (; kk < N - 1; kk++) {
-            const y = (mt[kk]! & UPPER_MASK) | (mt[kk + 1]! & LOWER_MASK);
-            mt[kk] = mt[kk + (M - N)]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
-        }
-        const y = (mt[N - 1]! & UPPER_MASK) | (mt[0]! & LOWER_MASK);
-        mt[N - 1] = mt[M - 1]! ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
-        this.index = 0;
+        mtSeedByArray(this.state, seedKeyFromInteger(seed));
     }
 
     /** One tempered 32-bit output (`genrand_uint32`). */
     nextUint32(): number {
-        if (this.index >= N) this.twist();
-        let y = this.mt[this.index++]!;
-        y ^= y >>> 11;
-        y ^= (y << 7) & 0x9d2c5680;
-        y ^= (y << 15) & TEMPER_C;
-        y ^= y >>> 18;
-        return y >>> 0;
+        return mtNextUint32(this.state);
     }
 
     /** `random.random()`: a float in [0, 1) with 53 random bits. */
     random(): number {
-        const a = this.nextUint32() >>> 5;
-        const b = this.nextUint32() >>> 6;
+        const a = mtNextUint32(this.state) >>> 5;
+        const b = mtNextUint32(this.state) >>> 6;
         return (a * 67108864 + b) / 9007199254740992;
     }
 
@@ -126,42 +200,8 @@ export class PyRandom {
         return out;
     }
 
-    /**
-     * Sum, left to right, of the resample `choices(values, k=values.length)` would return: the same draws as
-     * `choices`, fused with the summation and inlined for speed (the perplexity bootstrap calls this 100000 times).
-     */
+    /** Sum, left to right, of the resample `choices(values, k=values.length)` would return (see mtResampleSum). */
     resampleSum(values: Float64Array): number {
-        const mt = this.mt;
-        const n = values.length;
-        let index = this.index;
-        let total = 0;
-        for (let i = 0; i < n; i++) {
-            if (index >= N - 1) {
-                // Fewer than two words left: take them one at a time across the regeneration.
-                this.index = index;
-                const a = this.nextUint32() >>> 5;
-                const b = this.nextUint32() >>> 6;
-                index = this.index;
-                total += values[Math.floor(((a * 67108864 + b) / 9007199254740992) * n)]!;
-                continue;
-            }
-            let a = mt[index]!;
-            let b = mt[index + 1]!;
-            index += 2;
-            a ^= a >>> 11;
-            a ^= (a << 7) & 0x9d2c5680;
-            a ^= (a << 15) & TEMPER_C;
-            a ^= a >>> 18;
-            b ^= b >>> 11;
-            b ^= (b << 7) & 0x9d2c5680;
-            b ^= (b << 15) & TEMPER_C;
-            b ^= b >>> 18;
-            // (a·2^26 + b) / 2^53 is exact either way; multiplying by 2^-53 is cheaper than dividing.
-            const r = ((a >>> 5) * 67108864 + (b >>> 6)) * TWO_POW_MINUS_53;
-            // r·n < n < 2^31 and non-negative, so truncation with `| 0` equals floor.
-            total += values[(r * n) | 0]!;
-        }
-        this.index = index;
-        return total;
+        return mtResampleSum(this.state, values);
     }
 }
