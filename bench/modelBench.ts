@@ -1,7 +1,7 @@
 /**
  * Prefill and decode speed of one model on the native CPU backend: score() of one long sequence with the
  * LM head on every row, step() of one sequence, and step() of several sequences at once. Times are the
- * median of `reps` runs after one warm-up.
+ * median of `reps` runs after a warm-up (one full-length score() for prefill, three steps for decode).
  */
 import { NativeBackend } from "../src/model/backends/NativeBackend.js";
 import type { ScoreBatch } from "../src/model/backends/addonTypes.js";
@@ -57,7 +57,9 @@ export async function benchPrefill(shape: BenchShape, T: number, reps: number, t
     const model = await NativeBackend.fromSpec(benchSpec(shape, randomCheckpoint(shape), threads, weightType));
     try {
         const batch = fullScoreBatch(tokenStream(T, shape.vocab));
-        await model.score(fullScoreBatch(tokenStream(Math.min(T, 64), shape.vocab)));  // warm-up (page-in, scratch)
+        // Warm-up at the full length: the first call at a new T touches its scratch (tens of MB at T = 1024)
+        // for the first time, which costs 5–20 µs per 4 KiB page on this VM (docs/perf-notes.md, round 4).
+        await model.score(batch);
         const times: number[] = [];
         for (let r = 0; r < reps; r++) times.push(await timed(() => model.score(batch)));
         const sec = median(times);
@@ -86,7 +88,9 @@ export async function benchDecode(shape: BenchShape, weightType: "f32" | "bf16",
         for (const B of batchSizes) {
             const slots = Int32Array.from({ length: B }, (_, i) => i);
             const toks = tokenStream(steps + 1, shape.vocab, 11 + B);
-            await model.step(slots, new Int32Array(B).fill(toks[0]!));  // warm-up
+            // Warm-up: the first steps touch the state slots and, on this VM, pay a first-access cost per
+            // weight page for about two passes (docs/perf-notes.md, round 4).
+            for (let w = 0; w < 3; w++) await model.step(slots, new Int32Array(B).fill(toks[0]!));
             const times: number[] = [];
             for (let s = 1; s <= steps; s++) {
                 const tokens = new Int32Array(B).fill(toks[s]!);

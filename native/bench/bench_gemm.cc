@@ -33,17 +33,20 @@ int main(int argc, char** argv) {
     } else {
         W.data = Wf.data();
     }
+    std::vector<uint8_t> packed(mamba::packed_bytes(N, K, W.dtype) + 64);
+    uint8_t* pk = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(packed.data()) + 63) & ~uintptr_t(63));
+    const mamba::GemmWeight PW = mamba::pack_rows(W, pk, 0, N);
     mamba::ThreadPool pool(threads);
     const mamba::GemmIsa isa = mamba::choose_gemm_isa();
-    mamba::gemm(X.data(), K, T, W, nullptr, Y.data(), N, pool, isa);  // warm-up
+    mamba::gemm(X.data(), K, T, PW, nullptr, Y.data(), N, pool, isa);  // warm-up
     const int reps = 10;
     auto t0 = std::chrono::steady_clock::now();
-    for (int r = 0; r < reps; r++) mamba::gemm(X.data(), K, T, W, nullptr, Y.data(), N, pool, isa);
+    for (int r = 0; r < reps; r++) mamba::gemm(X.data(), K, T, PW, nullptr, Y.data(), N, pool, isa);
     double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
     mamba::ThreadPool single(1);
-    mamba::gemm(X.data() + (T - 1) * K, K, 1, W, nullptr, Y1.data(), N, single);
+    mamba::gemm(X.data() + (T - 1) * K, K, 1, PW, nullptr, Y1.data(), N, single);
     std::vector<float> Y2(Y.size());
-    mamba::gemm(X.data(), K, T, W, nullptr, Y2.data(), N, pool, mamba::GemmIsa::Avx2);
+    mamba::gemm(X.data(), K, T, PW, nullptr, Y2.data(), N, pool, mamba::GemmIsa::Avx2);
     bool same = std::memcmp(Y1.data(), Y.data() + (T - 1) * N, size_t(N) * 4) == 0;
     bool same_isa = std::memcmp(Y2.data(), Y.data(), Y.size() * 4) == 0;
     std::printf("T=%lld N=%lld K=%lld threads=%d %s %s: %.2f ms, %.1f GFLOP/s, last row alone bit-identical: %s, "

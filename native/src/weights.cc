@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -275,6 +276,21 @@ const Tensor& WeightStore::get(const std::string& name) const {
     auto it = tensors_.find(name);
     if (it == tensors_.end()) throw std::runtime_error("missing tensor " + name);
     return it->second;
+}
+
+void WeightStore::release(const std::string& name, size_t begin, size_t end) {
+    auto it = tensors_.find(name);
+    if (it == tensors_.end()) throw std::runtime_error("missing tensor " + name);
+    Tensor& t = it->second;
+    if (!t.data || end <= begin) return;
+    if (!t.owned.empty()) {
+        if (begin == 0 && end >= t.owned.size()) {
+            std::vector<uint8_t>().swap(t.owned);
+            t.data = nullptr;
+        }
+        return;
+    }
+    release_pages(static_cast<const uint8_t*>(t.data) + begin, std::min<uint64_t>(end, t.bytes()) - begin);
 }
 
 size_t WeightStore::total_bytes() const {

@@ -66,6 +66,12 @@ public:
     bool has(const std::string& name) const { return tensors_.count(name) != 0; }
     size_t total_bytes() const;
 
+    // Lets go of bytes [begin, end) of a tensor that a backend now holds in its own layout (the CPU backend's
+    // packed GEMM weights), so they stop counting in the resident set: pages of a zero-copy mapping wholly
+    // inside the range are dropped (madvise DONTNEED; re-read from the file if touched again), and an owned
+    // copy is freed once the range covers all of it. The tensor's data must not be read afterwards.
+    void release(const std::string& name, size_t begin, size_t end);
+
 private:
     std::map<std::string, std::shared_ptr<MappedFile>> files_;
     std::map<std::string, Tensor> tensors_;

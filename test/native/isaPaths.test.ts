@@ -86,6 +86,32 @@ describe.each(shapes)("GEMM ISA paths: %s", (_name, shape) => {
     }
 });
 
+/** Logits of five step() calls of one sequence (T = 1: the decode GEMV path), concatenated. */
+async function stepLogits(model: NativeBackend, vocab: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 5; i++) parts.push(Buffer.from(bytesOf(await model.step(Int32Array.from([0]), Int32Array.from([(i * 11 + 2) % vocab])))));
+    return Buffer.concat(parts);
+}
+
+describe.each(shapes)("GEMM ISA paths at T = 1 (decode): %s", (_name, shape) => {
+    for (const weightType of ["f32", "bf16"] as const) {
+        it(`gives bit-identical step() logits with MAMBA_EVAL_ISA=avx2 and =avx512 (${weightType} weights)`, async () => {
+            if (!have512) return;  // the rejection is covered above
+            const weights = randomWeights(shape, 987, weightType === "bf16");
+            const tensors = writeSafetensors(path.join(tempDir(), "m.safetensors"), weights);
+            const avx2 = await withIsa("avx2", () => NativeBackend.fromSpec(tinySpec(weights, tensors, 2, weightType)));
+            const ref = await stepLogits(avx2, shape.vocab);
+            avx2.dispose();
+            for (const threads of [1, 2]) {
+                const m = await withIsa("avx512", () => NativeBackend.fromSpec(tinySpec(weights, tensors, threads, weightType)));
+                const got = await stepLogits(m, shape.vocab);
+                m.dispose();
+                expect(got.equals(ref)).toBe(true);
+            }
+        });
+    }
+});
+
 describe("MAMBA_EVAL_ISA", () => {
     it("rejects an unknown value with one line naming the variable", async () => {
         const weights = randomWeights(MAMBA1_SHAPE, 1);

@@ -4,12 +4,16 @@
 // GEMMs and row-wise ops run on all packed rows at once and only conv and scan see segment boundaries →
 // norm_f + LM head on the distinct requested rows only. step() is score() with one 1-token segment per
 // slot, so both paths run the very same arithmetic.
+#include <malloc.h>
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <stdexcept>
 #include <thread>
 
@@ -26,20 +30,46 @@ namespace {
 constexpr int kMaxSlots = 1 << 20;
 constexpr int64_t kHeadChunk = 128;  // LM-head rows computed at a time (bounds the logits scratch: 128 × vocab floats)
 
-// One layer's weights, by role. Pointers into the WeightStore; small derived arrays owned here.
+// Anonymous memory for the packed GEMM weights: one mapping, in transparent huge pages where the kernel
+// allows them (a decode step streams every weight once, so fewer TLB misses; on a VM also far fewer
+// first-touch faults). One mapping for all matrices, so at most one partly used huge page.
+class PackedArena {
+public:
+    explicit PackedArena(size_t bytes) {
+        constexpr size_t kHuge = size_t(2) << 20;
+        size_ = (bytes + kHuge - 1) / kHuge * kHuge + kHuge;  // room to start on a huge-page boundary
+        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            throw std::runtime_error("cannot allocate " + std::to_string(bytes) + " bytes for the packed weights");
+        base_ = static_cast<uint8_t*>(p);
+        data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base_) + kHuge - 1) & ~uintptr_t(kHuge - 1));
+        ::madvise(data_, size_ - size_t(data_ - base_), MADV_HUGEPAGE);  // advice only: 4 KiB pages otherwise
+    }
+    ~PackedArena() { ::munmap(base_, size_); }
+    PackedArena(const PackedArena&) = delete;
+    PackedArena& operator=(const PackedArena&) = delete;
+    uint8_t* data() const { return data_; }
+
+private:
+    uint8_t* base_ = nullptr;
+    uint8_t* data_ = nullptr;
+    size_t size_ = 0;
+};
+
+// One layer's weights, by role. Pointers into the WeightStore or the packed arena; small derived arrays owned here.
 struct Layer {
     const Tensor* norm;
-    const Tensor* in_proj;
+    GemmWeight in_proj;
     const float* in_bias;  // or null
     std::vector<float> conv_wT;  // [K][C] transposed conv1d.weight
     const float* conv_bias;      // or null
-    const Tensor* x_proj;        // Mamba-1
-    const Tensor* dt_proj;       // Mamba-1
+    GemmWeight x_proj;           // Mamba-1
+    GemmWeight dt_proj;          // Mamba-1
     const float* dt_bias;        // Mamba-1: dt_proj.bias [E]; Mamba-2: dt_bias [H]
     std::vector<float> A;        // Mamba-1: [N][E] = −exp(A_log)ᵀ; Mamba-2: [H] = −exp(A_log)
     const float* D;
     const float* gate_norm;      // Mamba-2 mixer.norm.weight [E]
-    const Tensor* out_proj;
+    GemmWeight out_proj;
     const float* out_bias;       // or null
 };
 
@@ -65,11 +95,16 @@ public:
         f();
         sec_[op] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     }
+    // Marks the start of a score() call (the wall time printed by report() runs from here).
+    void start() {
+        if (on_) t0_ = std::chrono::steady_clock::now();
+    }
     void report(int64_t T) {
         if (!on_) return;
         double total = 0;
         for (double s : sec_) total += s;
-        std::fprintf(stderr, "profile T=%lld total %.1f ms:", (long long)T, total * 1e3);
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+        std::fprintf(stderr, "profile T=%lld total %.1f ms (wall %.1f ms):", (long long)T, total * 1e3, wall * 1e3);
         for (int i = 0; i < kOps; i++)
             if (sec_[i] > 0) std::fprintf(stderr, " %s %.1f%%", kOpNames[i], 100 * sec_[i] / total);
         std::fprintf(stderr, "\n");
@@ -79,6 +114,7 @@ public:
 private:
     bool on_;
     double sec_[kOps] = {};
+    std::chrono::steady_clock::time_point t0_;
 };
 
 std::string slot_str(int slot) { return "slot " + std::to_string(slot); }
@@ -92,9 +128,10 @@ public:
         in_rows_ = s_.family == 1 ? 2 * E : 2 * E + 2 * int64_t(s_.n_groups) * N + s_.n_heads;
         conv_layer_ = (K - 1) * conv_ch_;
         ssm_layer_ = s_.family == 1 ? E * N : int64_t(s_.n_heads) * s_.head_dim * N;
-        emb_ = &w_.get("backbone.embedding.weight");
+        pack_matrices();
+        emb_ = packed_.at("backbone.embedding.weight");
         norm_f_ = &w_.get("backbone.norm_f.weight");
-        head_ = (!s_.tie_embeddings && w_.has("lm_head.weight")) ? &w_.get("lm_head.weight") : emb_;
+        head_ = packed_.count("lm_head.weight") ? packed_.at("lm_head.weight") : emb_;
         for (int i = 0; i < s_.n_layer; i++) layers_.push_back(load_layer(i));
     }
 
@@ -174,16 +211,62 @@ public:
     std::string isa() const override { return gemm_isa_name(isa_); }
 
 private:
+    // Copies every GEMM weight into the panel layout (gemm.h) in one arena, a slice of rows at a time, and
+    // releases each slice's source bytes right after it (a converted bf16 copy: the whole tensor after it), so
+    // the resident set holds about one copy of the weights throughout (peak: the weights plus one tensor).
+    void pack_matrices() {
+        std::vector<std::string> names = {"backbone.embedding.weight"};
+        if (!s_.tie_embeddings && w_.has("lm_head.weight")) names.push_back("lm_head.weight");
+        for (int i = 0; i < s_.n_layer; i++) {
+            const std::string p = "backbone.layers." + std::to_string(i) + ".mixer.";
+            names.push_back(p + "in_proj.weight");
+            if (s_.family == 1) {
+                names.push_back(p + "x_proj.weight");
+                names.push_back(p + "dt_proj.weight");
+            }
+            names.push_back(p + "out_proj.weight");
+        }
+        size_t total = 0;
+        for (const std::string& n : names) {
+            const Tensor& t = w_.get(n);
+            total += packed_bytes(t.rows, t.cols, t.dtype);
+        }
+        arena_ = std::make_unique<PackedArena>(total);
+        constexpr size_t kSliceBytes = size_t(8) << 20;  // source bytes packed between two releases
+        uint8_t* dst = arena_->data();
+        for (const std::string& n : names) {
+            const Tensor& t = w_.get(n);
+            const bool owned = !t.owned.empty();
+            const size_t row_bytes = t.bytes() / size_t(t.rows);
+            // A mapped tensor goes in slices (its pages can be dropped slice by slice); a converted copy at once.
+            constexpr int64_t kP = GemmWeight::kPanel;
+            const int64_t slice = owned ? t.rows : std::max<int64_t>(kP, int64_t(kSliceBytes / row_bytes) / kP * kP);
+            GemmWeight g;
+            for (int64_t r0 = 0; r0 < t.rows; r0 += slice) {
+                const int64_t r1 = std::min(t.rows, r0 + slice);
+                g = pack_rows(t, dst, r0, r1);
+                w_.release(n, size_t(r0) * row_bytes, r1 == t.rows ? t.bytes() : size_t(r1) * row_bytes);
+            }
+            weights_.push_back(g);
+            dst += packed_bytes(t.rows, t.cols, t.dtype);
+#ifdef __GLIBC__
+            // A freed converted copy below malloc's mmap threshold stays in the heap; hand its pages back now.
+            if (owned) malloc_trim(0);
+#endif
+        }
+        for (size_t i = 0; i < names.size(); i++) packed_[names[i]] = &weights_[i];
+    }
+
     Layer load_layer(int i) {
         const std::string p = "backbone.layers." + std::to_string(i) + ".";
         auto vec = [&](const std::string& name) { return w_.get(p + name).f32(); };
         auto opt = [&](const std::string& name) { return w_.has(p + name) ? w_.get(p + name).f32() : nullptr; };
         Layer l{};
         l.norm = &w_.get(p + "norm.weight");
-        l.in_proj = &w_.get(p + "mixer.in_proj.weight");
+        l.in_proj = *packed_.at(p + "mixer.in_proj.weight");
         l.in_bias = s_.proj_bias ? vec("mixer.in_proj.bias") : nullptr;
         l.conv_bias = s_.conv_bias ? opt("mixer.conv1d.bias") : nullptr;
-        l.out_proj = &w_.get(p + "mixer.out_proj.weight");
+        l.out_proj = *packed_.at(p + "mixer.out_proj.weight");
         l.out_bias = s_.proj_bias ? vec("mixer.out_proj.bias") : nullptr;
         l.D = vec("mixer.D");
         const float* cw = vec("mixer.conv1d.weight");  // [C][K]
@@ -194,8 +277,8 @@ private:
         const float* a_log = vec("mixer.A_log");
         if (s_.family == 1) {
             const int64_t E = s_.d_inner, N = s_.d_state;
-            l.x_proj = &w_.get(p + "mixer.x_proj.weight");
-            l.dt_proj = &w_.get(p + "mixer.dt_proj.weight");
+            l.x_proj = *packed_.at(p + "mixer.x_proj.weight");
+            l.dt_proj = *packed_.at(p + "mixer.dt_proj.weight");
             l.dt_bias = vec("mixer.dt_proj.bias");
             l.A.resize(size_t(E * N));
             for (int64_t e = 0; e < E; e++)
@@ -311,6 +394,7 @@ private:
     }
 
     void run_score(const ScoreBatch& b, ScoreOutput& out) {
+        prof_.start();
         const int64_t T = int64_t(b.tokens.size()), D = s_.d_model, E = s_.d_inner, N = s_.d_state;
         const size_t n_seg = b.seg_offsets.size() - 1;
         for (size_t s = 0; s < n_seg; s++)
@@ -341,19 +425,19 @@ private:
                 // them (no barrier between: the conv of a channel reads only that channel's column).
                 prof_.run(kInProjConv, [&] {
                     pool_.parallel_for(E, 8, [&](int64_t c0, int64_t c1) {
-                        gemm_cols(u_.data(), D, T, *L.in_proj, L.in_bias, xz_.data(), in_rows_, c0, c1, isa_);
-                        gemm_cols(u_.data(), D, T, *L.in_proj, L.in_bias, xz_.data(), in_rows_, E + c0, E + c1, isa_);
+                        gemm_cols(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, c0, c1, isa_);
+                        gemm_cols(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, E + c0, E + c1, isa_);
                         conv_silu_channels(xz_.data(), in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias,
                                            segs, xc_.data(), c0, c1);
                     });
                 });
                 // [dt_low, B, C] = x_proj(x)
-                prof_.run(kXProj, [&] { gemm(xc_.data(), E, T, *L.x_proj, nullptr, xdbl_.data(), XD, pool_, isa_); });
+                prof_.run(kXProj, [&] { gemm(xc_.data(), E, T, L.x_proj, nullptr, xdbl_.data(), XD, pool_, isa_); });
                 // Each thread: its channels' dt = dt_proj(dt_low) + bias, then the scan of those channels
                 // (softplus(dt) is applied inside the scan).
                 prof_.run(kDtProjScan, [&] {
                     pool_.parallel_for(E, 16, [&](int64_t e0, int64_t e1) {
-                        gemm_cols(xdbl_.data(), XD, T, *L.dt_proj, L.dt_bias, dt_.data(), E, e0, e1, isa_);
+                        gemm_cols(xdbl_.data(), XD, T, L.dt_proj, L.dt_bias, dt_.data(), E, e0, e1, isa_);
                         mamba1_scan_channels(xc_.data(), dt_.data(), xdbl_.data() + R, xdbl_.data() + R + N, XD,
                                              xz_.data() + E, in_rows_, L.A.data(), L.D, E, N, segs, y_.data(), e0, e1);
                     });
@@ -361,7 +445,7 @@ private:
             } else {
                 const int64_t G = s_.n_groups, H = s_.n_heads;
                 // [z, xBC, dt] = in_proj(u);  xBC = SiLU(conv1d(xBC) + b);  scan;  y = RMSNorm_group(y ⊙ SiLU(z))·w
-                prof_.run(kInProj, [&] { gemm(u_.data(), D, T, *L.in_proj, L.in_bias, xz_.data(), in_rows_, pool_, isa_); });
+                prof_.run(kInProj, [&] { gemm(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, pool_, isa_); });
                 prof_.run(kConv, [&] {
                     conv_silu(xz_.data() + E, in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs,
                               xc_.data(), pool_);
@@ -373,7 +457,7 @@ private:
                 prof_.run(kGateNorm, [&] { gated_rms_norm(y_.data(), xz_.data(), in_rows_, T, E, G, L.gate_norm, s_.norm_eps, pool_); });
             }
             // h = out_proj(y) + h   (the residual added in the GEMM's store)
-            prof_.run(kOutProj, [&] { gemm(y_.data(), E, T, *L.out_proj, L.out_bias, h_.data(), D, pool_, isa_, GemmOut::AddTo); });
+            prof_.run(kOutProj, [&] { gemm(y_.data(), E, T, L.out_proj, L.out_bias, h_.data(), D, pool_, isa_, GemmOut::AddTo); });
         }
         head(b, out);
         prof_.report(T);
@@ -381,16 +465,7 @@ private:
 
     // h[t] = embedding[tokens[t]] as f32
     void embed(const std::vector<int32_t>& tokens, float* h) {
-        const int64_t D = s_.d_model;
-        for (size_t t = 0; t < tokens.size(); t++) {
-            float* dst = h + t * D;
-            if (emb_->dtype == DType::F32) {
-                std::memcpy(dst, emb_->f32() + int64_t(tokens[t]) * D, size_t(D) * sizeof(float));
-            } else {
-                const uint16_t* src = emb_->bf16() + int64_t(tokens[t]) * D;
-                for (int64_t i = 0; i < D; i++) dst[i] = bf16_to_f32(src[i]);
-            }
-        }
+        for (size_t t = 0; t < tokens.size(); t++) packed_row_f32(*emb_, tokens[t], h + t * s_.d_model);
     }
 
     // norm_f + LM head on the distinct rows of scoreRows ∪ logitRows, kHeadChunk rows at a time;
@@ -449,9 +524,12 @@ private:
     GemmIsa isa_;  // which GEMM kernels run (results are bit-identical either way)
     OpTimer prof_;
     int64_t conv_ch_, in_rows_, conv_layer_, ssm_layer_;
-    const Tensor* emb_;
+    std::unique_ptr<PackedArena> arena_;               // the packed GEMM weights
+    std::vector<GemmWeight> weights_;                  // views into arena_, in packing order
+    std::map<std::string, const GemmWeight*> packed_;  // canonical name → its packed view
+    const GemmWeight* emb_;
     const Tensor* norm_f_;
-    const Tensor* head_;
+    const GemmWeight* head_;
     std::vector<Layer> layers_;
     std::vector<std::unique_ptr<float[]>> slots_;  // slot id → [conv of all layers | ssm of all layers]
     std::vector<float> h_, u_, xz_, xc_, xdbl_, dt_, y_, hn_, logits_;  // scratch, reused across calls

@@ -3,7 +3,8 @@
 // X rows are packed in pairs: pair p, chunk c (8 floats of k) is one zmm = [row 2p k∈8c..8c+8 | row 2p+1 same],
 // zero-padded in k to a multiple of 8 and in rows to an even count. Each weight row's 8-float chunk is
 // broadcast to both halves of a zmm, so one FMA advances the lane partial sums of two outputs exactly as
-// the AVX2 kernel advances one. A tile is MP pairs × NW weight rows: MP·NW accumulators (4 × 6 = 24 of 32 zmm).
+// the AVX2 kernel advances one. A tile is MP pairs × NW weight rows: MP·NW accumulators (3 × 8 = 24 of 32 zmm);
+// its NW rows are two panels of the packed weight layout (gemm.h), i.e. two sequential streams.
 //
 // Nothing from the standard library or vec.h is used here: every helper is internal to this file, so no
 // AVX-512 code can leak into AVX2 callers through the linker merging inline functions.
@@ -17,8 +18,14 @@ namespace {
 
 // Tile shape and block size can be overridden at compile time for experiments (docs/perf-notes.md).
 #ifndef GEMM_MP
-#define GEMM_MP 4
-#define GEMM_NW 6
+#define GEMM_MP 3
+#define GEMM_NW 8
+#endif
+#ifndef GEMM_PREFETCH
+#define GEMM_PREFETCH 1
+#endif
+#ifndef GEMM_PREFETCH_HINT
+#define GEMM_PREFETCH_HINT _MM_HINT_T0
 #endif
 constexpr int MP = GEMM_MP;  // X row pairs per tile
 constexpr int NW = GEMM_NW;  // weight rows per tile
@@ -51,26 +58,17 @@ inline __m256i tail_mask8(int n) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ramp + 8 - n));
 }
 
-// W[k .. k+8) of one row, as floats, in both 256-bit halves of a zmm (`n` < 8: zero-padded tail).
+// One whole 8-element chunk of a weight row (panel layout: tails are zero-padded), as floats, in both 256-bit
+// halves of a zmm.
 template <bool BF16>
-inline __m512 load_w2(const uint8_t* row, int64_t k, int n) {
+inline __m512 load_w2(const uint8_t* p) {
     if constexpr (BF16) {
-        const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + k;
-        __m128i h;
-        if (n == 8) {
-            h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-        } else {
-            alignas(16) uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            for (int i = 0; i < n; i++) tmp[i] = p[i];
-            h = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
-        }
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
         const __m512i w32 = _mm512_cvtepu16_epi32(_mm256_broadcastsi128_si256(h));
         // lanes 0..7 = bf16 0..7 and 8..15 = bf16 0..7 again (the 128-bit load repeated)
         return _mm512_castsi512_ps(_mm512_slli_epi32(w32, 16));
     } else {
-        const float* p = reinterpret_cast<const float*>(row) + k;
-        const __m256 w = n == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, tail_mask8(n));
-        return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(w)));
+        return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd(reinterpret_cast<const double*>(p))));
     }
 }
 
@@ -94,29 +92,22 @@ void pack_pairs(const float* X, int64_t ldx, int64_t rows, int64_t K, float* P) 
         }
 }
 
-// Y rows [0, rows) (rows ≤ 2·M), columns [0, N) of the tile from packed pairs P (C chunks each).
+// Y rows [0, rows) (rows ≤ 2·M), columns [0, N) of the tile from packed pairs P (C chunks each); `wr[j]` is
+// chunk 0 of weight row j (chunk c lies c · kWeightPanel · 8 elements further on).
 template <int M, int N, bool BF16, bool ADD>
-void tile(const float* P, int64_t C, int64_t K, const uint8_t* W, int64_t ldw, int rows, const float* bias, float* Y,
-          int64_t ldy) {
+void tile(const float* P, int64_t C, const uint8_t* const* wr, int rows, const float* bias, float* Y, int64_t ldy) {
+    constexpr int64_t kChunk = kWeightPanel * 8 * (BF16 ? 2 : 4);
+    const uint8_t* w[N];
+    for (int j = 0; j < N; j++) w[j] = wr[j];
     __m512 acc[M][N];
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) acc[i][j] = _mm512_setzero_ps();
-    const int64_t full = K / 8;
-    for (int64_t c = 0; c < full; c++) {
+    for (int64_t c = 0, off = 0; c < C; c++, off += kChunk) {  // the last chunk's padding is zero in X and W
         __m512 x[M];
         for (int i = 0; i < M; i++) x[i] = _mm512_load_ps(P + (i * C + c) * 16);
         for (int j = 0; j < N; j++) {
-            const __m512 w = load_w2<BF16>(W + j * ldw, c * 8, 8);
-            for (int i = 0; i < M; i++) acc[i][j] = _mm512_fmadd_ps(x[i], w, acc[i][j]);
-        }
-    }
-    if (full < C) {
-        const int rest = int(K - full * 8);
-        __m512 x[M];
-        for (int i = 0; i < M; i++) x[i] = _mm512_load_ps(P + (i * C + full) * 16);
-        for (int j = 0; j < N; j++) {
-            const __m512 w = load_w2<BF16>(W + j * ldw, full * 8, rest);
-            for (int i = 0; i < M; i++) acc[i][j] = _mm512_fmadd_ps(x[i], w, acc[i][j]);
+            const __m512 wv = load_w2<BF16>(w[j] + off);
+            for (int i = 0; i < M; i++) acc[i][j] = _mm512_fmadd_ps(x[i], wv, acc[i][j]);
         }
     }
     for (int i = 0; i < M; i++)
@@ -137,7 +128,7 @@ void tile(const float* P, int64_t C, int64_t K, const uint8_t* W, int64_t ldw, i
         }
 }
 
-using TileFn = void (*)(const float*, int64_t, int64_t, const uint8_t*, int64_t, int, const float*, float*, int64_t);
+using TileFn = void (*)(const float*, int64_t, const uint8_t* const*, int, const float*, float*, int64_t);
 
 // The micro-kernel for an m×n tile (1 ≤ m ≤ MP, 1 ≤ n ≤ NW), found by compile-time recursion.
 template <bool BF16, bool ADD, int M, int N>
@@ -154,21 +145,35 @@ template <bool BF16, bool ADD>
 TileFn tile_fn(int m, int n) { return pick<BF16, ADD, MP>(m, n); }
 
 template <bool BF16, bool ADD>
-void range(const float* X, int64_t ldx, int64_t T, const uint8_t* W, int64_t K, const float* bias, float* Y,
-           int64_t ldy, int64_t n0, int64_t n1, float* P) {
-    const int64_t C = chunks(K), ldw = K * (BF16 ? 2 : 4), cap = block_rows(K);
+void range(const float* X, int64_t ldx, int64_t T, const uint8_t* W, int64_t panel_bytes, int64_t K,
+           const float* bias, float* Y, int64_t ldy, int64_t n0, int64_t n1, float* P) {
+    const int64_t C = chunks(K), cap = block_rows(K), es = BF16 ? 2 : 4;
     // Equal blocks (rounded up to whole tiles) instead of full blocks and a thin remainder.
     const int64_t nblocks = (T + cap - 1) / cap;
     const int64_t tb = ((T + nblocks - 1) / nblocks + 2 * MP - 1) / (2 * MP) * (2 * MP);
     for (int64_t t0 = 0; t0 < T; t0 += tb) {
         const int64_t rows = min64(tb, T - t0), pairs = (rows + 1) / 2;
         pack_pairs(X + t0 * ldx, ldx, rows, K, P);
-        for (int64_t n = n0; n < n1; n += NW) {
-            const int w = int(min64(NW, n1 - n));
-            for (int64_t p = 0; p < pairs; p += MP) {
+        // Tiles end on panel boundaries (a range that starts inside a panel gets a shorter first tile).
+        for (int64_t n = n0, w; n < n1; n += w) {
+            w = min64(NW - n % kWeightPanel, n1 - n);
+            const uint8_t* wr[NW];
+            for (int j = 0; j < w; j++)
+                wr[j] = W + (n + j) / kWeightPanel * panel_bytes + (n + j) % kWeightPanel * 8 * es;
+            // The next tile's weights (two panels, or what is left of the range) are prefetched a slice per
+            // tile call, so the block's first sweep past them does not wait on memory.
+            const int64_t nn = n + w, nw = min64(NW - nn % kWeightPanel, n1 - nn);
+            const uint8_t* next = nn < n1 ? W + nn / kWeightPanel * panel_bytes + nn % kWeightPanel * 8 * es : nullptr;
+            const int64_t next_lines = next ? (nw * C * 8 * es + 63) / 64 : 0;
+            const int64_t groups = (pairs + MP - 1) / MP, per_call = (next_lines + groups - 1) / groups;
+            for (int64_t p = 0, line = 0; p < pairs; p += MP) {
+#if GEMM_PREFETCH
+                for (int64_t e = min64(line + per_call, next_lines); line < e; line++)
+                    _mm_prefetch(reinterpret_cast<const char*>(next) + 64 * line, GEMM_PREFETCH_HINT);
+#endif
                 const int m = int(min64(MP, pairs - p));
-                tile_fn<BF16, ADD>(m, w)(P + p * C * 16, C, K, W + n * ldw, ldw, int(min64(2 * m, rows - 2 * p)),
-                                         bias ? bias + n : nullptr, Y + (t0 + 2 * p) * ldy + n, ldy);
+                tile_fn<BF16, ADD>(m, int(w))(P + p * C * 16, C, wr, int(min64(2 * m, rows - 2 * p)),
+                                              bias ? bias + n : nullptr, Y + (t0 + 2 * p) * ldy + n, ldy);
             }
         }
     }
@@ -178,15 +183,16 @@ void range(const float* X, int64_t ldx, int64_t T, const uint8_t* W, int64_t K, 
 
 int64_t scratch_floats(int64_t K) { return block_rows(K) * chunks(K) * 8; }
 
-void gemm_range(const float* X, int64_t ldx, int64_t T, const void* W, bool bf16, int64_t K, const float* bias,
-                float* Y, int64_t ldy, int64_t n0, int64_t n1, bool add_to, float* scratch) {
+void gemm_range(const float* X, int64_t ldx, int64_t T, const void* W, int64_t panel_bytes, bool bf16, int64_t K,
+                const float* bias, float* Y, int64_t ldy, int64_t n0, int64_t n1, bool add_to, float* scratch) {
     const uint8_t* Wb = static_cast<const uint8_t*>(W);
+    const int64_t pb = panel_bytes;
     if (bf16) {
-        if (add_to) range<true, true>(X, ldx, T, Wb, K, bias, Y, ldy, n0, n1, scratch);
-        else range<true, false>(X, ldx, T, Wb, K, bias, Y, ldy, n0, n1, scratch);
+        if (add_to) range<true, true>(X, ldx, T, Wb, pb, K, bias, Y, ldy, n0, n1, scratch);
+        else range<true, false>(X, ldx, T, Wb, pb, K, bias, Y, ldy, n0, n1, scratch);
     } else {
-        if (add_to) range<false, true>(X, ldx, T, Wb, K, bias, Y, ldy, n0, n1, scratch);
-        else range<false, false>(X, ldx, T, Wb, K, bias, Y, ldy, n0, n1, scratch);
+        if (add_to) range<false, true>(X, ldx, T, Wb, pb, K, bias, Y, ldy, n0, n1, scratch);
+        else range<false, false>(X, ldx, T, Wb, pb, K, bias, Y, ldy, n0, n1, scratch);
     }
 }
 

@@ -6,17 +6,25 @@
 #pragma once
 #include <cstdint>
 
+namespace mamba {
+
+// Weight rows per panel of the packed GEMM weight layout (GemmWeight in gemm.h describes it).
+constexpr int kWeightPanel = 4;
+
+}  // namespace mamba
+
 namespace mamba::avx512 {
 
 // Floats of packed-X scratch the kernel needs for one call with inner dimension K (64-byte aligned).
 int64_t scratch_floats(int64_t K);
 
-// Y[t][n] = Σ_k X[t][k]·W[n][k] (+ bias[n]) for all T rows and columns n ∈ [n0, n1); W is row-major
-// [N × K] f32 or bf16 (`bf16`). Bit-identical to the AVX2 kernel: each output keeps the same eight lane
+// Y[t][n] = Σ_k X[t][k]·W[n][k] (+ bias[n]) for all T rows and columns n ∈ [n0, n1); W is [N × K] f32 or
+// bf16 (`bf16`) in the panel layout of gemm.h's GemmWeight, `panel_bytes` bytes per panel of kWeightPanel
+// rows. Bit-identical to the AVX2 kernel: each output keeps the same eight lane
 // partial sums (lane j takes k ≡ j mod 8, increasing k, one FMA each, zero-padded tail), reduced in
 // vec::hsum's order. A zmm register holds two X rows' eight lanes against one weight row.
 // `add_to`: Y[t][n] = result + Y[t][n] (one rounding, as a separate residual pass) instead of Y[t][n] = result.
-void gemm_range(const float* X, int64_t ldx, int64_t T, const void* W, bool bf16, int64_t K, const float* bias,
-                float* Y, int64_t ldy, int64_t n0, int64_t n1, bool add_to, float* scratch);
+void gemm_range(const float* X, int64_t ldx, int64_t T, const void* W, int64_t panel_bytes, bool bf16, int64_t K,
+                const float* bias, float* Y, int64_t ldy, int64_t n0, int64_t n1, bool add_to, float* scratch);
 
 }  // namespace mamba::avx512
