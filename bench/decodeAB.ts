@@ -11,13 +11,13 @@
  * all builds (a speed change must not move a bit).
  */
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import type { NativeAddon } from "../src/model/backends/addonTypes.js";
+import { checkedBuilds } from "./abArgs.js";
 import { measureLimits } from "./limits.js";
 import { median, tokenStream } from "./modelBench.js";
 import { benchSpec, MAMBA_130M, MAMBA_790M, randomCheckpoint } from "./randomCheckpoint.js";
@@ -32,16 +32,7 @@ const argv = yargs(hideBin(process.argv))
     .option("threads", { type: "number", default: 2, describe: "CPU threads of the backend" })
     .strictOptions()
     .parseSync();
-/** Prints one line naming what was wrong and exits (a usage error, no stack trace). */
-function fail(message: string): never {
-    console.error(`bench/decodeAB.ts: ${message}`);
-    process.exit(2);
-}
-const builds = argv._.map(String);
-if (builds.length < 1) fail("expected one or more addon files (*.node) as arguments");
-for (const [flag, v] of [["--steps", argv.steps], ["--rounds", argv.rounds], ["--threads", argv.threads]] as const)
-    if (!Number.isInteger(v) || v < 1) fail(`${flag}: expected a positive integer, got ${v}`);
-for (const b of builds) if (!existsSync(b)) fail(`${b}: no such addon file (copy native/build/Release/mamba_eval.node there first)`);
+const builds = checkedBuilds("bench/decodeAB.ts", argv._, { "--steps": argv.steps, "--rounds": argv.rounds, "--threads": argv.threads });
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const shape = argv.model === "790m" ? MAMBA_790M : MAMBA_130M;

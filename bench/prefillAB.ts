@@ -9,12 +9,12 @@
  * be the same for all builds (a speed change must not move a bit).
  */
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import type { NativeAddon } from "../src/model/backends/addonTypes.js";
+import { checkedBuilds } from "./abArgs.js";
 import { fullScoreBatch, median, tokenStream } from "./modelBench.js";
 import { benchSpec, MAMBA_130M, randomCheckpoint } from "./randomCheckpoint.js";
 
@@ -26,16 +26,7 @@ const argv = yargs(hideBin(process.argv))
     .option("threads", { type: "number", default: 2, describe: "CPU threads of the backend" })
     .strictOptions()
     .parseSync();
-/** Prints one line naming what was wrong and exits (a usage error, no stack trace). */
-function fail(message: string): never {
-    console.error(`bench/prefillAB.ts: ${message}`);
-    process.exit(2);
-}
-const builds = argv._.map(String);
-if (builds.length < 1) fail("expected one or more addon files (*.node) as arguments");
-for (const [flag, v] of [["--tokens", argv.tokens], ["--rounds", argv.rounds], ["--threads", argv.threads]] as const)
-    if (!Number.isInteger(v) || v < 1) fail(`${flag}: expected a positive integer, got ${v}`);
-for (const b of builds) if (!existsSync(b)) fail(`${b}: no such addon file (copy native/build/Release/mamba_eval.node there first)`);
+const builds = checkedBuilds("bench/prefillAB.ts", argv._, { "--tokens": argv.tokens, "--rounds": argv.rounds, "--threads": argv.threads });
 
 const require = createRequire(import.meta.url);
 const tensors = randomCheckpoint(MAMBA_130M);

@@ -26,23 +26,9 @@ export PATH=/tmp/node-bin:$PATH
 echo "node $(node --version); $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader)" | tee "$OUT/env.txt"
 nvcc --version | tail -1 | tee -a "$OUT/env.txt"
 
-# cuBLASLt: the toolkit's, or else the one of the nvidia-cublas Python wheel.
-if [ ! -f /usr/local/cuda/include/cublasLt.h ]; then
-    header=$(find / -name cublasLt.h -not -path '/proc/*' 2>/dev/null | head -1)
-    if [ -n "$header" ]; then export MAMBA_EVAL_CUBLAS_ROOT=$(dirname "$(dirname "$header")"); fi
-    echo "cuBLASLt from ${MAMBA_EVAL_CUBLAS_ROOT:-nowhere}" | tee -a "$OUT/env.txt"
-fi
-
-# Build: cmake directly (cmake-js may need the network); the addon lands where NativeBackend looks.
+# Build (scripts/cuda/build_addon.sh: cmake with the CUDA backend, cuBLASLt found on the machine).
 t0=$(date +%s)
-if ! { MAMBA_EVAL_CUDA=ON cmake -S native -B native/build -DCMAKE_BUILD_TYPE=Release \
-        -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$PWD/native/build/Release" \
-        && cmake --build native/build -j "$(nproc)"; } > "$OUT/build.log" 2>&1; then
-    tail -40 "$OUT/build.log"
-    echo "check.sh: BUILD FAILED (log: build.log)"
-    exit 1
-fi
-grep -E "CUDA backend|warning" "$OUT/build.log" | head -20
+bash scripts/cuda/build_addon.sh "$OUT/build.log" | tee -a "$OUT/env.txt" || { echo "check.sh: BUILD FAILED"; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 
 # Checks against fixtures and the CPU backend.

@@ -88,18 +88,8 @@ done
 
 # The addon with CUDA, as check.sh builds it (cuBLASLt from the toolkit or the nvidia-cublas wheel).
 if [ "$E2E_DEVICE" = cuda ]; then
-    if [ ! -f /usr/local/cuda/include/cublasLt.h ]; then
-        header=$(find / -name cublasLt.h -not -path '/proc/*' 2>/dev/null | head -1)
-        if [ -n "$header" ]; then export MAMBA_EVAL_CUBLAS_ROOT=$(dirname "$(dirname "$header")"); fi
-    fi
     t=$(elapsed)
-    if ! { MAMBA_EVAL_CUDA=ON cmake -S native -B native/build -DCMAKE_BUILD_TYPE=Release \
-            -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$PWD/native/build/Release" \
-            && cmake --build native/build -j "$(nproc)"; } > "$WORK/build.log" 2>&1; then
-        tail -40 "$WORK/build.log"
-        echo "table3_e2e.sh: BUILD FAILED"
-        exit 1
-    fi
+    bash scripts/cuda/build_addon.sh "$WORK/build.log" || { echo "table3_e2e.sh: BUILD FAILED"; exit 1; }
     echo "build: $(( $(elapsed) - t )) s" | tee -a "$OUT/env.txt"
 elif [ ! -f native/build/Release/mamba_eval.node ]; then
     echo "table3_e2e.sh: native/build/Release/mamba_eval.node is missing (npm run build:native here)"; exit 1
