@@ -439,7 +439,8 @@ private:
                     pool_.parallel_for(E, 16, [&](int64_t e0, int64_t e1) {
                         gemm_cols(xdbl_.data(), XD, T, L.dt_proj, L.dt_bias, dt_.data(), E, e0, e1, isa_);
                         mamba1_scan_channels(xc_.data(), dt_.data(), xdbl_.data() + R, xdbl_.data() + R + N, XD,
-                                             xz_.data() + E, in_rows_, L.A.data(), L.D, E, N, segs, y_.data(), e0, e1);
+                                             xz_.data() + E, in_rows_, L.A.data(), L.D, E, N, segs, y_.data(), e0, e1,
+                                             isa_);
                     });
                 });
             } else {

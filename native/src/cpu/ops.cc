@@ -36,11 +36,9 @@ void mul_silu(float* y, const float* z, int64_t n) {
 
 constexpr int kMaxConv = 8;
 
-// Channel groups of 8 that one Mamba-1 scan loop carries (compile-time, for experiments: 1–4 measured alike,
-// docs/perf-notes.md).
-#ifndef SCAN_GROUPS
-#define SCAN_GROUPS 1
-#endif
+// Tokens per block of the Mamba-1 scan: softplus(dt) of a block is computed before its recurrence, and every
+// channel group of a thread goes through a block before the next block starts.
+constexpr int kScanBlock = 16;
 
 }  // namespace
 
@@ -91,81 +89,208 @@ void conv_silu(const float* in, int64_t ldi, int64_t C, int K, const float* wT, 
 
 namespace {
 
-// The scan of G groups of 8 channels (channels e .. e + 8G, `w` lanes valid in the last group) over one
-// segment. Each lane's arithmetic is exactly the one-group loop's, whatever G is.
-template <int G>
-void scan_groups(const float* x, const float* dt_raw, const float* B, const float* Cm, int64_t ldbc, const float* z,
-                 int64_t ldz, const float* AT, const float* D, int64_t E, int64_t N, const SegmentState& s, int64_t e,
-                 int w, float* h, float* a, float* y) {
-    constexpr int L = 8 * G;  // floats per state row of the scratch: [N][L]
-    auto width = [&](int g) { return g == G - 1 ? w : 8; };
-    for (int64_t n = 0; n < N; n++)
-        for (int g = 0; g < G; g++) {
-            _mm256_storeu_ps(h + L * n + 8 * g, s.ssm_init ? load_n(s.ssm_init + n * E + e + 8 * g, width(g)) : _mm256_setzero_ps());
-            _mm256_storeu_ps(a + L * n + 8 * g, load_n(AT + n * E + e + 8 * g, width(g)));
+// The operands of one Mamba-1 scan call (see mamba1_scan_channels in ops.h).
+struct ScanArgs {
+    const float *x, *dt_raw, *B, *Cm;
+    int64_t ldbc;
+    const float* z;
+    int64_t ldz;
+    const float *AT, *D;
+    int64_t E, N;
+    float* y;
+};
+
+// Tokens [t0, t0 + nt) (nt ≤ kScanBlock) of one group of 8 channels (e .. e + 8, `w` lanes valid). h, a: the
+// group's states and A, [N][8]. softplus(dt) of the whole block is computed first (independent work the core can
+// overlap), so its latency is not on every token's path.
+void scan8_block(const ScanArgs& p, int64_t t0, int nt, int64_t e, int w, float* h, const float* a) {
+    const int64_t E = p.E, N = p.N;
+    const __m256 d = load_n(p.D + e, w);
+    alignas(32) float dtb[kScanBlock][8];
+    for (int i = 0; i < nt; i++) _mm256_store_ps(dtb[i], vec::softplus8(load_n(p.dt_raw + (t0 + i) * E + e, w)));
+    for (int i = 0; i < nt; i++) {
+        const int64_t t = t0 + i;
+        const __m256 dtv = _mm256_load_ps(dtb[i]);
+        const __m256 xv = load_n(p.x + t * E + e, w);
+        const __m256 dtx = _mm256_mul_ps(dtv, xv);
+        __m256 acc = _mm256_setzero_ps();
+        const float* bt = p.B + t * p.ldbc;
+        const float* ct = p.Cm + t * p.ldbc;
+        for (int64_t n = 0; n < N; n++) {
+            float* hp = h + 8 * n;
+            const __m256 decay = vec::exp8_le88(_mm256_mul_ps(dtv, _mm256_loadu_ps(a + 8 * n)));
+            const __m256 hn = _mm256_fmadd_ps(decay, _mm256_loadu_ps(hp), _mm256_mul_ps(dtx, _mm256_set1_ps(bt[n])));
+            _mm256_storeu_ps(hp, hn);
+            acc = _mm256_fmadd_ps(hn, _mm256_set1_ps(ct[n]), acc);
         }
-    __m256 d[G];
-    for (int g = 0; g < G; g++) d[g] = load_n(D + e + 8 * g, width(g));
-    // Tokens go in blocks of kTokBlock: softplus(dt) of a whole block is computed first (independent work
-    // the core can overlap), so its latency is not on the path of every token's state update.
-    constexpr int kTokBlock = 16;
-    alignas(32) float dtb[kTokBlock][L];
-    for (int64_t tb = s.t0; tb < s.t1; tb += kTokBlock) {
-        const int nt = int(std::min<int64_t>(kTokBlock, s.t1 - tb));
-        for (int i = 0; i < nt; i++)
-            for (int g = 0; g < G; g++)
-                _mm256_store_ps(&dtb[i][8 * g], vec::softplus8(load_n(dt_raw + (tb + i) * E + e + 8 * g, width(g))));
-        for (int i = 0; i < nt; i++) {
-            const int64_t t = tb + i;
-            __m256 dtv[G], xv[G], dtx[G], acc[G];
-            for (int g = 0; g < G; g++) {
-                dtv[g] = _mm256_load_ps(&dtb[i][8 * g]);
-                xv[g] = load_n(x + t * E + e + 8 * g, width(g));
-                dtx[g] = _mm256_mul_ps(dtv[g], xv[g]);
-                acc[g] = _mm256_setzero_ps();
-            }
-            const float* bt = B + t * ldbc;
-            const float* ct = Cm + t * ldbc;
-            for (int64_t n = 0; n < N; n++) {
-                const __m256 bn = _mm256_set1_ps(bt[n]), cn = _mm256_set1_ps(ct[n]);
-                for (int g = 0; g < G; g++) {
-                    float* hp = h + L * n + 8 * g;
-                    const __m256 decay = vec::exp8(_mm256_mul_ps(dtv[g], _mm256_loadu_ps(a + L * n + 8 * g)));
-                    const __m256 hn = _mm256_fmadd_ps(decay, _mm256_loadu_ps(hp), _mm256_mul_ps(dtx[g], bn));
-                    _mm256_storeu_ps(hp, hn);
-                    acc[g] = _mm256_fmadd_ps(hn, cn, acc[g]);
-                }
-            }
-            for (int g = 0; g < G; g++) {
-                const __m256 yv = _mm256_fmadd_ps(d[g], xv[g], acc[g]);
-                const __m256 gate = vec::silu8(load_n(z + t * ldz + e + 8 * g, width(g)));
-                store_n(y + t * E + e + 8 * g, _mm256_mul_ps(yv, gate), width(g));
-            }
-        }
+        const __m256 yv = _mm256_fmadd_ps(d, xv, acc);
+        const __m256 gate = vec::silu8(load_n(p.z + t * p.ldz + e, w));
+        store_n(p.y + t * E + e, _mm256_mul_ps(yv, gate), w);
     }
-    if (s.ssm_save)
-        for (int64_t n = 0; n < N; n++)
-            for (int g = 0; g < G; g++) store_n(s.ssm_save + n * E + e + 8 * g, _mm256_loadu_ps(h + L * n + 8 * g), width(g));
 }
+
+// The AVX-512 scan (16 channels per vector), for CPUs that have AVX-512F (the caller checks). exp16, log16,
+// softplus16 and silu16 are the vec:: 8-lane functions with the same operations lane for lane, and
+// scan16_block_avx512 is scan8_block's loop, so every output has the same bits on both paths (the functions were
+// compared with vec:: over all 2^32 float inputs; test/native/isaPaths.test.ts compares whole models).
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#pragma GCC diagnostic push  // GCC 12's AVX-512 headers trip these on _mm512_undefined (as in gemm_avx512.cc)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// vec::exp8 (hi = 88.7f) or vec::exp8_le88 (hi = 88.0f) in 16 lanes, lane for lane the same bits: the same
+// operations, with q·2^n as one vscalefps, which rounds the exact product once, as the multiplies by powers of
+// two do (checked over every float input).
+inline __m512 exp16(__m512 x, float hi) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(hi));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 q = _mm512_set1_ps(1.9875691500e-4f);
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.3981999507e-3f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(8.3334519073e-3f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(4.1665795894e-2f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.6666665459e-1f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(5.0000001201e-1f));
+    q = _mm512_fmadd_ps(q, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(q, n);
+}
+
+// vec::log8 in 16 lanes (the same operations; the blend on m > √2 through a mask).
+inline __m512 log16(__m512 x) {
+    const __m512i bits = _mm512_castps_si512(x);
+    __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127));
+    __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff)),
+                                                   _mm512_set1_epi32(0x3f800000)));
+    const __mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.41421356237f), _CMP_GT_OQ);
+    m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
+    e = _mm512_mask_add_epi32(e, big, e, _mm512_set1_epi32(1));
+    const __m512 ef = _mm512_cvtepi32_ps(e);
+    const __m512 r = _mm512_sub_ps(m, _mm512_set1_ps(1.0f));
+    const __m512 r2 = _mm512_mul_ps(r, r);
+    __m512 q = _mm512_set1_ps(7.0376836292e-2f);
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(-1.1514610310e-1f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.1676998740e-1f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(-1.2420140846e-1f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.4249322787e-1f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(-1.6668057665e-1f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(2.0000714765e-1f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(-2.4999993993e-1f));
+    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(3.3333331174e-1f));
+    q = _mm512_mul_ps(_mm512_mul_ps(q, r), r2);
+    q = _mm512_fmadd_ps(ef, _mm512_set1_ps(-2.12194440e-4f), q);
+    q = _mm512_fnmadd_ps(r2, _mm512_set1_ps(0.5f), q);
+    return _mm512_add_ps(_mm512_add_ps(r, q), _mm512_mul_ps(ef, _mm512_set1_ps(0.693359375f)));
+}
+
+// vec::softplus8 in 16 lanes.
+inline __m512 softplus16(__m512 x) {
+    const __m512 u = exp16(x, 88.7f);
+    const __m512 y = _mm512_add_ps(_mm512_set1_ps(1.0f), u);
+    const __m512 corr = _mm512_div_ps(_mm512_sub_ps(_mm512_sub_ps(y, _mm512_set1_ps(1.0f)), u), y);
+    const __m512 sp = _mm512_sub_ps(log16(y), corr);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(20.0f), _CMP_GT_OQ), sp, x);
+}
+
+// vec::silu8 in 16 lanes.
+inline __m512 silu16(__m512 x) {
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x), 88.7f);
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+// scan8_block for 16 channels (e .. e + 16, `w` lanes valid; all 16 when Full); h, a: [N][16]. Full groups use
+// plain loads and stores: masked ones per token cost this loop a third of its time or more (AMD Zen 5).
+template <bool Full>
+inline __m512 load16(const float* p, __mmask16 m) {
+    return Full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+
+template <bool Full>
+void scan16_block_avx512(const ScanArgs& p, int64_t t0, int nt, int64_t e, int w, float* h, const float* a) {
+    const int64_t E = p.E, N = p.N;
+    const __mmask16 m = __mmask16(w >= 16 ? 0xffffu : (1u << w) - 1u);
+    const __m512 d = load16<Full>(p.D + e, m);
+    alignas(64) float dtb[kScanBlock][16];
+    for (int i = 0; i < nt; i++) _mm512_store_ps(dtb[i], softplus16(load16<Full>(p.dt_raw + (t0 + i) * E + e, m)));
+    for (int i = 0; i < nt; i++) {
+        const int64_t t = t0 + i;
+        const __m512 dtv = _mm512_load_ps(dtb[i]);
+        const __m512 xv = load16<Full>(p.x + t * E + e, m);
+        const __m512 dtx = _mm512_mul_ps(dtv, xv);
+        __m512 acc = _mm512_setzero_ps();
+        const float* bt = p.B + t * p.ldbc;
+        const float* ct = p.Cm + t * p.ldbc;
+        for (int64_t n = 0; n < N; n++) {
+            float* hp = h + 16 * n;
+            const __m512 decay = exp16(_mm512_mul_ps(dtv, _mm512_loadu_ps(a + 16 * n)), 88.0f);
+            const __m512 hn = _mm512_fmadd_ps(decay, _mm512_loadu_ps(hp), _mm512_mul_ps(dtx, _mm512_set1_ps(bt[n])));
+            _mm512_storeu_ps(hp, hn);
+            acc = _mm512_fmadd_ps(hn, _mm512_set1_ps(ct[n]), acc);
+        }
+        const __m512 gate = silu16(load16<Full>(p.z + t * p.ldz + e, m));
+        const __m512 yv = _mm512_mul_ps(_mm512_fmadd_ps(d, xv, acc), gate);
+        if (Full)
+            _mm512_storeu_ps(p.y + t * E + e, yv);
+        else
+            _mm512_mask_storeu_ps(p.y + t * E + e, m, yv);
+    }
+}
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
 
 }  // namespace
 
 void mamba1_scan_channels(const float* x, const float* dt_raw, const float* B, const float* Cm, int64_t ldbc,
                           const float* z, int64_t ldz, const float* AT, const float* D, int64_t E, int64_t N,
-                          const std::vector<SegmentState>& segs, float* y, int64_t e0, int64_t e1) {
-    constexpr int kGroups = SCAN_GROUPS;
-    thread_local std::vector<float> hbuf, abuf;  // [N][8·kGroups]: states and A of the channels in flight
-    if (hbuf.size() < size_t(N) * 8 * kGroups) {
-        hbuf.resize(size_t(N) * 8 * kGroups);
-        abuf.resize(size_t(N) * 8 * kGroups);
+                          const std::vector<SegmentState>& segs, float* y, int64_t e0, int64_t e1, GemmIsa isa) {
+    const ScanArgs p{x, dt_raw, B, Cm, ldbc, z, ldz, AT, D, E, N, y};
+    const int L = isa == GemmIsa::Avx512 ? 16 : 8;  // channels per vector
+    const int64_t groups = (e1 - e0 + L - 1) / L;
+    // States and A of all this thread's channels, group after group ([groups][N][L]): a token block goes through
+    // every group before the next block starts, so each block reads and writes rows of x, dt, z and y as
+    // contiguous runs of the thread's channels instead of one cache line per row (a 6 KiB stride at E = 1536).
+    thread_local std::vector<float> hbuf, abuf;
+    const size_t need = size_t(groups * N * L);
+    if (hbuf.size() < need) {
+        hbuf.resize(need);
+        abuf.resize(need);
     }
     for (const SegmentState& s : segs) {
-        int64_t e = e0;
-        for (; e + 8 * kGroups <= e1; e += 8 * kGroups)
-            scan_groups<kGroups>(x, dt_raw, B, Cm, ldbc, z, ldz, AT, D, E, N, s, e, 8, hbuf.data(), abuf.data(), y);
-        for (; e < e1; e += 8)
-            scan_groups<1>(x, dt_raw, B, Cm, ldbc, z, ldz, AT, D, E, N, s, e, int(std::min<int64_t>(8, e1 - e)),
-                           hbuf.data(), abuf.data(), y);
+        for (int64_t g = 0; g < groups; g++) {
+            const int64_t e = e0 + g * L;
+            const int w = int(std::min<int64_t>(L, e1 - e));
+            float* h = hbuf.data() + g * N * L;
+            float* a = abuf.data() + g * N * L;
+            for (int64_t n = 0; n < N; n++)
+                for (int k = 0; k < L; k += 8) {  // 8 lanes at a time, lanes past w zero
+                    const int wk = std::max(0, std::min(8, w - k));
+                    _mm256_storeu_ps(h + n * L + k, s.ssm_init ? load_n(s.ssm_init + n * E + e + k, wk) : _mm256_setzero_ps());
+                    _mm256_storeu_ps(a + n * L + k, load_n(AT + n * E + e + k, wk));
+                }
+        }
+        for (int64_t tb = s.t0; tb < s.t1; tb += kScanBlock) {
+            const int nt = int(std::min<int64_t>(kScanBlock, s.t1 - tb));
+            for (int64_t g = 0; g < groups; g++) {
+                const int64_t e = e0 + g * L;
+                const int w = int(std::min<int64_t>(L, e1 - e));
+                if (L == 16 && w == 16)
+                    scan16_block_avx512<true>(p, tb, nt, e, w, hbuf.data() + g * N * L, abuf.data() + g * N * L);
+                else if (L == 16)
+                    scan16_block_avx512<false>(p, tb, nt, e, w, hbuf.data() + g * N * L, abuf.data() + g * N * L);
+                else
+                    scan8_block(p, tb, nt, e, w, hbuf.data() + g * N * L, abuf.data() + g * N * L);
+            }
+        }
+        if (s.ssm_save)
+            for (int64_t g = 0; g < groups; g++) {
+                const int64_t e = e0 + g * L;
+                const int w = int(std::min<int64_t>(L, e1 - e));
+                for (int64_t n = 0; n < N; n++)
+                    for (int k = 0; k < w; k += 8)
+                        store_n(s.ssm_save + n * E + e + k, _mm256_loadu_ps(hbuf.data() + (g * N + n) * L + k),
+                                std::min(8, w - k));
+            }
     }
 }
 

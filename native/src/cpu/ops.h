@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/gemm.h"
 #include "cpu/thread_pool.h"
 
 namespace mamba {
@@ -43,9 +44,11 @@ void conv_silu_channels(const float* in, int64_t ldi, int64_t C, int K, const fl
 // x, dt_raw: [T][E] (dt_raw = dt_proj output, bias included); B, C: [T][N] at stride ldbc; z: [T][E] at
 // stride ldz; AT: [N][E] (= −exp(A_log)ᵀ); y: [T][E]. Channels [e0, e1) only (e0 a multiple of 8), on the
 // calling thread: the backend runs it per thread right after that thread's dt_proj columns.
+// isa = Avx512 (only on a CPU with AVX-512F) runs 16 channels per vector; every output is bit-identical to Avx2's.
 void mamba1_scan_channels(const float* x, const float* dt_raw, const float* B, const float* Cm, int64_t ldbc,
                           const float* z, int64_t ldz, const float* AT, const float* D, int64_t E, int64_t N,
-                          const std::vector<SegmentState>& segs, float* y, int64_t e0, int64_t e1);
+                          const std::vector<SegmentState>& segs, float* y, int64_t e0, int64_t e1,
+                          GemmIsa isa = GemmIsa::Avx2);
 
 // Mamba-2 scan (SSD recurrence) + D skip, per head h (group g = h / (H/G)), token by token:
 //   dt = softplus(dt_raw[h] + dt_bias[h]);  S[h][p][n] ← exp(dt·A[h]) · S[h][p][n] + (dt·x[p])·B_g[n]

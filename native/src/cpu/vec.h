@@ -58,6 +58,27 @@ inline __m256 exp8(__m256 x) {
     return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
+// exp8 for arguments up to 88.0 (the scan's decays exp(Δ·A), Δ ≥ 0, A < 0): bit for bit exp8's result for every
+// x ≤ 88.0 (NaN and −∞ included), with 2^n applied as one multiply instead of two. The split in exp8 exists only
+// for n = 128; here n ≤ 127, so 2^n is a normal float, and p·2^n (one rounding) equals (p·2^⌊n/2⌋)·2^(n−⌊n/2⌋)
+// (an exact product, then the same one rounding, subnormal results included). Arguments above 88.0 are clamped.
+inline __m256 exp8_le88(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i ni = _mm256_cvtps_epi32(n);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23)));
+}
+
 // ln(x) for 8 lanes of finite x > 0 (Cephes logf scheme): x = m·2^e with m ∈ [√½, √2), a degree-8
 // polynomial in m − 1, plus e·ln2 split in two parts. Relative error ≈ 1–2 ulp.
 inline __m256 log8(__m256 x) {
