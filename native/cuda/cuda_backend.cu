@@ -345,8 +345,14 @@ private:
             return st;
         }
         auto st = std::make_unique<SlotState>();
-        st->conv.reserve(conv_bytes());
-        st->ssm.reserve(ssm_bytes());
+        try {
+            st->conv.reserve(conv_bytes());
+            st->ssm.reserve(ssm_bytes());
+        } catch (const std::runtime_error& e) {
+            throw std::runtime_error(std::string(e.what()) + " (allocating state slot " + std::to_string(slots_.size() + 1) +
+                                     " of " + std::to_string((conv_bytes() + ssm_bytes()) >> 20) +
+                                     " MiB; --model_args state_budget_gb=N keeps fewer states on the GPU)");
+        }
         return st;
     }
 

@@ -9,7 +9,9 @@ import { didYouMean } from "./suggest.js";
 export type ModelArgValue = string | number | boolean | null;
 
 /** Keys `--model_args` accepts. */
-export const MODEL_ARG_KEYS = ["pretrained", "dtype", "max_length", "tokenizer", "device", "is_hf", "batch_size", "trust_remote_code", "revision"] as const;
+export const MODEL_ARG_KEYS = [
+    "pretrained", "dtype", "max_length", "tokenizer", "device", "is_hf", "batch_size", "trust_remote_code", "revision", "state_budget_gb",
+] as const;
 
 /** Parses "k=v,k2=v2" (also space-separated) into typed values. */
 export function parseModelArgs(text: string | undefined): Record<string, ModelArgValue> {
@@ -52,6 +54,11 @@ export interface ModelSpec {
     maxLength: number;
     tokenizer: string | undefined;
     device: "cpu" | "cuda";
+    /**
+     * Bytes of saved prefix states the scheduler may keep (`state_budget_gb=` in --model_args, GiB; ours, not
+     * lm-eval's), or undefined for the default (1 GiB on the CPU, 8 GiB on a GPU). Results do not depend on it.
+     */
+    stateBudgetBytes: number | undefined;
     /** The --model_args string as given (for the results' config). */
     modelArgs: string;
 }
@@ -108,6 +115,10 @@ export function resolveModelSpec(flags: {
     if (typeof maxLength !== "number" || !Number.isInteger(maxLength) || maxLength < 2) {
         throw new UsageError(`--model_args max_length=${String(maxLength)}: expected an integer >= 2`);
     }
+    const budget = args.state_budget_gb;
+    if (budget !== undefined && !(typeof budget === "number" && budget > 0 && budget * 2 ** 30 >= 1)) {
+        throw new UsageError(`--model_args state_budget_gb=${String(budget)}: expected a positive number of GiB`);
+    }
     const deviceArg = flags.device ?? (typeof args.device === "string" ? args.device : "cpu");
     const tokenizer = flags.tokenizer ?? (args.tokenizer !== undefined && args.tokenizer !== null ? String(args.tokenizer) : undefined);
     return {
@@ -117,6 +128,7 @@ export function resolveModelSpec(flags: {
         maxLength,
         tokenizer,
         device: parseDevice(deviceArg, "--device"),
+        stateBudgetBytes: budget === undefined ? undefined : Math.floor(budget * 2 ** 30),
         modelArgs: flags.modelArgs ?? `pretrained=${pretrained}`,
     };
 }

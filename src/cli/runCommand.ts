@@ -131,7 +131,11 @@ export async function runMain(args: RunArgs, io: CliIO): Promise<number> {
     const startTime = Date.now() / 1000;
     const dateId = fileDateId(new Date());
     if (args.output_path) await checkOutputFolder(args.output_path, outputLocation(args.output_path, sanitizeModelName(runModelName(spec)), dateId).dir);
-    const model = await openModel(spec, { threads: args.threads, needTokenizer: true, lm: maxTokensPerCall ? { maxTokensPerCall } : {} });
+    const model = await openModel(spec, {
+        threads: args.threads,
+        needTokenizer: true,
+        lm: { ...(maxTokensPerCall ? { maxTokensPerCall } : {}), ...(spec.stateBudgetBytes ? { stateBudgetBytes: spec.stateBudgetBytes } : {}) },
+    });
     let cache: ResultCache | undefined;
     try {
         cache = args.use_cache ? ResultCache.open(args.use_cache, { fingerprint: model.checkpoint.fingerprint, dtype: spec.dtype }) : undefined;
