@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { writeSafetensorsF32, type F32Tensor } from "../../src/cli/safetensorsWriter.js";
+import { Mulberry32 } from "../../src/prng.js";
 
 export interface RandomModelShape {
     family: "mamba1" | "mamba2";
@@ -16,14 +17,10 @@ export interface RandomModelShape {
     headDim?: number;
 }
 
+/** Deterministic uniform [-0.5, 0.5) generator (the project's seeded PRNG). */
 function rng(seed: number): () => number {
-    let s = seed >>> 0;
-    return () => {
-        s = (s + 0x6d2b79f5) >>> 0;
-        let t = Math.imul(s ^ (s >>> 15), s | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-    };
+    const prng = new Mulberry32(seed);
+    return () => prng.next() - 0.5;
 }
 
 /** Writes the checkpoint into `dir` and returns `dir`. */

@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import type { NativeModelSpec, ScoreBatch } from "../../src/model/backends/addonTypes.js";
 import type { TensorDType, TensorSource } from "../../src/model/types.js";
+import { Mulberry32 } from "../../src/prng.js";
 
 /** Shapes of a tiny model. */
 export interface TinyShape {
@@ -35,16 +36,10 @@ export const MAMBA2_SHAPE: TinyShape = {
     family: 2, dModel: 32, nLayer: 2, vocab: 64, dState: 12, dConv: 4, expand: 2, headDim: 16, nGroups: 2,
 };
 
-/** Deterministic uniform [0, 1) generator (mulberry32). */
+/** Deterministic uniform [0, 1) generator (the project's seeded PRNG). */
 function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    const prng = new Mulberry32(seed);
+    return () => prng.next();
 }
 
 /** float64 → nearest bf16, returned as float64 (round to nearest even, like the addon). */
