@@ -21,12 +21,13 @@ retried; mamba_ssm's own files are never edited.
 
 import json
 import os
-import statistics
 import sys
 import types
 
 import torch
 import torch.nn.functional as F
+
+from ceilings import timed  # scripts/cuda/ceilings.py: median CUDA-event time of fn
 
 SHAPES = {  # d_model, n_layer of state-spaces/mamba2-*'s config.json; the rest are Mamba2's defaults
     "mamba2-2.7b": dict(d_model=2560, n_layer=64, layer="Mamba2"),
@@ -73,20 +74,6 @@ def import_seed():
     return MambaLMHeadModel, MambaConfig, guards
 
 
-def timed(fn, reps=5, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end) / 1e3)
-    return statistics.median(times)
-
-
 def build(MambaLMHeadModel, MambaConfig, d_model, n_layer, layer):
     ssm_cfg = {"layer": layer}
     if layer == "Mamba2":
@@ -130,7 +117,7 @@ def main() -> int:
                 logits = model(ids).logits  # [batch, length, padded vocab], float16
                 return F.log_softmax(logits, dim=-1)
 
-            seconds = timed(call)
+            seconds = timed(call, reps=5, warmup=2)
             run = {"name": name, "batch": batch, "length": length, "seconds": seconds,
                    "tok_per_s": batch * length / seconds}
             out["runs"].append(run)
