@@ -4,7 +4,9 @@
 // scan [→ gated norm] → out_proj) → norm_f + LM head on the distinct requested rows only → fused
 // log-softmax + gather. GEMMs run on all packed rows at once (cuBLASLt, one fixed algorithm per shape);
 // only conv and scan see segments. Segments that start from a state another segment of the same call
-// saves run in a later "level", so a prefix and its branches fit in one call. step() is score() with one
+// saves are in a later "level", so a prefix and its branches fit in one call: the conv reads such a segment's
+// history from its ancestors' rows (one launch for all levels), and the scan runs all levels in one launch whose
+// blocks wait for their parent's state (ScanQueue), or one launch per level. step() is score() with one
 // 1-token segment per slot, so both run the same arithmetic. States live in device memory in the
 // exchange layout (conv [layer][C][K-1] oldest first; ssm [layer][E][N] or [layer][H][P][N]).
 #include <algorithm>
@@ -34,7 +36,6 @@ using cuda::ConvChunk;
 using cuda::DeviceBuffer;
 
 constexpr int kMaxSlots = 1 << 20;  // same slot-id range as the CPU backend
-constexpr int kConvChunkRows = 64;  // rows one conv thread walks
 constexpr int kHeadChunkRows = 2048;  // LM-head rows per GEMM (bounds the logits scratch: rows × vocab floats)
 
 /** One layer's weights on the device. Matrices are GemmType elements; everything else fp32. */
@@ -63,14 +64,16 @@ struct SlotState {
 /** How one scoring call's segments map onto state buffers and levels (built on the host). */
 struct CallPlan {
     std::vector<int32_t> start, length, level;
-    std::vector<float*> init_conv, init_ssm, save_conv, save_ssm;
+    std::vector<int32_t> order, parent_pos;  // segments by level, and the position of each one's in-call parent
+    std::vector<int32_t> history;            // [n × kMaxConvHistory], see cuda::ConvHistory
+    std::vector<float*> init_conv, init_ssm, save_conv, save_ssm, history_state;
     std::vector<std::pair<int, std::unique_ptr<SlotState>>> commits;  // temp buffers → slot, in segment order
     int levels = 0;
 };
 
 /** The scratch buffers of one kind of call (grown on demand, never shrunk). */
 struct Scratch {
-    DeviceBuffer ints_buf_, ptrs_buf_, resid_buf_, mix_buf_, u_buf_, xz_buf_, xc_buf_, xc_act_buf_, dbc_buf_, dt_buf_,
+    DeviceBuffer queue_buf_, ints_buf_, ptrs_buf_, resid_buf_, mix_buf_, u_buf_, xz_buf_, xc_buf_, xc_act_buf_, dbc_buf_, dt_buf_,
         dt_low_buf_, y_buf_, y_act_buf_, head_ints_buf_, logprob_buf_, greedy_buf_, hn_buf_, logits_buf_;
 };
 
@@ -129,6 +132,12 @@ private:
 };
 
 /** Whether step() may use CUDA graphs: MAMBA_EVAL_CUDA_GRAPHS=0 turns them off, and so does the phase profiler. */
+/** MAMBA_EVAL_CUDA_SCAN_ORDER=levels: one scan launch per level instead of one queued launch (an A/B knob). */
+bool scan_by_levels() {
+    const char* v = std::getenv("MAMBA_EVAL_CUDA_SCAN_ORDER");
+    return v != nullptr && std::string(v) == "levels";
+}
+
 bool step_graphs_enabled() {
     const char* graphs = std::getenv("MAMBA_EVAL_CUDA_GRAPHS");
     const char* profile = std::getenv("MAMBA_EVAL_CUDA_PROFILE");
@@ -537,12 +546,21 @@ private:
             }
             p.levels = std::max(p.levels, p.level[s] + 1);
         }
+        std::vector<char> has_child(n, 0);
+        for (size_t s = 0; s < n; s++) {
+            if (source[s] >= 0) has_child[size_t(source[s])] = 1;
+        }
+        const int K = s_.d_conv;
         for (size_t s = 0; s < n; s++) {
             const int save = b.seg_save[s];
             if (save < 0) continue;
+            // Save in place only where no other segment of the call reads the old state: the conv and scan run
+            // every level in one launch. A segment may overwrite the state it starts from when one conv thread
+            // reads and writes it (one chunk) and no in-call child reaches back into it (history of K−1 rows).
             const auto& readers = old_readers[save];
-            const bool direct = savers[save] == 1 &&
-                                std::all_of(readers.begin(), readers.end(), [&](int r) { return r == int(s); });
+            const bool self_only = readers.size() == 1 && readers[0] == int(s);
+            const bool self_safe = p.length[s] <= cuda::kConvChunkRows && (p.length[s] >= K - 1 || !has_child[s]);
+            const bool direct = savers[save] == 1 && (readers.empty() || (self_only && self_safe));
             if (direct) {
                 SlotState& st = allocate(save);
                 p.save_conv[s] = st.conv.as<float>();
@@ -566,12 +584,60 @@ private:
                 p.init_ssm[s] = st.ssm.as<float>();
             }
         }
+        plan_history(p, source);
+        plan_order(p, source);
         return p;
     }
 
-    /** Per-level work lists in device memory (offsets into one int32 buffer). */
+    /** Each segment's conv history (cuda::ConvHistory): the last K−1 inputs of its chain of in-call ancestors. */
+    void plan_history(CallPlan& p, const std::vector<int>& source) const {
+        const size_t n = p.start.size();
+        const int K = s_.d_conv;
+        p.history.assign(n * cuda::kMaxConvHistory, cuda::kHistoryZero);
+        p.history_state.assign(n, nullptr);
+        for (size_t s = 0; s < n; s++) {
+            for (int j = 0; j < K - 1; j++) {
+                int cur = int(s), back = (K - 1) - j;  // the input `back` rows before segment cur's first row
+                int32_t code = cuda::kHistoryZero;
+                for (;;) {
+                    const int par = source[size_t(cur)];
+                    if (par < 0) {
+                        if (p.init_conv[size_t(cur)] != nullptr) {
+                            code = cuda::kHistoryState - ((K - 1) - back);
+                            p.history_state[s] = p.init_conv[size_t(cur)];
+                        }
+                        break;
+                    }
+                    if (back <= p.length[size_t(par)]) {
+                        code = p.start[size_t(par)] + p.length[size_t(par)] - back;
+                        break;
+                    }
+                    back -= p.length[size_t(par)];
+                    cur = par;
+                }
+                p.history[s * cuda::kMaxConvHistory + size_t(j)] = code;
+            }
+        }
+    }
+
+    /** Segments by level (stable), and where each one's in-call parent sits in that order (cuda::ScanQueue). */
+    static void plan_order(CallPlan& p, const std::vector<int>& source) {
+        const size_t n = p.start.size();
+        p.order.resize(n);
+        for (size_t s = 0; s < n; s++) p.order[s] = int32_t(s);
+        std::stable_sort(p.order.begin(), p.order.end(), [&](int32_t a, int32_t b) { return p.level[size_t(a)] < p.level[size_t(b)]; });
+        std::vector<int32_t> pos_of(n);
+        for (size_t i = 0; i < n; i++) pos_of[size_t(p.order[i])] = int32_t(i);
+        p.parent_pos.resize(n);
+        for (size_t i = 0; i < n; i++) {
+            const int src = source[size_t(p.order[i])];
+            p.parent_pos[i] = src >= 0 ? pos_of[size_t(src)] : -1;
+        }
+    }
+
+    /** Per-level segment lists in device memory (offsets into one int32 buffer). */
     struct LevelLists {
-        size_t scan_off, scan_n, save_off, save_n, chunk_off, chunk_n;
+        size_t scan_off, scan_n;
     };
 
     // ---- the forward pass ----------------------------------------------------------------------
@@ -586,12 +652,16 @@ private:
     struct Call {
         CallPlan p;
         std::vector<LevelLists> lists;
+        size_t chunk_off = 0, chunk_n = 0;  // conv chunks, all levels
         int32_t* d_ints = nullptr;
         cuda::SegTable segs{};
+        cuda::ConvHistory hist{};
+        cuda::ScanQueue queue{};  // counter == nullptr: one scan launch per level
         int T = 0;
     };
 
-    /** Plans the call and uploads its tables: tokens | start | length | per level: scan, save, conv chunks. */
+    /** Plans the call and uploads its tables: tokens | start | length | history | order | parent | per-level
+     *  scan lists | conv chunks; pointers init_conv | init_ssm | save_conv | save_ssm | history_state. */
     Call upload_call(const ScoreBatch& b) {
         Call c;
         c.T = int(b.tokens.size());
@@ -599,12 +669,14 @@ private:
         CallPlan& p = c.p;
         const int n_seg = int(p.start.size());
 
-        // One int32 buffer: tokens | start | length | per level: scan list, save list, conv chunks.
         std::vector<int32_t> ints(b.tokens);
-        const size_t start_off = ints.size();
-        ints.insert(ints.end(), p.start.begin(), p.start.end());
-        const size_t length_off = ints.size();
-        ints.insert(ints.end(), p.length.begin(), p.length.end());
+        auto append = [&](const std::vector<int32_t>& v) {
+            const size_t off = ints.size();
+            ints.insert(ints.end(), v.begin(), v.end());
+            return off;
+        };
+        const size_t start_off = append(p.start), length_off = append(p.length), history_off = append(p.history);
+        const size_t order_off = append(p.order), parent_off = append(p.parent_pos);
         std::vector<LevelLists>& lists = c.lists;
         lists.resize(size_t(p.levels));
         for (int lv = 0; lv < p.levels; lv++) {
@@ -614,24 +686,21 @@ private:
                 if (p.level[size_t(s)] == lv) ints.push_back(s);
             }
             L.scan_n = ints.size() - L.scan_off;
-            L.save_off = ints.size();
-            for (int s = 0; s < n_seg; s++) {
-                if (p.level[size_t(s)] == lv && p.save_conv[size_t(s)] != nullptr) ints.push_back(s);
-            }
-            L.save_n = ints.size() - L.save_off;
-            L.chunk_off = ints.size();
-            for (int s = 0; s < n_seg; s++) {
-                if (p.level[size_t(s)] != lv) continue;
-                for (int r = p.start[size_t(s)]; r < p.start[size_t(s)] + p.length[size_t(s)]; r += kConvChunkRows) {
-                    ints.push_back(s);
-                    ints.push_back(r);
-                    ints.push_back(std::min(r + kConvChunkRows, p.start[size_t(s)] + p.length[size_t(s)]));
-                }
-            }
-            L.chunk_n = (ints.size() - L.chunk_off) / 3;
         }
+        c.chunk_off = ints.size();
+        for (int s = 0; s < n_seg; s++) {
+            const int end = p.start[size_t(s)] + p.length[size_t(s)];
+            for (int r = p.start[size_t(s)]; r < end; r += cuda::kConvChunkRows) {
+                ints.push_back(s);
+                ints.push_back(r);
+                ints.push_back(std::min(r + cuda::kConvChunkRows, end));
+            }
+        }
+        c.chunk_n = (ints.size() - c.chunk_off) / 3;
         std::vector<float*> ptrs;
-        for (auto* v : {&p.init_conv, &p.init_ssm, &p.save_conv, &p.save_ssm}) ptrs.insert(ptrs.end(), v->begin(), v->end());
+        for (auto* v : {&p.init_conv, &p.init_ssm, &p.save_conv, &p.save_ssm, &p.history_state}) {
+            ptrs.insert(ptrs.end(), v->begin(), v->end());
+        }
         int32_t* d_ints = scratch<int32_t>(sc_->ints_buf_, ints.size());
         float** d_ptrs = scratch<float*>(sc_->ptrs_buf_, ptrs.size());
         check_cuda(cudaMemcpyAsync(d_ints, ints.data(), ints.size() * 4, cudaMemcpyHostToDevice, stream_), "upload batch");
@@ -639,8 +708,47 @@ private:
                    "upload state table");
         c.d_ints = d_ints;
         c.segs = cuda::SegTable{d_ints + start_off, d_ints + length_off, d_ptrs, d_ptrs + n_seg, d_ptrs + 2 * n_seg,
-                                  d_ptrs + 3 * n_seg};
+                                d_ptrs + 3 * n_seg};
+        c.hist = cuda::ConvHistory{d_ints + history_off, d_ptrs + 4 * n_seg};
+        c.queue = cuda::ScanQueue{d_ints + order_off, d_ints + parent_off, nullptr, nullptr, 0, 0};
+        if (p.levels > 1 && !scan_by_levels()) prepare_queue(c, n_seg);
         return c;
+    }
+
+    /** Blocks per segment of a queued scan launch, or 0 when this model's scan kernel has no queued form. */
+    int queue_blocks() const {
+        if (s_.family == 1) return cuda::mamba1_scan_queue_blocks(s_.d_inner, s_.d_state);
+        return use_chunked_ssd() ? s_.n_heads : 0;
+    }
+
+    /** Counters (one per layer, zeroed for this call) and flags (zeroed when first made) of queued scans. */
+    void prepare_queue(Call& c, int n_seg) {
+        const int blocks = queue_blocks();
+        if (blocks == 0) return;
+        const size_t counters = size_t(s_.n_layer), flags = size_t(n_seg) * size_t(blocks);
+        const size_t bytes = (counters + flags) * sizeof(unsigned);
+        if (bytes > sc_->queue_buf_.bytes()) {
+            sc_->queue_buf_.reserve(bytes);
+            check_cuda(cudaMemsetAsync(sc_->queue_buf_.data(), 0, bytes, stream_), "zero scan flags");
+            queue_epoch_ = 0;
+        }
+        if (queue_epoch_ > 0xFFFF0000u) {  // the epoch would wrap within a few calls: start the flags over
+            check_cuda(cudaMemsetAsync(sc_->queue_buf_.data(), 0, sc_->queue_buf_.bytes(), stream_), "zero scan flags");
+            queue_epoch_ = 0;
+        }
+        unsigned* base = sc_->queue_buf_.as<unsigned>();
+        check_cuda(cudaMemsetAsync(base, 0, counters * sizeof(unsigned), stream_), "zero scan counters");
+        c.queue.counter = base;
+        c.queue.flags = base + counters;
+        c.queue.blocks = blocks;
+    }
+
+    /** The queue of layer l's scan launch: its own counter and a fresh epoch for the flags. */
+    cuda::ScanQueue layer_queue(const Call& c, int l) {
+        cuda::ScanQueue q = c.queue;
+        q.counter += l;
+        q.epoch = ++queue_epoch_;
+        return q;
     }
 
     void run(const ScoreBatch& b, ScoreOutput& out) {
@@ -687,19 +795,18 @@ private:
             const float* conv_in = s_.family == 1 ? xz : xz + E;
             void* xc_copy = (s_.family == 1 && bf16_) ? scratch<char>(sc_->xc_act_buf_, t * E * 2) : nullptr;
             clock_.mark(cuda::kPhaseConv);
-            for (const LevelLists& lv : lists) {
-                cuda::launch_conv_silu(reinterpret_cast<const ConvChunk*>(d_ints + lv.chunk_off), int(lv.chunk_n), segs, l,
-                                       conv_in, IN, C, K, L.conv_w, L.conv_bias, xc, ActOut{xc_copy, true}, stream_);
-                cuda::launch_conv_state_out(d_ints + lv.save_off, int(lv.save_n), segs, l, conv_in, IN, C, K, stream_);
-            }
+            cuda::launch_conv_silu(reinterpret_cast<const ConvChunk*>(d_ints + c.chunk_off), int(c.chunk_n), segs, c.hist, l,
+                                   conv_in, IN, C, K, L.conv_w, L.conv_bias, xc, ActOut{xc_copy, true}, stream_);
             if (s_.family == 1) {
-                mamba1_mixer(L, l, T, lists, d_ints, segs, xz, xc, xc_copy, y_act);
+                mamba1_mixer(L, l, c, xz, xc, xc_copy, y_act);
             } else {
                 const int G = s_.n_groups, H = s_.n_heads;
                 const cuda::Mamba2ScanArgs a{H, s_.head_dim, N, G, xc, xz + 2 * E + 2 * G * N, IN, L.dt_bias, L.A, L.D, y};
                 clock_.mark(cuda::kPhaseScan);
                 const bool chunked = use_chunked_ssd();
-                for (const LevelLists& lv : lists) {
+                if (chunked && c.queue.counter != nullptr) {
+                    cuda::launch_mamba2_ssd_queued(layer_queue(c, l), int(c.p.start.size()), segs, l, a, stream_);
+                } else for (const LevelLists& lv : lists) {
                     if (chunked) {
                         cuda::launch_mamba2_ssd(d_ints + lv.scan_off, int(lv.scan_n), segs, l, a, stream_);
                     } else {
@@ -715,8 +822,9 @@ private:
         }
     }
 
-    void mamba1_mixer(const DeviceLayer& L, int l, int T, const std::vector<LevelLists>& lists, const int32_t* d_ints,
-                      const cuda::SegTable& segs, const float* xz, const float* xc, const void* xc_copy, void* y_act) {
+    void mamba1_mixer(const DeviceLayer& L, int l, const Call& c, const float* xz, const float* xc, const void* xc_copy,
+                      void* y_act) {
+        const int T = c.T;
         const int E = s_.d_inner, N = s_.d_state, R = s_.dt_rank, XD = R + 2 * N;
         const size_t t = size_t(T);
         float* dbc = scratch<float>(sc_->dbc_buf_, t * XD);
@@ -733,7 +841,11 @@ private:
         }
         clock_.mark(cuda::kPhaseScan);
         const cuda::Mamba1ScanArgs a{E, N, R, dt, L.dt_bias, xc, xz + E, int(in_rows_), dbc, L.A, L.D, ActOut{y_act, bf16_}};
-        for (const LevelLists& lv : lists) cuda::launch_mamba1_scan(d_ints + lv.scan_off, int(lv.scan_n), segs, l, a, stream_);
+        if (c.queue.counter != nullptr) {
+            cuda::launch_mamba1_scan_queued(layer_queue(c, l), int(c.p.start.size()), c.segs, l, a, stream_);
+        } else {
+            for (const LevelLists& lv : c.lists) cuda::launch_mamba1_scan(c.d_ints + lv.scan_off, int(lv.scan_n), c.segs, l, a, stream_);
+        }
     }
 
     // norm_f + LM head on the distinct rows of scoreRows ∪ logitRows, kHeadChunkRows at a time; then the
@@ -818,6 +930,7 @@ private:
         return v != nullptr && std::string(v) == "1";
     }();
     int64_t conv_ch_ = 0, in_rows_ = 0, conv_layer_ = 0, ssm_layer_ = 0;
+    unsigned queue_epoch_ = 0;  // the flag value of the last queued scan launch
     std::string isa_;
     size_t weight_bytes_ = 0;
     std::vector<DeviceBuffer> weights_;

@@ -31,11 +31,43 @@ struct SegTable {
     float* const* save_ssm;   // [n_seg]
 };
 
-/** A run of rows of one segment that one conv thread walks through. */
+/** A run of at most kConvChunkRows rows of one segment that one conv thread computes. */
 struct ConvChunk {
     int32_t seg;
     int32_t row_begin;  // absolute row
     int32_t row_end;    // absolute row, exclusive
+};
+constexpr int kConvChunkRows = 16;
+constexpr int kMaxConvHistory = 3;  // d_conv − 1 for d_conv ≤ 4
+
+/**
+ * Where a segment's conv reads the K−1 inputs before its first row, so one launch serves every level of a call:
+ * history[seg × kMaxConvHistory + j] (j = 0 … K−2, oldest first) is a row of this call (≥ 0: the input of an
+ * ancestor segment of this call), kHistoryZero (no state: zeros) or kHistoryState − i: element i of the conv state
+ * `state[seg]` points at (the saved state its chain of in-call ancestors started from, layer 0).
+ */
+struct ConvHistory {
+    const int32_t* history;     // [n_seg × kMaxConvHistory]
+    float* const* state;        // [n_seg]
+};
+constexpr int32_t kHistoryZero = -1;
+constexpr int32_t kHistoryState = -2;
+
+/**
+ * The order of a scan launch that covers every level of a call at once. Block b takes ticket t from `counter`
+ * (blocks run in any order; tickets are handed out in the order blocks start), item t = (position p = t / blocks,
+ * block of channels or head c = t % blocks), segment order[p]. A segment whose state comes from another segment of
+ * the call (parent[p] ≥ 0, an earlier position) waits until that item's flag reads `epoch`; every item sets its
+ * flag once its state is saved. Deadlock-free: a block waits only on items with smaller tickets, which were taken
+ * by blocks already running. With counter == nullptr the launch is one level: p = blockIdx.x, c = blockIdx.y.
+ */
+struct ScanQueue {
+    const int32_t* order;   // [n] segments
+    const int32_t* parent;  // [n] position of the in-call parent, or −1 (null: none anywhere)
+    unsigned* counter;      // ticket counter of this launch, zero before it
+    unsigned* flags;        // [n × blocks]
+    unsigned epoch;
+    int blocks;             // channel blocks (Mamba-1) or heads (Mamba-2) per segment
 };
 
 /** out[t, :] = embedding[tokens[t], :] as fp32. */
@@ -49,14 +81,14 @@ void launch_embed(const int32_t* tokens, int T, const void* emb /* [V×D] */, bo
 void launch_add_rmsnorm(const int32_t* rows, int n, float* resid /* [T×D] */, const float* mix /* [T×D] or null */,
                         const float* w /* [D] */, int D, float eps, ActOut out /* [n×D] */, cudaStream_t stream);
 
-/** Causal depthwise conv + bias + SiLU over the rows of `chunks`; see ConvChunk and SegTable. */
-void launch_conv_silu(const ConvChunk* chunks, int n_chunks, SegTable segs, int layer, const float* in, int in_stride,
-                      int C, int K, const float* w /* [C×K] */, const float* bias /* [C] or null */,
+/**
+ * Causal depthwise conv + bias + SiLU over the rows of `chunks` (every segment of a call, any level; see
+ * ConvHistory), and the conv state after each segment's last row into save_conv (the chunk that ends the segment
+ * writes it). A buffer some segment reads must not be saved into by another segment of the same launch.
+ */
+void launch_conv_silu(const ConvChunk* chunks, int n_chunks, SegTable segs, ConvHistory hist, int layer, const float* in,
+                      int in_stride, int C, int K, const float* w /* [C×K] */, const float* bias /* [C] or null */,
                       float* out /* [T×C] */, ActOut out_copy /* [T×C] or ptr null */, cudaStream_t stream);
-
-/** Writes the conv state after the last row of each listed segment (which must have save_conv). */
-void launch_conv_state_out(const int32_t* seg_list, int n, SegTable segs, int layer, const float* in, int in_stride,
-                           int C, int K, cudaStream_t stream);
 
 /** Mamba-1 selective scan (dt softplus, D skip and SiLU(z) gate fused) for the listed segments. */
 struct Mamba1ScanArgs {
@@ -73,6 +105,10 @@ struct Mamba1ScanArgs {
 };
 void launch_mamba1_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
                         cudaStream_t stream);
+/** Blocks per segment of the Mamba-1 scan, or 0 when the kernel for d_state N cannot take a ScanQueue. */
+int mamba1_scan_queue_blocks(int E, int N);
+/** Every level at once (see ScanQueue): n positions × q.blocks items. */
+void launch_mamba1_scan_queued(ScanQueue q, int n, SegTable segs, int layer, const Mamba1ScanArgs& a, cudaStream_t stream);
 
 /** Mamba-2 recurrent SSD scan (per head scalar A, dt softplus, D skip) for the listed segments. */
 struct Mamba2ScanArgs {
@@ -95,6 +131,8 @@ void launch_mamba2_scan(const int32_t* seg_list, int n, SegTable segs, int layer
  */
 void launch_mamba2_ssd(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,
                        cudaStream_t stream);
+/** Every level at once (see ScanQueue; q.blocks = H). */
+void launch_mamba2_ssd_queued(ScanQueue q, int n, SegTable segs, int layer, const Mamba2ScanArgs& a, cudaStream_t stream);
 /** The chunk length the SSD kernel uses for head dim P and d_state N, or 0 when it does not support them. */
 int mamba2_ssd_chunk_length(int P, int N);
 /** MAMBA_EVAL_CUDA_SSD=recurrent: score() keeps the recurrent Mamba-2 scan (an A/B knob, read at each call). */

@@ -18,6 +18,7 @@
 
 #include "cuda_check.cuh"
 #include "device_math.cuh"
+#include "scan_queue.cuh"
 
 namespace mamba::cuda {
 
@@ -163,13 +164,14 @@ static_assert(sizeof(Mamba1Chunk<8>) % 16 == 0, "B/C rows are read as float4");
  */
 template <int NS>
 __global__ void __launch_bounds__(kScanThreads, NS <= 16 ? 8 : 4)
-    mamba1_scan_chunked_kernel(const int32_t* seg_list, SegTable segs, int layer, Mamba1ScanArgs a) {
+    mamba1_scan_chunked_kernel(ScanQueue q, SegTable segs, int layer, Mamba1ScanArgs a) {
     __shared__ Mamba1Chunk<NS> stage[2];
     constexpr float kLog2e = 1.4426950408889634f;
-    const int e = blockIdx.y * kScanThreads + threadIdx.x;
+    const ScanItem item = scan_take(q);
+    const int e = item.block * kScanThreads + threadIdx.x;
     const bool valid = e < a.E;
     const int ec = valid ? e : a.E - 1;  // idle threads still take part in the barriers
-    const int seg = seg_list[blockIdx.x];
+    const int seg = item.seg;
     const int s0 = segs.start[seg];
     const int s1 = s0 + segs.length[seg];
     const size_t state_off = static_cast<size_t>(layer) * a.E * NS + static_cast<size_t>(ec) * NS;
@@ -181,7 +183,7 @@ __global__ void __launch_bounds__(kScanThreads, NS <= 16 ? 8 : 4)
 #pragma unroll
     for (int n = 0; n < NS; ++n) {
         A2[n] = a.A[static_cast<size_t>(ec) * NS + n] * kLog2e;
-        h[n] = init != nullptr ? init[state_off + n] : 0.0f;
+        h[n] = init != nullptr ? __ldcg(init + state_off + n) : 0.0f;  // L2: another block may have just saved it
     }
     const float bias = a.dt_bias[ec];
     const float d_skip = a.Dskip[ec];
@@ -241,6 +243,7 @@ __global__ void __launch_bounds__(kScanThreads, NS <= 16 ? 8 : 4)
 #pragma unroll
         for (int n = 0; n < NS; ++n) save[state_off + n] = h[n];
     }
+    scan_finish(q, item);
 }
 
 /**
@@ -515,19 +518,41 @@ bool use_v3_mamba1_scan() {
     return v != nullptr && std::strcmp(v, "v3") == 0;
 }
 
+void launch_mamba1_chunked(ScanQueue q, dim3 grid, SegTable segs, int layer, const Mamba1ScanArgs& a,
+                           cudaStream_t stream) {
+    switch (a.N) {
+        case 8: mamba1_scan_chunked_kernel<8><<<grid, kScanThreads, 0, stream>>>(q, segs, layer, a); break;
+        case 16: mamba1_scan_chunked_kernel<16><<<grid, kScanThreads, 0, stream>>>(q, segs, layer, a); break;
+        case 32: mamba1_scan_chunked_kernel<32><<<grid, kScanThreads, 0, stream>>>(q, segs, layer, a); break;
+        default: throw std::logic_error("mamba1 chunked scan: d_state " + std::to_string(a.N) + " has no kernel");
+    }
+}
+
 }  // namespace
+
+int mamba1_scan_queue_blocks(int E, int N) {
+    const bool chunked = N == 8 || N == 16 || N == 32;
+    return chunked && !use_v3_mamba1_scan() ? (E + kScanThreads - 1) / kScanThreads : 0;
+}
 
 void launch_mamba1_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
                         cudaStream_t stream) {
     if (n == 0) return;
-    const dim3 grid(n, (a.E + kScanThreads - 1) / kScanThreads);
-    switch (use_v3_mamba1_scan() ? 0 : a.N) {  // the chunked kernel for the usual state sizes
-        case 8: mamba1_scan_chunked_kernel<8><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-        case 16: mamba1_scan_chunked_kernel<16><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-        case 32: mamba1_scan_chunked_kernel<32><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-        default: launch_mamba1_regs_or_lanes(seg_list, n, segs, layer, a, stream);
+    const int blocks = (a.E + kScanThreads - 1) / kScanThreads;
+    if (mamba1_scan_queue_blocks(a.E, a.N) > 0) {  // the chunked kernel for the usual state sizes
+        launch_mamba1_chunked(ScanQueue{seg_list, nullptr, nullptr, nullptr, 0, blocks}, dim3(n, blocks), segs, layer, a,
+                              stream);
+    } else {
+        launch_mamba1_regs_or_lanes(seg_list, n, segs, layer, a, stream);
     }
     check_launch("mamba1_scan_kernel");
+}
+
+void launch_mamba1_scan_queued(ScanQueue q, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
+                               cudaStream_t stream) {
+    if (n == 0) return;
+    launch_mamba1_chunked(q, dim3(unsigned(n) * unsigned(q.blocks)), segs, layer, a, stream);
+    check_launch("mamba1_scan_kernel (queued)");
 }
 
 void launch_mamba2_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,

@@ -28,6 +28,7 @@
 
 #include "cuda_check.cuh"
 #include "device_math.cuh"
+#include "scan_queue.cuh"
 
 namespace mamba::cuda {
 
@@ -67,7 +68,7 @@ struct SsdLayout {
 // MINB = blocks per SM the registers are capped for: 2 (shared memory allows two; some spills) or 1 (no spills).
 template <int LC, int PP, int NN, int MINB>
 __global__ void __launch_bounds__(kSsdThreads, MINB)
-    mamba2_ssd_chunked_kernel(const int32_t* seg_list, SegTable segs, int layer, Mamba2ScanArgs a) {
+    mamba2_ssd_chunked_kernel(ScanQueue q, SegTable segs, int layer, Mamba2ScanArgs a) {
     using Lay = SsdLayout<LC, PP, NN>;
     constexpr int LDB = Lay::kLdB, LDX = Lay::kLdX, LDM = Lay::kLdM, LDG = Lay::kLdG, LDY = Lay::kLdY, LDS = Lay::kLdS;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -86,9 +87,10 @@ __global__ void __launch_bounds__(kSsdThreads, MINB)
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int P = a.P, N = a.N, E = a.H * a.P;
-    const int head = blockIdx.y;
+    const ScanItem item = scan_take(q);
+    const int head = item.block;
     const int group = head / (a.H / a.G);
-    const int seg = seg_list[blockIdx.x];
+    const int seg = item.seg;
     const int s0 = segs.start[seg];
     const int s1 = s0 + segs.length[seg];
     const int xbc_stride = E + 2 * a.G * N;
@@ -104,7 +106,7 @@ __global__ void __launch_bounds__(kSsdThreads, MINB)
         const float* init = segs.init_ssm[seg];
         for (int i = threadIdx.x; i < PP * NN; i += kSsdThreads) {
             const int p = i / NN, n = i % NN;
-            const float v = (init != nullptr && p < P && n < N) ? init[state_off + size_t(p) * N + n] : 0.0f;
+            const float v = (init != nullptr && p < P && n < N) ? __ldcg(init + state_off + size_t(p) * N + n) : 0.0f;
             F[p * LDS + n] = v;
             Sb[p * LDB + n] = __float2bfloat16_rn(v);
         }
@@ -329,11 +331,11 @@ __global__ void __launch_bounds__(kSsdThreads, MINB)
     if (save != nullptr) {
         for (int i = threadIdx.x; i < P * N; i += kSsdThreads) save[state_off + i] = F[(i / N) * LDS + i % N];
     }
+    scan_finish(q, item);
 }
 
 template <int LC, int PP, int NN, int MINB>
-void launch_ssd_occ(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,
-                    cudaStream_t stream) {
+void launch_ssd_occ(ScanQueue q, dim3 grid, SegTable segs, int layer, const Mamba2ScanArgs& a, cudaStream_t stream) {
     constexpr size_t bytes = SsdLayout<LC, PP, NN>::kBytes;
     static bool configured = false;  // the attribute is per function; set once per instantiation
     if (!configured) {
@@ -342,8 +344,7 @@ void launch_ssd_occ(const int32_t* seg_list, int n, SegTable segs, int layer, co
                    "mamba2_ssd_chunked_kernel: shared memory");
         configured = true;
     }
-    const dim3 grid(n, a.H);
-    mamba2_ssd_chunked_kernel<LC, PP, NN, MINB><<<grid, kSsdThreads, bytes, stream>>>(seg_list, segs, layer, a);
+    mamba2_ssd_chunked_kernel<LC, PP, NN, MINB><<<grid, kSsdThreads, bytes, stream>>>(q, segs, layer, a);
 }
 
 /**
@@ -356,11 +357,23 @@ bool two_blocks_per_sm() {
 }
 
 template <int LC, int PP, int NN>
-void launch_ssd(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a, cudaStream_t stream) {
+void launch_ssd(ScanQueue q, dim3 grid, SegTable segs, int layer, const Mamba2ScanArgs& a, cudaStream_t stream) {
     if (two_blocks_per_sm()) {
-        launch_ssd_occ<LC, PP, NN, 2>(seg_list, n, segs, layer, a, stream);
+        launch_ssd_occ<LC, PP, NN, 2>(q, grid, segs, layer, a, stream);
     } else {
-        launch_ssd_occ<LC, PP, NN, 1>(seg_list, n, segs, layer, a, stream);
+        launch_ssd_occ<LC, PP, NN, 1>(q, grid, segs, layer, a, stream);
+    }
+}
+
+void launch_ssd_shape(ScanQueue q, dim3 grid, SegTable segs, int layer, const Mamba2ScanArgs& a, cudaStream_t stream) {
+    if (a.P <= 16 && a.N <= 16) {
+        launch_ssd<16, 16, 16>(q, grid, segs, layer, a, stream);
+    } else if (a.P <= 64 && a.N <= 128) {
+        if (a.N <= 64) launch_ssd<64, 64, 64>(q, grid, segs, layer, a, stream);
+        else launch_ssd<64, 64, 128>(q, grid, segs, layer, a, stream);
+    } else {
+        throw std::runtime_error("mamba2 chunked SSD: head dim " + std::to_string(a.P) + " / d_state " +
+                                 std::to_string(a.N) + " not supported (the caller checks mamba2_ssd_chunk_length)");
     }
 }
 
@@ -380,16 +393,14 @@ bool mamba2_ssd_disabled() {
 void launch_mamba2_ssd(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,
                        cudaStream_t stream) {
     if (n == 0) return;
-    if (a.P <= 16 && a.N <= 16) {
-        launch_ssd<16, 16, 16>(seg_list, n, segs, layer, a, stream);
-    } else if (a.P <= 64 && a.N <= 128) {
-        if (a.N <= 64) launch_ssd<64, 64, 64>(seg_list, n, segs, layer, a, stream);
-        else launch_ssd<64, 64, 128>(seg_list, n, segs, layer, a, stream);
-    } else {
-        throw std::runtime_error("mamba2 chunked SSD: head dim " + std::to_string(a.P) + " / d_state " +
-                                 std::to_string(a.N) + " not supported (the caller checks mamba2_ssd_chunk_length)");
-    }
+    launch_ssd_shape(ScanQueue{seg_list, nullptr, nullptr, nullptr, 0, a.H}, dim3(n, a.H), segs, layer, a, stream);
     check_launch("mamba2_ssd_chunked_kernel");
+}
+
+void launch_mamba2_ssd_queued(ScanQueue q, int n, SegTable segs, int layer, const Mamba2ScanArgs& a, cudaStream_t stream) {
+    if (n == 0) return;
+    launch_ssd_shape(q, dim3(unsigned(n) * unsigned(q.blocks)), segs, layer, a, stream);
+    check_launch("mamba2_ssd_chunked_kernel (queued)");
 }
 
 }  // namespace mamba::cuda

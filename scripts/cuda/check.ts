@@ -188,6 +188,51 @@ function aloneCalls(s: number[]): Segment[][] {
     ];
 }
 
+/**
+ * A deep tree in one call (the shape of Table-3 calls): segments shorter than the conv history (1–2 rows) with
+ * children, so a child's history reaches back through several ancestors into a longer one's rows, segments longer
+ * than one conv chunk (16 rows), 5 levels; then a call whose roots start from saved states, one of them short with a
+ * child (history from the saved conv state) and one continuing its own slot in place.
+ */
+function deepCalls(s: number[]): Segment[][] {
+    return [
+        [
+            { tokens: s.slice(0, 18), init: -1, save: 21 },
+            { tokens: s.slice(18, 19), init: 21, save: 22 },
+            { tokens: s.slice(19, 21), init: 22, save: 23 },
+            { tokens: s.slice(21, 25), init: 23, save: -1 },
+            { tokens: s.slice(21, 22), init: 23, save: 24 },
+            { tokens: s.slice(22, 40), init: 24, save: 25 },
+            { tokens: s.slice(3, 9), init: -1, save: -1 },
+        ],
+        [
+            { tokens: s.slice(25, 27), init: 23, save: 23 },
+            { tokens: s.slice(2, 3), init: 22, save: 27 },
+            { tokens: s.slice(3, 5), init: 27, save: -1 },
+            { tokens: s.slice(27, 30), init: 25, save: 26 },
+            { tokens: s.slice(30, 31), init: 26, save: -1 },
+        ],
+    ];
+}
+const DEEP_SLOTS = [21, 22, 23, 24, 25, 26, 27];
+
+/**
+ * The same segments one call each, in order, every saved state in a fresh slot (from 100): a segment reads the state
+ * its slot held after the segments before it, as in a packed call. Returns the calls and packed slot → alone slot.
+ */
+function aloneOf(calls: Segment[][]): { calls: Segment[][]; slotOf: Map<number, number> } {
+    const slotOf = new Map<number, number>();
+    let next = 100;
+    const out: Segment[][] = [];
+    for (const seg of calls.flat()) {
+        const init = seg.init < 0 ? -1 : slotOf.get(seg.init) ?? -1;
+        const save = seg.save < 0 ? -1 : next++;
+        out.push([{ tokens: seg.tokens, init, save }]);
+        if (seg.save >= 0) slotOf.set(seg.save, save);
+    }
+    return { calls: out, slotOf };
+}
+
 async function runCalls(model: NativeBackend, calls: Segment[][], exportSlots: number[]): Promise<PackedResult> {
     const result: PackedResult = { logprobs: [], greedy: [], states: new Map() };
     for (const call of calls) {
@@ -259,6 +304,29 @@ async function checkDecode(model: NativeBackend, modelName: string, weightType: 
         bitwiseMismatches(single.logits, graphed.logits) + bitwiseMismatches(single.states, graphed.states), 0);
 }
 
+/** The deep tree: packed vs one segment per call bit-identical (log-probs and every saved state), and vs the CPU. */
+async function checkDeep(model: NativeBackend, modelName: string, weightType: WeightType, s: number[],
+    cpu: PackedResult): Promise<void> {
+    const packed = await runCalls(model, deepCalls(s), DEEP_SLOTS);
+    const alone = aloneOf(deepCalls(s));
+    const single = await runCalls(model, alone.calls, DEEP_SLOTS.map((slot) => alone.slotOf.get(slot) ?? -1));
+    record(modelName, weightType, "deep tree: cuda vs cpu logprobs rel", relativeDifference(packed.logprobs, cpu.logprobs),
+        TOLERANCE[weightType]);
+    record(modelName, weightType, "deep tree: alone vs packed logprobs not bit-identical",
+        bitwiseMismatches(single.logprobs, packed.logprobs), 0);
+    let stateMismatches = 0;
+    let worstVsCpu = 0;
+    for (const slot of DEEP_SLOTS) {
+        const x = packed.states.get(slot);
+        const y = single.states.get(alone.slotOf.get(slot) ?? -1);
+        const z = cpu.states.get(slot);
+        stateMismatches += x && y ? bitwiseMismatches(x.conv, y.conv) + bitwiseMismatches(x.ssm, y.ssm) : 1;
+        if (x && z) worstVsCpu = Math.max(worstVsCpu, relativeDifference([...x.conv, ...x.ssm], [...z.conv, ...z.ssm]));
+    }
+    record(modelName, weightType, "deep tree: alone vs packed state floats not bit-identical", stateMismatches, 0);
+    record(modelName, weightType, "deep tree: states vs cpu rel", worstVsCpu, TOLERANCE[weightType]);
+}
+
 /** 2 + 3. CPU vs CUDA on packed batches, and CUDA packed vs one segment per call (bit-identical). */
 async function checkPacked(ckpt: Checkpoint, meta: ReferenceMeta): Promise<void> {
     const longest = meta.sequences.reduce((a, b) => (b.tokens.length > a.tokens.length ? b : a));
@@ -266,6 +334,7 @@ async function checkPacked(ckpt: Checkpoint, meta: ReferenceMeta): Promise<void>
     const s = longest.tokens;
     const cpu = await NativeBackend.fromSpec(nativeSpecFromCheckpoint(ckpt, { device: "cpu", weightType: "f32", threads: 8 }));
     const cpuResult = await runCalls(cpu, packedCalls(s), [1, 2, 3]);
+    const cpuDeep = await runCalls(cpu, deepCalls(s), DEEP_SLOTS);
     cpu.dispose();
     for (const weightType of ["f32", "bf16"] as const) {
         const model = await NativeBackend.fromSpec(nativeSpecFromCheckpoint(ckpt, { device: DEVICE, weightType, threads: 2 }));
@@ -291,6 +360,7 @@ async function checkPacked(ckpt: Checkpoint, meta: ReferenceMeta): Promise<void>
                 return n + (x && y ? bitwiseMismatches(x.conv, y.conv) + bitwiseMismatches(x.ssm, y.ssm) : 1);
             }, 0);
             record(meta.model, weightType, "alone vs packed: state floats not bit-identical", stateMismatches, 0);
+            await checkDeep(model, meta.model, weightType, s, cpuDeep);
             await checkDecode(model, meta.model, weightType, s);
         } finally {
             model.dispose();

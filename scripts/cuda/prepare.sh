@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run HERE (the development machine) before sending scripts/cuda/check.sh to the GPU machine, which has
 # no Node and no registry: puts into .node-bin/ (git-ignored) a Node 20 binary (xz) and the check and
-# bench programs bundled to plain ESM JavaScript (the project's TS modules and zod inlined; no tokenizers);
+# bench programs bundled to plain ESM JavaScript (the project's TS modules and zod inlined; no tokenizers, which
+# replay.mjs takes from the runtime packages);
 # for harness_check.sh also compareSamples, the CLI's runtime packages trimmed to Linux x64
 # (.node-bin/runtime/node_modules) and dist/ (npm run build).
 #
@@ -21,6 +22,9 @@ for program in check bench compareSamples; do
     npx esbuild "scripts/cuda/$program.ts" --bundle --platform=node --format=esm --target=node20 \
         --outfile=".node-bin/$program.mjs" --log-level=warning
 done
+# replay tokenises: `tokenizers` stays external (table3_e2e.sh links the runtime packages into ./node_modules).
+npx esbuild scripts/cuda/replay.ts --bundle --platform=node --format=esm --target=node20 --external:tokenizers \
+    --outfile=.node-bin/replay.mjs --log-level=warning
 npx tsx scripts/cuda/packRuntime.ts .node-bin/runtime/node_modules
 npm run build --silent || echo "prepare.sh: tsc reported errors (dist/ is still emitted); see above"
 du -sh .node-bin dist

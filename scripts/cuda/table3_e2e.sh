@@ -27,6 +27,8 @@
 #                derived text (hellaswag_val_full.txt.bz2), a timing-only hellaswag_val.jsonl is made from it in
 #                E2E_WORK (contexts split at the first ": " into activity_label and ctx_a, ctx_b empty, so lm-eval's
 #                query is the derived context line: token counts ≈ the real ones; accuracies mean nothing anyway)
+#   E2E_REPLAY   names of SHAPES whose real Table-3 calls are replayed first (scripts/cuda/replay.ts: the queued scan
+#                against MAMBA_EVAL_CUDA_SCAN_ORDER=levels, profiles; $OUT/replay.log); default none
 #   SEED_DIR     folder holding mamba_ssm/ (default .device/seed when it exists; "" skips the seed);
 #                SEED_SIZES the Mamba-2 sizes it times (default all five; see seed_bench.py); SEED_TIMEOUT (200 s)
 #   OUT          what comes back (default /tmp/mamba-eval-e2e): e2e.md, e2e.jsonl, runs.log, results.tar.gz,
@@ -51,9 +53,10 @@ WORK=${E2E_WORK:-/tmp/mamba-eval-e2e-work}
 if [ -z "${SEED_DIR+set}" ]; then SEED_DIR=""; [ -d .device/seed/mamba_ssm ] && SEED_DIR=$PWD/.device/seed; fi
 SEED_SIZES=${SEED_SIZES:-"mamba2-130m mamba2-370m mamba2-780m mamba2-1.3b mamba2-2.7b"}
 SEED_TIMEOUT=${SEED_TIMEOUT:-200}
+E2E_REPLAY=${E2E_REPLAY:-}
 [ "$E2E_DEVICE" = cuda ] || SEED_DIR=""
 mkdir -p "$OUT" "$WORK"
-rm -f "$OUT/seed.json" "$OUT/seed.log" "$OUT/results.tar.gz" "$OUT/runs.log" "$WORK/runs.log"
+rm -f "$OUT/seed.json" "$OUT/seed.log" "$OUT/results.tar.gz" "$OUT/runs.log" "$WORK/runs.log" "$OUT/replay.log"
 rm -rf "$WORK/res" "$WORK/logs" && mkdir -p "$WORK/res" "$WORK/logs"
 : > "$WORK/models.jsonl"
 status=0
@@ -120,6 +123,23 @@ with open(sys.argv[2], "w", encoding="utf-8") as f:
                             "split_type": "timing-only", "label": int(lines[i + 1])}) + "\n")
 print(f"hellaswag: timing-only {sys.argv[2]} from the derived text ({len(lines) // 6} items)")
 PY
+fi
+
+# Replays of real Table-3 calls (scripts/cuda/replay.ts): the queued scan against one launch per level, per model.
+if [ -n "$E2E_REPLAY" ] && [ "$E2E_DEVICE" = cuda ]; then
+    rm -f "$WORK/replay.jsonl"
+    for model in $E2E_REPLAY; do
+        t=$(elapsed)
+        dir=$WORK/ckpt/replay-$model
+        { timeout "$(left)" python3 scripts/cuda/make_bench_checkpoint.py "$model" "$dir" \
+            && timeout "$(left)" node .node-bin/replay.mjs "$dir" "$model" "$data" fixtures/tokenizers/gpt-neox-20b.tokenizer.json.gz \
+                "$WORK/replay.jsonl"; } > "$WORK/logs/replay-$model.log" 2>&1 || { status=1; tail -5 "$WORK/logs/replay-$model.log"; }
+        grep -E '^replay |cuda profile' "$WORK/logs/replay-$model.log" | head -40
+        cat "$WORK/logs/replay-$model.log" >> "$OUT/replay.log"
+        rm -rf "$dir"
+        echo "replay $model: $(( $(elapsed) - t )) s"
+    done
+    [ -f "$WORK/replay.jsonl" ] && cat "$WORK/replay.jsonl" >> "$OUT/replay.log"
 fi
 
 # The seed's own path (mamba_ssm + Triton), same machine, same run; first, so a long run cannot crowd it out.

@@ -1,0 +1,167 @@
+/**
+ * Replays the scoring calls of a real Table-3 run on one random real-shape checkpoint (run by scripts/cuda/replay.sh
+ * on the GPU machine, bundled to plain JS with `tokenizers` left external):
+ *
+ *   node replay.mjs CKPT_DIR NAME DATA_DIR TOKENIZER OUT_JSONL
+ *
+ * The six tasks' requests are built and tokenised exactly as the CLI does, and the prefix-tree scheduler plans them
+ * against a recording engine (8 192 tokens per call, the GPU state budget); then the first REPLAY_CALLS calls (default
+ * 80, with the slot frees between them) run on the checkpoint through the addon, once per variant, alternating:
+ * the queued scan (one launch per layer for every level of a call, the default) and MAMBA_EVAL_CUDA_SCAN_ORDER=levels
+ * (one launch per level). Per variant: wall seconds (best of 2 after a warm-up), token-steps/s, and the log-probs
+ * compared bit for bit with the first variant's. Three calls of each variant then run with MAMBA_EVAL_CUDA_PROFILE=1
+ * (per-phase GPU time, segments and levels on stderr). These calls are what the end-to-end run spends its GPU time on;
+ * the 64 × 512 bench call has one level of equal segments. REPLAY_DRY=1 only records the calls (no GPU, for a check here).
+ */
+import { appendFile, readFile } from "node:fs/promises";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
+import type { NativeModelSpec, ScoreBatch, ScoreOutput } from "../../src/model/backends/addonTypes.js";
+import { readSafetensorsHeader } from "../../src/model/safetensors.js";
+import { loadTokenizerFile } from "../../src/model/tokenizer.js";
+import { DEFAULT_CUDA_STATE_BUDGET, MambaLM } from "../../src/model/MambaLM.js";
+import { scoreTokenRequests } from "../../src/harness/scheduler.js";
+import { buildTaskRequests } from "../../src/harness/requests.js";
+import { loadTaskDocs } from "../../src/tasks/datasets.js";
+import { resolveTaskNames } from "../../src/tasks/registry.js";
+import { TABLE3_TASKS } from "../../src/report/table3Workflow.js";
+
+type Event = { kind: "score"; batch: ScoreBatch } | { kind: "free"; slot: number };
+
+const VARIANTS: Array<{ name: string; env: Record<string, string> }> = [
+    { name: "queued", env: {} },
+    { name: "levels", env: { MAMBA_EVAL_CUDA_SCAN_ORDER: "levels" } },
+];
+
+function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+    for (const [k, v] of Object.entries(env)) process.env[k] = v;
+    return fn().finally(() => {
+        for (const k of Object.keys(env)) delete process.env[k];
+    });
+}
+
+/** The scheduler's calls and frees for the six tasks, recorded without a model. */
+async function recordCalls(dataDir: string, tokenizerFile: string, maxSlots: number): Promise<Event[]> {
+    const tokenizer = await loadTokenizerFile(tokenizerFile);
+    const pooled: Array<{ context: string; continuation: string }> = [];
+    for (const task of resolveTaskNames([...TABLE3_TASKS])) {
+        const docs = await loadTaskDocs(task, { dataDir });
+        for (const r of buildTaskRequests(task, docs)) pooled.push({ context: r.context, continuation: r.continuation });
+    }
+    const encoder = new MambaLM({ info: () => { throw new Error("not used"); } } as never, tokenizer, {});
+    const requests = await encoder.encodeRequests(pooled);
+    const events: Event[] = [];
+    const engine = {
+        async score(batch: ScoreBatch): Promise<ScoreOutput> {
+            events.push({ kind: "score", batch });
+            const n = batch.scoreRows.length;
+            return { logprobs: new Float64Array(n), greedy: new Uint8Array(n), logits: new Float32Array(0) } as ScoreOutput;
+        },
+        freeState(slot: number): void {
+            events.push({ kind: "free", slot });
+        },
+    };
+    await scoreTokenRequests(engine, requests, { maxTokensPerCall: 8192, maxStateSlots: maxSlots });
+    return events;
+}
+
+/** Runs the events; frees every slot still live at the end, so the next replay starts from nothing. */
+async function replay(model: NativeBackend, events: Event[]): Promise<{ seconds: number; logprobs: number[]; tokens: number }> {
+    const live = new Set<number>();
+    const logprobs: number[] = [];
+    let tokens = 0;
+    const t0 = performance.now();
+    for (const e of events) {
+        if (e.kind === "free") {
+            model.freeState(e.slot);
+            live.delete(e.slot);
+            continue;
+        }
+        const out = await model.score(e.batch);
+        for (const v of out.logprobs) logprobs.push(v);
+        for (const s of e.batch.segSave) if (s >= 0) live.add(s);
+        tokens += e.batch.tokens.length;
+    }
+    const seconds = (performance.now() - t0) / 1e3;
+    for (const s of live) model.freeState(s);
+    return { seconds, logprobs, tokens };
+}
+
+/** The first `calls` score events and the frees between them. */
+function firstCalls(events: Event[], calls: number): Event[] {
+    const out: Event[] = [];
+    let n = 0;
+    for (const e of events) {
+        if (e.kind === "score" && n++ === calls) break;
+        out.push(e);
+    }
+    return out;
+}
+
+async function main(): Promise<void> {
+    const [dir, name, dataDir, tokenizerFile, outJsonl] = process.argv.slice(2);
+    if (!dir || !name || !dataDir || !tokenizerFile || !outJsonl) {
+        throw new Error("usage: node replay.mjs CKPT_DIR NAME DATA_DIR TOKENIZER OUT_JSONL");
+    }
+    if (process.env.REPLAY_DRY === "1") {  // here: only the recording (no GPU), to check the data and scheduler side
+        const events = await recordCalls(dataDir, tokenizerFile, 4096);
+        console.log(`replay (dry): ${events.filter((e) => e.kind === "score").length} calls, ${events.length} events`);
+        return;
+    }
+    const shape = JSON.parse(await readFile(path.join(dir, "shape.json"), "utf8")) as Omit<NativeModelSpec, "device" | "tensors">;
+    const spec: NativeModelSpec = {
+        device: "cuda", family: shape.family, dModel: shape.dModel, nLayer: shape.nLayer, vocab: shape.vocab,
+        dState: shape.dState, dConv: shape.dConv, dInner: shape.dInner, dtRank: shape.dtRank, nHeads: shape.nHeads,
+        headDim: shape.headDim, nGroups: shape.nGroups, normEps: 1e-5, convBias: true, projBias: false,
+        tieEmbeddings: true, threads: 1, weightType: "bf16",
+        tensors: await readSafetensorsHeader(path.join(dir, "model.safetensors")),
+    };
+    const model = await NativeBackend.fromSpec(spec);
+    try {
+        const info = model.info();
+        const slotBytes = (info.convStateFloats + info.ssmStateFloats) * 4;
+        const maxSlots = Math.max(2, Math.min(4096, Math.floor(DEFAULT_CUDA_STATE_BUDGET / slotBytes)));
+        const t0 = performance.now();
+        const all = await recordCalls(dataDir, tokenizerFile, maxSlots);
+        const recordSeconds = (performance.now() - t0) / 1e3;
+        const events = firstCalls(all, Number(process.env.REPLAY_CALLS ?? 80));
+        const calls = events.filter((e) => e.kind === "score").length;
+        const totalCalls = all.filter((e) => e.kind === "score").length;
+        await replay(model, firstCalls(events, 5));  // warm-up: scratch buffers, cuBLASLt plans, state pool
+        const best = new Map<string, number>();
+        const first = new Map<string, number[]>();
+        let tokens = 0;
+        for (let rep = 0; rep < 2; rep++) {
+            for (const v of VARIANTS) {
+                const r = await withEnv(v.env, () => replay(model, events));
+                best.set(v.name, Math.min(best.get(v.name) ?? Infinity, r.seconds));
+                if (!first.has(v.name)) first.set(v.name, r.logprobs);
+                tokens = r.tokens;
+            }
+        }
+        const base = first.get(VARIANTS[0]!.name)!;
+        const result: Record<string, unknown> = { name, calls, totalCalls, tokens, recordSeconds, maxSlots };
+        for (const v of VARIANTS) {
+            const lp = first.get(v.name)!;
+            let mismatches = lp.length === base.length ? 0 : Math.abs(lp.length - base.length);
+            for (let i = 0; i < Math.min(lp.length, base.length); i++) if (!Object.is(lp[i], base[i])) mismatches++;
+            const seconds = best.get(v.name)!;
+            result[v.name] = { seconds, tokPerS: Math.round(tokens / seconds), mismatchesVsFirst: mismatches };
+            console.log(`replay ${name} ${v.name}: ${calls} calls, ${tokens} tokens, ${seconds.toFixed(3)} s, ` +
+                `${Math.round(tokens / seconds)} tok/s, log-probs differing from ${VARIANTS[0]!.name}: ${mismatches}`);
+        }
+        for (const v of VARIANTS) {
+            console.error(`(replay profile: ${v.name})`);
+            await withEnv({ ...v.env, MAMBA_EVAL_CUDA_PROFILE: "1" }, () => replay(model, firstCalls(events, 3)));
+        }
+        await appendFile(outJsonl, JSON.stringify(result) + "\n");
+    } finally {
+        model.dispose();
+    }
+}
+
+main().catch((e: unknown) => {
+    console.error(`replay: ${(e as Error).stack ?? String(e)}`);
+    process.exit(1);
+});
