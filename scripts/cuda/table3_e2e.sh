@@ -27,6 +27,8 @@
 #                derived text (hellaswag_val_full.txt.bz2), a timing-only hellaswag_val.jsonl is made from it in
 #                E2E_WORK (contexts split at the first ": " into activity_label and ctx_a, ctx_b empty, so lm-eval's
 #                query is the derived context line: token counts ≈ the real ones; accuracies mean nothing anyway)
+#   E2E_MODE     runs (default): one `mamba-eval run` process per model (lm-eval's way); table3: one `mamba-eval table3
+#                --models …` process for all of them (the table's rows are its per-model parts; load s not measured)
 #   E2E_REPLAY   names of SHAPES whose real Table-3 calls are replayed first (scripts/cuda/replay.ts: the queued scan
 #                against MAMBA_EVAL_CUDA_SCAN_ORDER=levels, profiles; $OUT/replay.log); default none
 #   SEED_DIR     folder holding mamba_ssm/ (default .device/seed when it exists; "" skips the seed);
@@ -54,6 +56,7 @@ if [ -z "${SEED_DIR+set}" ]; then SEED_DIR=""; [ -d .device/seed/mamba_ssm ] && 
 SEED_SIZES=${SEED_SIZES:-"mamba2-130m mamba2-370m mamba2-780m mamba2-1.3b mamba2-2.7b"}
 SEED_TIMEOUT=${SEED_TIMEOUT:-200}
 E2E_REPLAY=${E2E_REPLAY:-}
+E2E_MODE=${E2E_MODE:-runs}
 [ "$E2E_DEVICE" = cuda ] || SEED_DIR=""
 mkdir -p "$OUT" "$WORK"
 rm -f "$OUT/seed.json" "$OUT/seed.log" "$OUT/results.tar.gz" "$OUT/runs.log" "$WORK/runs.log" "$OUT/replay.log"
@@ -153,6 +156,54 @@ fi
 
 limit_args=()
 [ -n "$E2E_LIMIT" ] && limit_args=(--limit "$E2E_LIMIT")
+if [ "$E2E_MODE" = table3 ]; then
+    # One `mamba-eval table3` process over every model (documents read and requests tokenised once for all of them):
+    # checkpoints are made first (not timed), then the command is timed as a whole and per model (its stderr lines
+    # "table3: [i/n] MODEL" and "table3: MODEL → FILE" bound each model's part; each part goes to logs/<tag>.err so the
+    # table below reads it as it reads a lone run's log).
+    dirs=()
+    for model in $E2E_MODELS; do
+        tag=$(basename "$model")
+        if [ -d "$model" ]; then dirs+=("$model"); continue; fi
+        timeout "$(left)" python3 scripts/cuda/make_bench_checkpoint.py "$model" "$WORK/ckpt/$tag" > "$WORK/logs/$tag.ckpt.log" 2>&1 \
+            || { echo "$model: checkpoint failed: $(tail -1 "$WORK/logs/$tag.ckpt.log")"; status=1; }
+        dirs+=("$WORK/ckpt/$tag")
+    done
+    start=$EPOCHREALTIME
+    timeout "$(left)" node bin/mamba-eval.js table3 --models "$(IFS=,; echo "${dirs[*]}")" \
+        --tokenizer fixtures/tokenizers/gpt-neox-20b.tokenizer.json.gz --data_dir "$data" --device "$E2E_DEVICE" \
+        --dtype "$E2E_DTYPE" --batch_size "$E2E_BATCH_SIZE" --output_path "$WORK/res" 2>&1 > "$WORK/logs/table3.out" \
+        | stamp > "$WORK/logs/table3.err"
+    rc=${PIPESTATUS[0]}
+    end=$EPOCHREALTIME
+    [ "$rc" = 0 ] || { status=1; echo "table3: exited $rc: $(tail -2 "$WORK/logs/table3.err")"; }
+    python3 - "$WORK/logs/table3.err" "$WORK/logs" "$WORK/models.jsonl" "$start" "$end" "$rc" $E2E_MODELS <<'PY'
+import json, os, sys
+err, logs, models_file, start, end, rc, *models = sys.argv[1:]
+lines = [l.rstrip("\n").partition(" ") for l in open(err, encoding="utf-8", errors="replace")]
+marks = [i for i, (_, _, msg) in enumerate(lines) if msg.startswith("table3: [")]
+with open(models_file, "a") as out:
+    for k, model in enumerate(models):
+        if k >= len(marks):
+            out.write(json.dumps({"name": model, "failed": "not reached"}) + "\n")
+            continue
+        a = marks[k]
+        b = marks[k + 1] if k + 1 < len(marks) else len(lines)
+        part = lines[a:b]
+        done = [float(t) for t, _, msg in part if msg.startswith("table3: ") and " → " in msg]
+        t0 = float(start) if k == 0 else float(part[0][0])
+        t1 = done[0] if done else float(end)
+        with open(os.path.join(logs, os.path.basename(model) + ".err"), "w", encoding="utf-8") as f:
+            f.writelines(f"{t} {msg}\n" for t, _, msg in part)
+        out.write(json.dumps({"name": model, "dir": model, "made": 1, "checkpoint_s": None, "load_s": None,
+                              "start": t0, "end": t1, "rc": int(rc) if done else 1}) + "\n")
+print(f"table3 command: {float(end) - float(start):.1f} s wall for {len(models)} models (exit {rc})")
+PY
+    cp "$WORK/logs/table3.err" "$WORK/runs.log"
+    grep '^|' "$WORK/logs/table3.out" >> "$WORK/runs.log"
+    rm -rf "$WORK/ckpt"
+    E2E_MODELS=""
+fi
 for model in $E2E_MODELS; do
     if [ "$(left)" -lt 15 ]; then
         echo "$model: skipped (less than 15 s of E2E_BUDGET_S $E2E_BUDGET_S s left after $(elapsed) s)"

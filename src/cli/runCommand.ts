@@ -30,7 +30,8 @@ import { writeErrorMessage, type CliIO } from "./io.js";
 import { parseModelArgs, resolveModelSpec, type ModelSpec } from "./modelArgs.js";
 import { openModel, type OpenedModel } from "./openModel.js";
 import { parseSeeds, runModelName, runResults } from "./runResults.js";
-import { weightsChecksum } from "../model/checksum.js";
+import { startWeightsChecksum } from "../model/checksum.js";
+import type { RunMemo } from "../harness/runMemo.js";
 
 /** The run command's flags (yargs names). */
 export interface RunArgs {
@@ -123,7 +124,7 @@ function resolveRun(args: RunArgs): ResolvedRun {
 }
 
 /** Runs the command; returns the exit status. */
-export async function runMain(args: RunArgs, io: CliIO): Promise<number> {
+export async function runMain(args: RunArgs, io: CliIO, memo?: RunMemo): Promise<number> {
     const { spec, tasks, dataDir, notes } = resolveRun(args);
     const seeds = parseSeeds(args.seed ?? "0,1234,1234,1234");
     const maxTokensPerCall = tokensPerCall(args.batch_size);
@@ -134,12 +135,17 @@ export async function runMain(args: RunArgs, io: CliIO): Promise<number> {
     const model = await openModel(spec, {
         threads: args.threads,
         needTokenizer: true,
-        lm: { ...(maxTokensPerCall ? { maxTokensPerCall } : {}), ...(spec.stateBudgetBytes ? { stateBudgetBytes: spec.stateBudgetBytes } : {}) },
+        lm: {
+            ...(maxTokensPerCall ? { maxTokensPerCall } : {}),
+            ...(spec.stateBudgetBytes ? { stateBudgetBytes: spec.stateBudgetBytes } : {}),
+            ...(memo ? { memo } : {}),
+        },
     });
+    const checksum = startWeightsChecksum(model.checkpoint);  // hashed on a worker while the evaluation runs
     let cache: ResultCache | undefined;
     try {
         cache = args.use_cache ? ResultCache.open(args.use_cache, { fingerprint: model.checkpoint.fingerprint, dtype: spec.dtype }) : undefined;
-        const evaluated = await evaluateWithSignals(model, cache, tasks, dataDir, args, io);
+        const evaluated = await evaluateWithSignals(model, cache, tasks, dataDir, args, io, memo);
         const stats = model.lm.lastStats;
         if (stats) io.err(`token steps: ${stats.tokenSteps} (lm-eval would run ${stats.unsharedTokenSteps}), ${stats.calls} native calls\n`);
         const tokenizer = model.tokenizer!;
@@ -148,7 +154,7 @@ export async function runMain(args: RunArgs, io: CliIO): Promise<number> {
             spec,
             modelArgs: parseModelArgs(spec.modelArgs),
             checkpoint: model.checkpoint,
-            weightsSha256: await weightsChecksum(model.checkpoint),
+            weightsSha256: await checksum,
             backend: { device: info.device, isa: info.isa },
             threads: model.threads,
             tokenizer: { eosTokenId: tokenizer.eosTokenId, eosToken: await tokenizer.decode([tokenizer.eosTokenId]), source: tokenizer.source },
@@ -186,6 +192,7 @@ async function evaluateWithSignals(
     dataDir: string | undefined,
     args: RunArgs,
     io: CliIO,
+    memo: RunMemo | undefined,
 ): Promise<TaskEvaluation[]> {
     const lm: LM = cache ? new CachingLM(model.lm, cache) : model.lm;
     const abort = new AbortController();
@@ -201,6 +208,7 @@ async function evaluateWithSignals(
             logSamples: Boolean(args.log_samples),
             writeOut: args.write_out ? (t: string) => io.err(t) : undefined,
             lm: { onProgress: progress.update, signal: abort.signal },
+            memo,
         });
         progress.finish();
         return evaluated;

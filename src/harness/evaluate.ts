@@ -7,11 +7,13 @@
  * It builds no files and prints nothing but the --write_out lines: the results object, samples files and the
  * printed table are made from its output by results.ts, samples.ts and table.ts (see src/cli/runCommand.ts).
  */
+import path from "node:path";
 import type { HubOptions } from "../model/hub.js";
 import { loadTaskDocs } from "../tasks/datasets.js";
 import type { Doc, TaskSpec } from "../tasks/types.js";
 import type { LM, LMCallOptions, LoglikelihoodResult } from "./lm.js";
 import { buildTaskRequests, docLimit, isMultipleInput, processResults, type Instance } from "./requests.js";
+import type { RunMemo } from "./runMemo.js";
 import { aggregateTask, type DocMetrics, type TaskAggregate } from "./results.js";
 import { buildSampleRecord, type SampleRecord } from "./samples.js";
 
@@ -34,6 +36,8 @@ export interface EvaluateOptions {
     writeOut?: ((text: string) => void) | undefined;
     /** Progress, cancellation and per-result callbacks of the pooled LM call. */
     lm?: LMCallOptions | undefined;
+    /** Documents shared with the other models of a table3 run (read once for all of them). */
+    memo?: RunMemo | undefined;
 }
 
 /** One task's outcome. */
@@ -65,7 +69,9 @@ interface TaskPlan {
 export async function evaluate(lm: LM, options: EvaluateOptions): Promise<TaskEvaluation[]> {
     const plans: TaskPlan[] = [];
     for (const task of options.tasks) {
-        const all = await loadTaskDocs(task, { ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.hub ? { hub: options.hub } : {}) });
+        const load = () => loadTaskDocs(task, { ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.hub ? { hub: options.hub } : {}) });
+        const source = options.dataDir !== undefined ? `dir:${path.resolve(options.dataDir)}` : `hub:${JSON.stringify(options.hub ?? {})}`;
+        const all = options.memo ? await options.memo.documents(`${task.name}\0${source}`, load) : await load();
         const docs = all.slice(0, docLimit(all.length, options.limit));
         const requests = buildTaskRequests(task, docs);
         plans.push({ task, originalCount: all.length, docs, requests });

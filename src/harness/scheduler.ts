@@ -8,6 +8,11 @@
  * SEGMENT_CUT_ALIGNMENT tokens from where the run started, so a backend that scans in fixed-size chunks from
  * each segment's first row (the CUDA Mamba-2 SSD) does the same arithmetic cut or uncut, whatever the call size.
  *
+ * Calls are pipelined one deep: while the engine runs call k, the tree walk goes on and fills call k+1's
+ * arrays; call k+1 is submitted only once call k has finished, its results were taken in and its slots freed
+ * in the engine. Building a call never reads results, so the calls, their order, the slot ids and the
+ * freeState calls between them are the same as running each call to its end before building the next.
+ *
  * Per request the result is the float64 sum of its continuation tokens' log-probabilities, in token order,
  * and isGreedy = every token was the argmax. Because the kernels compute every row independently of the
  * packing (docs/architecture.md, Determinism), results are bit-identical to scoring each request alone.
@@ -74,7 +79,11 @@ interface Piece {
     save: number;
 }
 
-/** Slot ids: reused only after the call that released them has finished (no reuse inside a call). */
+/**
+ * Slot ids: reused only after the call that released them has been submitted (no reuse inside a call). An
+ * id released when call k is submitted may be taken by call k+1's pieces; the engine frees it (freeInEngine)
+ * after call k has finished and before call k+1 is submitted, so the engine never sees it reused early.
+ */
 class SlotPool {
     private readonly free: number[] = [];
     private next = 0;
@@ -87,15 +96,27 @@ class SlotPool {
         return this.free.length > 0 ? this.free.pop()! : this.next++;
     }
 
-    release(slots: number[], engine: ScoringEngine): void {
+    /** Makes `slots` available to later take() calls. */
+    release(slots: readonly number[]): void {
         for (const s of slots) {
-            engine.freeState(s);
             this.free.push(s);
             this.live--;
         }
         // Lowest ids first, so the set of ids in use stays small and deterministic.
         this.free.sort((a, b) => b - a);
     }
+
+    /** Frees released slots' states in the engine (once the last call reading them has finished). */
+    static freeInEngine(slots: readonly number[], engine: ScoringEngine): void {
+        for (const s of slots) engine.freeState(s);
+    }
+}
+
+/** One call's arrays, and which tree row each scored row is. */
+interface BuiltCall {
+    batch: ScoreBatch;
+    scoredRowIds: Int32Array;
+    nTokens: number;
 }
 
 /** Scores token requests through `engine`; see the module comment. */
@@ -137,6 +158,8 @@ class TreeRun {
     /** Per segment with children: the slot its children start from (-1: zero state) and that state's depth. */
     private readonly baseSlot: Int32Array;
     private readonly baseDepth: Int32Array;
+    /** The submitted call not yet waited for: it resolves after its results and slot frees are done. */
+    private inFlight: Promise<void> | undefined;
 
     constructor(
         private readonly engine: ScoringEngine,
@@ -167,21 +190,40 @@ class TreeRun {
     }
 
     async execute(): Promise<void> {
+        try {
+            await this.walk();
+            await this.drain();
+        } catch (error) {
+            // Nothing runs on after a failure: a call still in flight is waited for (its own error, had it
+            // failed first, is the one reported) before the walk's error is.
+            await this.drain();
+            throw error;
+        }
+    }
+
+    /** Packs the tree's segments into calls, in depth-first order. */
+    private async walk(): Promise<void> {
         const { segments } = this.tree;
         let pieces: Piece[] = [];
         let tokens = 0;
         let toFree: number[] = [];
+        /** Builds a call of the current pieces and submits it once the call before it has finished. */
         const flush = async (): Promise<void> => {
             if (pieces.length === 0) return;
-            await this.runCall(pieces);
-            this.slots.release(toFree, this.engine);
+            const call = this.buildCall(pieces);
+            const released = toFree;
+            this.slots.release(released);
             pieces = [];
             tokens = 0;
             toFree = [];
+            await this.submit(call, released);
         };
         /** A new slot, or -1 when the live-slot budget is spent even after finishing the current call. */
         const tryTakeSlot = async (): Promise<number> => {
-            if (this.slots.live + 1 > this.maxSlots) await flush();
+            if (this.slots.live + 1 > this.maxSlots) {
+                await flush();
+                await this.drain();
+            }
             return this.slots.live + 1 > this.maxSlots ? -1 : this.slots.take();
         };
         const refs = new Map<number, number>();
@@ -255,8 +297,8 @@ class TreeRun {
         await flush();
     }
 
-    private async runCall(pieces: Piece[]): Promise<void> {
-        this.options.signal?.throwIfAborted();
+    /** The call's arrays for `pieces` (reads only the tree and the requests, never results). */
+    private buildCall(pieces: readonly Piece[]): BuiltCall {
         let nTokens = 0;
         let nScore = 0;
         for (const p of pieces) {
@@ -296,7 +338,36 @@ class TreeRun {
             at += p.to - p.from;
         });
         batch.segOffsets[pieces.length] = at;
-        const out = await this.engine.score(batch);
+        return { batch, scoredRowIds, nTokens };
+    }
+
+    /**
+     * Waits for the call in flight (its results taken in, its released slots freed in the engine), then
+     * starts `call` without waiting for it; `released` are the slots whose last reader is `call`.
+     */
+    private async submit(call: BuiltCall, released: readonly number[]): Promise<void> {
+        await this.drain();
+        this.options.signal?.throwIfAborted();
+        const running = this.engine.score(call.batch).then((out) => {
+            this.takeResults(call, out);
+            SlotPool.freeInEngine(released, this.engine);
+        });
+        // Its failure is reported by the drain() that waits for it, never as an unhandled rejection.
+        running.catch(() => undefined);
+        this.inFlight = running;
+    }
+
+    /** Waits for the call in flight, if any; rethrows its error (then and at every later drain). */
+    private async drain(): Promise<void> {
+        if (this.inFlight === undefined) return;
+        await this.inFlight;
+        this.inFlight = undefined;
+    }
+
+    /** Takes in a finished call's log-probs: rows, then every request whose rows are all known. */
+    private takeResults(call: BuiltCall, out: ScoreOutput): void {
+        const { batch, scoredRowIds, nTokens } = call;
+        const nScore = scoredRowIds.length;
         if (out.logprobs.length !== nScore || out.greedy.length !== nScore) {
             throw new MambaEvalError(`scheduler: backend returned ${out.logprobs.length} log-probs for ${nScore} scored rows`);
         }

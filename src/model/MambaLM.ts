@@ -15,6 +15,7 @@ import { MambaEvalError, UsageError } from "../errors.js";
 import type { NativeModelInfo, ScoreBatch, ScoreOutput } from "./backends/addonTypes.js";
 import { encodePairs, rollingRequests, truncatePair, DEFAULT_MAX_LENGTH, type TokenRequest } from "../harness/encodePair.js";
 import { scoreTokenRequests, type ScheduleStats } from "../harness/scheduler.js";
+import type { RunMemo } from "../harness/runMemo.js";
 import type {
     GenerateRequest,
     LM,
@@ -39,6 +40,8 @@ export interface LMTokenizer {
     decode(ids: readonly number[]): Promise<string>;
     eosTokenId: number;
     vocabSize: number;
+    /** The tokenizer file; names it in a RunMemo key (without it nothing is shared). */
+    source?: string;
 }
 
 export interface MambaLMOptions {
@@ -55,6 +58,8 @@ export interface MambaLMOptions {
     share?: boolean;
     /** Sequences stepped together in generation (default 32). */
     generateBatch?: number;
+    /** Token requests shared with the other models of a table3 run (tokenised once for all of them). */
+    memo?: RunMemo;
 }
 
 /** Options of `generate`. */
@@ -235,7 +240,12 @@ export class MambaLM implements LM {
     }
 
     async loglikelihood(requests: LoglikelihoodRequest[], options: LMCallOptions = {}): Promise<LoglikelihoodResult[]> {
-        return this.loglikelihoodTokens(await this.encodeRequests(requests), options);
+        const memo = this.options.memo;
+        const source = this.requireTokenizer("loglikelihood").source;
+        const tokens = memo && source !== undefined
+            ? await memo.tokenRequests(`${source}\0${this.tokenizer!.eosTokenId}\0${this.maxLength}`, requests, () => this.encodeRequests(requests))
+            : await this.encodeRequests(requests);
+        return this.loglikelihoodTokens(tokens, options);
     }
 
     async loglikelihoodRolling(requests: RollingRequest[], options: LMCallOptions = {}): Promise<number[]> {

@@ -4,12 +4,14 @@
  * evaluates every published size on the six Table-3 tasks, one model after another, each with its own cache
  * file in --use_cache (so an interrupted run resumes), then writes table3.md, table3.csv and table3.svg into
  * --output_path and prints the markdown. Each model's evaluation is the run command's (src/cli/runCommand.ts
- * → src/harness/evaluate.ts), so results files are exactly what `mamba-eval run` writes.
+ * → src/harness/evaluate.ts), so results files are exactly what `mamba-eval run` writes; the models share one
+ * RunMemo, so the task documents are read and the requests tokenised once for all of them.
  */
 import { mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { runMain } from "../cli/runCommand.js";
+import { RunMemo } from "../harness/runMemo.js";
 import { addOptions } from "../cli/commonOptions.js";
 import { processIO, type CliIO } from "../cli/io.js";
 import { MambaEvalError, UsageError } from "../errors.js";
@@ -95,6 +97,7 @@ export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
 
 /** One model through the run command; returns the results file it wrote. */
 export function harnessEvaluator(io: CliIO, args: Pick<Table3Args, "log_samples" | "data_dir" | "threads" | "dtype" | "tokenizer">): Table3Evaluator {
+    const memo = new RunMemo();  // documents and token requests, read and tokenised once for every model
     return async (request) => {
         const started = Date.now();
         const code = await runMain(
@@ -113,6 +116,7 @@ export function harnessEvaluator(io: CliIO, args: Pick<Table3Args, "log_samples"
                 tokenizer: args.tokenizer,
             },
             io,
+            memo,
         );
         if (code !== 0) throw new MambaEvalError(`${request.model}: evaluation ended with status ${code}`);
         const file = newestResultsWrittenSince(request.outputPath, started);

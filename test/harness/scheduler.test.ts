@@ -1,12 +1,16 @@
 /**
  * The scheduler on the real native backend: results with prefix sharing, at several call sizes, slot budgets
- * and thread counts, must be bit-identical to scoring every request alone.
+ * and thread counts, must be bit-identical to scoring every request alone. Its one-deep pipeline (call k+1
+ * built while call k runs) must send the engine exactly the calls and slot frees the sequential scheduler sent,
+ * and stop cleanly on errors and aborts.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { NumericError } from "../../src/errors.js";
 import type { TokenRequest } from "../../src/harness/encodePair.js";
+import type { ScoreBatch, ScoreOutput } from "../../src/model/backends/addonTypes.js";
 import { SEGMENT_CUT_ALIGNMENT, scoreTokenRequests, type ScoringEngine } from "../../src/harness/scheduler.js";
 import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
 import { loadCheckpoint } from "../../src/model/loadModel.js";
@@ -132,5 +136,237 @@ describe.each(["mamba1", "mamba2"] as const)("scheduler bit-identity on the nati
         const out = await scoreTokenRequests(b, [{ tokens, nScored: 3 }]);
         expect(out.results[0]!.logprob).toBe(whole.logprobs[0]! + whole.logprobs[1]! + whole.logprobs[2]!);
         expect(out.results[0]!.isGreedy).toBe(whole.greedy.every((g) => g === 1));
+    });
+});
+
+
+/** A call as one line: each piece as "init>save tokens", then the scored "row:target" pairs. */
+function describeBatch(b: ScoreBatch): string {
+    const pieces: string[] = [];
+    for (let i = 0; i + 1 < b.segOffsets.length; i++) {
+        pieces.push(`${b.segInit[i]}>${b.segSave[i]} ${[...b.tokens.subarray(b.segOffsets[i], b.segOffsets[i + 1])].join(",")}`);
+    }
+    const rows = [...b.scoreRows].map((r, j) => `${r}:${b.scoreTargets[j]}`).join(",");
+    return `score ${pieces.join(" | ")} ; ${rows}`;
+}
+
+/** 32-bit FNV-1a of a string, as 8 hex digits. */
+function fnv1a(text: string): string {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) {
+        h ^= text.charCodeAt(i);
+        h = Math.imul(h, 0x01000193) >>> 0;
+    }
+    return h.toString(16).padStart(8, "0");
+}
+
+const macrotask = (ms = 0) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Wraps `inner`: writes every call and slot free into `events` in the order the engine sees them, counts
+ * calls and checks that no two are outstanding at once. `settle` may delay or replace a call's outcome.
+ */
+function recordingEngine(
+    inner: ScoringEngine,
+    settle: (call: number, output: Promise<ScoreOutput>, batch: ScoreBatch) => Promise<ScoreOutput> = (_, output) => output,
+) {
+    const log = { events: [] as string[], calls: 0, outstanding: 0, mostOutstanding: 0 };
+    const engine: ScoringEngine = {
+        score: (batch) => {
+            log.calls++;
+            log.outstanding++;
+            log.mostOutstanding = Math.max(log.mostOutstanding, log.outstanding);
+            log.events.push(describeBatch(batch));
+            return settle(log.calls, inner.score(batch), batch).finally(() => log.outstanding--);
+        },
+        freeState: (slot) => {
+            log.events.push(`free ${slot}`);
+            inner.freeState(slot);
+        },
+    };
+    return { engine, log };
+}
+
+/** Runs the scheduler with its callbacks written into the same event list as the engine's calls. */
+async function recordRun(engine: ScoringEngine, events: string[], requests: TokenRequest[], options: { maxTokensPerCall: number; maxStateSlots: number }) {
+    return scoreTokenRequests(engine, requests, {
+        ...options,
+        onResult: (i) => events.push(`result ${i}`),
+        onProgress: (done, tokens) => events.push(`progress ${done} ${tokens}`),
+    });
+}
+
+describe("scheduler pipeline (call k+1 built while call k runs)", () => {
+    let dir: string;
+    let backend: NativeBackend;
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    beforeAll(async () => {
+        dir = mkdtempSync(path.join(os.tmpdir(), "mamba-eval-pipe-"));
+        writeRandomCheckpoint(dir, { family: "mamba1", dModel: 16, nLayer: 2, vocab: VOCAB, dState: 8 }, 11);
+        backend = await NativeBackend.create(await loadCheckpoint(dir), { threads: 1 });
+    });
+    afterAll(async () => {
+        await backend[Symbol.asyncDispose]();
+        rmSync(dir, { recursive: true, force: true });
+    });
+    beforeEach(() => {
+        unhandled.length = 0;
+        process.on("unhandledRejection", onUnhandled);
+    });
+    afterEach(async () => {
+        await macrotask(5); // a rejection nobody handled is reported after the microtasks drain
+        process.off("unhandledRejection", onUnhandled);
+        expect(unhandled).toEqual([]);
+    });
+    const aloneResults = async (requests: TokenRequest[]) => {
+        const alone = [];
+        for (const r of requests) alone.push((await scoreTokenRequests(backend, [r], { share: false })).results[0]!);
+        return alone;
+    };
+
+    it("fills call k+1's arrays while call k runs, with never two calls outstanding", async () => {
+        // Every token the scheduler reads from the requests is counted (it reads them only to fill calls).
+        let reads = 0;
+        const requests = taskLikeRequests(3).map((r) => ({
+            nScored: r.nScored,
+            tokens: new Proxy(r.tokens, {
+                get(target, key, receiver) {
+                    if (typeof key === "string" && /^\d+$/.test(key)) reads++;
+                    return Reflect.get(target, key, receiver) as unknown;
+                },
+            }),
+        }));
+        const callTokens: number[] = [];
+        const readWhileRunning: number[] = [];
+        const { engine, log } = recordingEngine(backend, async (_, output) => {
+            const readsAtSubmit = reads;
+            const out = await output;
+            await macrotask(); // the scheduler has done all it can without this call's results
+            readWhileRunning.push(reads - readsAtSubmit);
+            return out;
+        });
+        const counting: ScoringEngine = {
+            score: (batch) => {
+                callTokens.push(batch.tokens.length);
+                return engine.score(batch);
+            },
+            freeState: (slot) => engine.freeState(slot),
+        };
+        const out = await scoreTokenRequests(counting, requests, { maxTokensPerCall: 30 });
+        expect(out.results).toEqual(await aloneResults(taskLikeRequests(3)));
+        expect(log.calls).toBeGreaterThan(5);
+        expect(log.mostOutstanding).toBe(1);
+        // While call k ran, exactly call k+1's tokens were read (all of them), and nothing after the last call.
+        expect(readWhileRunning).toEqual([...callTokens.slice(1), 0]);
+    });
+
+    it("sends the engine the same calls, slot frees and callbacks as the sequential scheduler", async () => {
+        // Recorded from the sequential scheduler (commit 6176524) on these requests, checked by hand: the shared
+        // [1,2] trunk saves slot 0, [3,4,5] is cut at the 4-token cap and chained through slot 1, the slot budget
+        // of 2 forces the second call out before [7,7,7,7] takes slot 1 again, and each slot is freed right after
+        // the call in which its last reader ran.
+        const tiny: TokenRequest[] = [
+            { tokens: [1, 2, 3, 4, 5, 6], nScored: 2 },
+            { tokens: [1, 2, 3, 9], nScored: 1 },
+            { tokens: [1, 2, 7, 7, 7, 7, 7], nScored: 3 },
+            { tokens: [6, 5], nScored: 1 },
+        ];
+        const tinyEvents = [
+            "score -1>0 1,2 | 0>1 3,4 ; 3:5,2:9", "result 1", "progress 1 4",
+            "score 1>-1 5 ; 0:6", "result 0", "progress 2 5", "free 1",
+            "score 0>1 7,7,7 | 1>-1 7 ; 2:7,1:7,3:7", "result 2", "progress 3 9", "free 0", "free 1",
+            "score -1>-1 6 ; 0:5", "result 3", "progress 4 10",
+        ];
+        // Digests of the sequential scheduler's event lists (joined by "\n") on taskLikeRequests(3).
+        const recorded = [
+            { options: { maxTokensPerCall: 4, maxStateSlots: 2 }, requests: tiny, calls: 4, events: tinyEvents },
+            { options: { maxTokensPerCall: 7, maxStateSlots: 3 }, requests: taskLikeRequests(3), calls: 47, digest: "cdce6160" },
+            { options: { maxTokensPerCall: 50, maxStateSlots: 2 }, requests: taskLikeRequests(3), calls: 13, digest: "b20f7c22" },
+            { options: { maxTokensPerCall: 30, maxStateSlots: 64 }, requests: taskLikeRequests(3), calls: 11, digest: "15e1e700" },
+        ];
+        for (const r of recorded) {
+            const alone = await aloneResults(r.requests);
+            // The backend as is, then with every call held back a few timer ticks (call k's successor is then
+            // long built when it finishes), then replaying those outputs from already-resolved promises.
+            const outputs = new Map<string, ScoreOutput>();
+            const plain = recordingEngine(backend, async (_, output, batch) => {
+                const out = await output;
+                outputs.set(describeBatch(batch), out);
+                return out;
+            });
+            const slow = recordingEngine(backend, async (call, output) => {
+                const out = await output;
+                await macrotask(call % 3);
+                return out;
+            });
+            const replay: ScoringEngine = { score: (batch) => Promise.resolve(outputs.get(describeBatch(batch))!), freeState: () => undefined };
+            const replayed = recordingEngine(replay);
+            for (const { engine, log } of [plain, slow, replayed]) {
+                const out = await recordRun(engine, log.events, r.requests, r.options);
+                expect(out.results).toEqual(alone);
+                expect(log.calls).toBe(r.calls);
+                expect(log.mostOutstanding).toBe(1);
+                if (r.events) expect(log.events).toEqual(r.events);
+                else expect(fnv1a(log.events.join("\n"))).toBe(r.digest);
+            }
+        }
+    });
+
+    it("rejects with the engine's error when call 2 fails, and submits nothing after it", async () => {
+        for (const when of ["at once", "later"] as const) {
+            const failure = new Error(`engine failed on call 2 (${when})`);
+            const { engine, log } = recordingEngine(backend, async (call, output) => {
+                if (call !== 2) return output;
+                if (when === "later") await macrotask(2);
+                throw failure;
+            });
+            const seen: number[] = [];
+            await expect(scoreTokenRequests(engine, taskLikeRequests(3), { maxTokensPerCall: 30, onResult: (i) => seen.push(i) })).rejects.toBe(failure);
+            await macrotask(10);
+            expect(log.calls).toBe(2);
+            expect(log.mostOutstanding).toBe(1);
+            expect(seen.length).toBeGreaterThan(0); // call 1's results came in
+            // The slots freed are those freed after call 1 in a run that succeeds; none after the failed call.
+            const full = recordingEngine(backend);
+            await scoreTokenRequests(full.engine, taskLikeRequests(3), { maxTokensPerCall: 30 });
+            const secondCall = full.log.events.findIndex((e, i) => i > 0 && e.startsWith("score"));
+            expect(log.events.filter((e) => e.startsWith("free"))).toEqual(full.log.events.slice(0, secondCall).filter((e) => e.startsWith("free")));
+        }
+    });
+
+    it("rejects with a NumericError when call 2 returns a NaN log-prob, and submits nothing after it", async () => {
+        const { engine, log } = recordingEngine(backend, async (call, output) => {
+            const out = await output;
+            return call === 2 ? { ...out, logprobs: out.logprobs.map((v, j) => (j === 0 ? Number.NaN : v)) } : out;
+        });
+        await expect(scoreTokenRequests(engine, taskLikeRequests(3), { maxTokensPerCall: 30 })).rejects.toThrow(NumericError);
+        await macrotask(10);
+        expect(log.calls).toBe(2);
+    });
+
+    it("stops at an abort: the call running then finishes, nothing is submitted after it", async () => {
+        const controller = new AbortController();
+        const { engine, log } = recordingEngine(backend, async (call, output) => {
+            if (call === 2) controller.abort();
+            return output;
+        });
+        const seen: string[] = [];
+        const error = await scoreTokenRequests(engine, taskLikeRequests(3), {
+            maxTokensPerCall: 30,
+            signal: controller.signal,
+            onProgress: (done) => seen.push(`progress ${done}`),
+        }).then(() => undefined, (e: unknown) => e);
+        expect(error).toMatchObject({ name: "AbortError" });
+        expect(log.outstanding).toBe(0); // call 2 had finished (results in) when the abort was reported
+        const seenAtRejection = seen.length;
+        await macrotask(10);
+        expect(log.calls).toBe(2);
+        expect(seen.length).toBe(seenAtRejection);
+        expect(seenAtRejection).toBe(2);
+        // Aborted before the start: no call at all.
+        const before = recordingEngine(backend);
+        await expect(scoreTokenRequests(before.engine, taskLikeRequests(3), { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: "AbortError" });
+        expect(before.log.calls).toBe(0);
     });
 });
