@@ -5,8 +5,8 @@
  *   node replay.mjs CKPT_DIR NAME DATA_DIR TOKENIZER OUT_JSONL
  *
  * The six tasks' requests are built and tokenised exactly as the CLI does, and the prefix-tree scheduler plans them
- * against a recording engine (8 192 tokens per call, the GPU state budget); then the first REPLAY_CALLS calls (default
- * 80, with the slot frees between them) run on the checkpoint through the addon, once per variant, alternating:
+ * against a recording engine (the GPU's tokens per call and state budget, as `--batch_size auto`); then the first
+ * REPLAY_CALLS calls (default 16, with the slot frees between them) run on the checkpoint through the addon, once per variant, alternating:
  * the queued scan (one launch per layer for every level of a call, the default) and MAMBA_EVAL_CUDA_SCAN_ORDER=levels
  * (one launch per level). Per variant: wall seconds (best of 2 after a warm-up), token-steps/s, and the log-probs
  * compared bit for bit with the first variant's. Three calls of each variant then run with MAMBA_EVAL_CUDA_PROFILE=1
@@ -20,7 +20,7 @@ import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
 import type { NativeModelSpec, ScoreBatch, ScoreOutput } from "../../src/model/backends/addonTypes.js";
 import { readSafetensorsHeader } from "../../src/model/safetensors.js";
 import { loadTokenizerFile } from "../../src/model/tokenizer.js";
-import { DEFAULT_CUDA_STATE_BUDGET, MambaLM } from "../../src/model/MambaLM.js";
+import { DEFAULT_CUDA_STATE_BUDGET, DEFAULT_CUDA_TOKENS_PER_CALL, MambaLM } from "../../src/model/MambaLM.js";
 import { scoreTokenRequests } from "../../src/harness/scheduler.js";
 import { buildTaskRequests } from "../../src/harness/requests.js";
 import { loadTaskDocs } from "../../src/tasks/datasets.js";
@@ -62,7 +62,7 @@ async function recordCalls(dataDir: string, tokenizerFile: string, maxSlots: num
             events.push({ kind: "free", slot });
         },
     };
-    await scoreTokenRequests(engine, requests, { maxTokensPerCall: 8192, maxStateSlots: maxSlots });
+    await scoreTokenRequests(engine, requests, { maxTokensPerCall: DEFAULT_CUDA_TOKENS_PER_CALL, maxStateSlots: maxSlots });
     return events;
 }
 
@@ -125,7 +125,7 @@ async function main(): Promise<void> {
         const t0 = performance.now();
         const all = await recordCalls(dataDir, tokenizerFile, maxSlots);
         const recordSeconds = (performance.now() - t0) / 1e3;
-        const events = firstCalls(all, Number(process.env.REPLAY_CALLS ?? 80));
+        const events = firstCalls(all, Number(process.env.REPLAY_CALLS ?? 16));
         const calls = events.filter((e) => e.kind === "score").length;
         const totalCalls = all.filter((e) => e.kind === "score").length;
         await replay(model, firstCalls(events, 5));  // warm-up: scratch buffers, cuBLASLt plans, state pool

@@ -16,7 +16,7 @@
 #   E2E_MODELS   names of make_bench_checkpoint.py's SHAPES, or existing checkpoint folders (used as they are);
 #                default: mamba-130m mamba-370m mamba-790m mamba-1.4b mamba-2.8b mamba2-2.7b
 #   E2E_LIMIT    passes --limit (a shorter run); E2E_TASKS the --tasks value (default the six Table-3 tasks);
-#                E2E_BATCH_SIZE the --batch_size value (default auto: 8192 tokens per native call)
+#                E2E_BATCH_SIZE the --batch_size value (default auto: 32768 tokens per native call on a GPU)
 #   E2E_DEVICE   cuda (default) or cpu: cpu skips the build and the seed (the local dry run);
 #                E2E_DTYPE bfloat16 (default) or float32
 #   E2E_LOAD     1 (default): also time `mamba-eval score` on 8 token ids per model = node start + checkpoint open +

@@ -65,7 +65,7 @@ export function runBuilder<T>(y: Argv<T>): Argv<T> {
     return addOptions(y, {
         ...MODEL_OPTIONS,
         tasks: { type: "string", describe: `comma-separated task names or tags (default: ${ALL_TASKS})` },
-        batch_size: { type: "string", default: "auto", describe: "N or auto: tokens per native call = N×256 (auto 8192); results do not depend on it" },
+        batch_size: { type: "string", default: "auto", describe: "N or auto: tokens per native call = N×256 (auto: 8192 on the CPU, 32768 on a GPU); results do not depend on it" },
         limit: { type: "string", coerce: parseLimit, describe: "first N docs per task, or a fraction < 1 (for testing only)" },
         output_path: { type: "string", describe: "folder (or .json file) for the results file" },
         log_samples: { type: "boolean", default: false, describe: "also write per-document samples JSONL (needs --output_path)" },
