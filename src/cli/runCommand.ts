@@ -123,16 +123,11 @@ function resolveRun(args: RunArgs): ResolvedRun {
     return { spec, tasks, dataDir, notes };
 }
 
-/** Runs the command; returns the exit status. */
-export async function runMain(args: RunArgs, io: CliIO, memo?: RunMemo): Promise<number> {
-    const { spec, tasks, dataDir, notes } = resolveRun(args);
-    const seeds = parseSeeds(args.seed ?? "0,1234,1234,1234");
+/** The model a run evaluates, opened as runMain opens it (table3 uses this to open the next model early). */
+export function openRunModel(args: RunArgs, memo?: RunMemo): Promise<OpenedModel> {
+    const { spec } = resolveRun(args);
     const maxTokensPerCall = tokensPerCall(args.batch_size);
-    if (notes.length > 0) io.err(`mamba-eval: using ${notes.join("; ")}\n`);
-    const startTime = Date.now() / 1000;
-    const dateId = fileDateId(new Date());
-    if (args.output_path) await checkOutputFolder(args.output_path, outputLocation(args.output_path, sanitizeModelName(runModelName(spec)), dateId).dir);
-    const model = await openModel(spec, {
+    return openModel(spec, {
         threads: args.threads,
         needTokenizer: true,
         lm: {
@@ -141,6 +136,28 @@ export async function runMain(args: RunArgs, io: CliIO, memo?: RunMemo): Promise
             ...(memo ? { memo } : {}),
         },
     });
+}
+
+/** How table3 runs one model of several: shared inputs, and its model opened ahead while the one before ran. */
+export interface RunContext {
+    memo?: RunMemo;
+    /** openRunModel(args, memo) started earlier; runMain takes it over (and disposes of it). */
+    opened?: Promise<OpenedModel>;
+    /** Called once this run's model is open (table3 then starts opening the next one). */
+    onOpened?: () => void;
+}
+
+/** Runs the command; returns the exit status. */
+export async function runMain(args: RunArgs, io: CliIO, context: RunContext = {}): Promise<number> {
+    const { memo } = context;
+    const { spec, tasks, dataDir, notes } = resolveRun(args);
+    const seeds = parseSeeds(args.seed ?? "0,1234,1234,1234");
+    if (notes.length > 0) io.err(`mamba-eval: using ${notes.join("; ")}\n`);
+    const startTime = Date.now() / 1000;
+    const dateId = fileDateId(new Date());
+    if (args.output_path) await checkOutputFolder(args.output_path, outputLocation(args.output_path, sanitizeModelName(runModelName(spec)), dateId).dir);
+    const model = await (context.opened ?? openRunModel(args, memo));
+    context.onOpened?.();
     const checksum = startWeightsChecksum(model.checkpoint);  // hashed on a worker while the evaluation runs
     let cache: ResultCache | undefined;
     try {

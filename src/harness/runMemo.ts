@@ -1,6 +1,7 @@
 /**
  * What the models of one table3 run have in common, kept between their evaluations in one process: the task
- * documents (per task and data source) and the token requests (per tokenizer file, max length and request list).
+ * documents (per task and data source), the token requests (per tokenizer file, max length and request list) and
+ * their prefix tree.
  * Each model is still evaluated exactly as a lone `mamba-eval run` would (same documents, same token ids): the memo
  * only skips re-reading and re-tokenising identical inputs, which costs seconds per model against a few seconds of
  * GPU time for the small sizes. Entries are shared read-only: nothing downstream mutates documents or requests.
@@ -8,6 +9,7 @@
 import type { Doc } from "../tasks/types.js";
 import type { TokenRequest } from "./encodePair.js";
 import type { LoglikelihoodRequest } from "./lm.js";
+import { buildPrefixTree, type PrefixTree } from "./prefixTree.js";
 
 interface EncodedEntry {
     requests: readonly LoglikelihoodRequest[];
@@ -25,6 +27,7 @@ function sameRequests(a: readonly LoglikelihoodRequest[], b: readonly Loglikelih
 export class RunMemo {
     private readonly docs = new Map<string, Promise<Doc[]>>();
     private readonly encoded = new Map<string, EncodedEntry>();
+    private readonly trees = new WeakMap<readonly TokenRequest[], Map<boolean, PrefixTree>>();
 
     /** The documents `load` returns for `key` (a task and its data source), loaded once; a failed load is retried. */
     documents(key: string, load: () => Promise<Doc[]>): Promise<Doc[]> {
@@ -51,5 +54,20 @@ export class RunMemo {
             if (this.encoded.get(key) === entry) this.encoded.delete(key);
         });
         return tokens;
+    }
+
+    /** buildPrefixTree(requests, share), built once per request array (the same array tokenRequests hands out). */
+    prefixTree(requests: readonly TokenRequest[], share: boolean): PrefixTree {
+        let byShare = this.trees.get(requests);
+        if (byShare === undefined) {
+            byShare = new Map();
+            this.trees.set(requests, byShare);
+        }
+        let tree = byShare.get(share);
+        if (tree === undefined) {
+            tree = buildPrefixTree(requests, share);
+            byShare.set(share, tree);
+        }
+        return tree;
     }
 }

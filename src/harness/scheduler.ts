@@ -36,6 +36,11 @@ export interface SchedulerOptions {
     maxStateSlots?: number;
     /** Share common prefixes (default true). false runs every request from the zero state on its own. */
     share?: boolean;
+    /**
+     * The prefix tree of exactly these requests with this `share` setting, built earlier (RunMemo.prefixTree);
+     * default: built here.
+     */
+    tree?: PrefixTree;
     /** Called when a request's result is known; index is the input index. */
     onResult?: (index: number, result: LoglikelihoodResult) => void;
     /** Called after each call with the number of finished requests and tokens run so far. */
@@ -130,7 +135,7 @@ export async function scoreTokenRequests(
     if (!(Number.isInteger(maxTokens) && maxTokens >= 1)) throw new RangeError(`maxTokensPerCall must be a positive integer, got ${maxTokens}`);
     if (!(Number.isInteger(maxSlots) && maxSlots >= 2)) throw new RangeError(`maxStateSlots must be an integer >= 2, got ${maxSlots}`);
 
-    const tree = buildPrefixTree(requests, options.share ?? true);
+    const tree = options.tree ?? buildPrefixTree(requests, options.share ?? true);
     const run = new TreeRun(engine, requests, tree, maxTokens, maxSlots, options);
     await run.execute();
     let unshared = 0;

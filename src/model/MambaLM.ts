@@ -51,7 +51,7 @@ export interface MambaLMOptions {
     maxTokensPerCall?: number;
     /**
      * Bytes the scheduler may keep in saved states; sets the live state-slot cap. Default 1 GiB of host memory on
-     * the CPU, 8 GiB of device memory on a GPU (DEFAULT_CUDA_STATE_BUDGET).
+     * the CPU, 12 GiB of device memory on a GPU (DEFAULT_CUDA_STATE_BUDGET).
      */
     stateBudgetBytes?: number;
     /** Prefix sharing (default true). Results do not depend on it. */
@@ -85,9 +85,12 @@ const DEFAULT_STATE_BUDGET = 1 << 30;
 /**
  * On a GPU the states live in device memory. 1 GiB would leave mamba-2.8b 43 slots (calls cut short when they run
  * out: 684 calls of ≈ 3 200 tokens for the six tasks, against 272 of ≈ 8 150 for mamba-130m) and mamba2-2.7b
- * (172 MB per state) 6, forcing replays. 8 GiB fits beside a 2.8b model's bf16 weights on a 24 GB card.
+ * (172 MB per state) 6, forcing replays; 8 GiB still cut mamba-2.8b's six-task run to 94 calls of ≈ 23 600 tokens
+ * (344 slots; its prefix tree wants 465 at once). 12 GiB holds them all (517), and with a 2.8b model's bf16 weights
+ * (5.5 GB) and a call's activations (≈ 5 GB at 32 768 rows) the states it really uses (≈ 11.6 GB) still fit a
+ * 24 GB card.
  */
-export const DEFAULT_CUDA_STATE_BUDGET = 8 * 2 ** 30;
+export const DEFAULT_CUDA_STATE_BUDGET = 12 * 2 ** 30;
 /**
  * Tokens per score() call on a GPU when --batch_size is auto: 4× the CPU's 8 192, so a call's GEMMs are large enough
  * for the small models (mamba-130m runs ≈ 1.0M tok/s at 32 768 rows against ≈ 0.7M at 8 192) and the per-call host
@@ -222,6 +225,7 @@ export class MambaLM implements LM {
                 maxTokensPerCall: this.options.maxTokensPerCall ?? (this.backend.info().device === "cuda" ? DEFAULT_CUDA_TOKENS_PER_CALL : undefined),
                 maxStateSlots: this.maxStateSlots(),
                 share: this.options.share,
+                ...(this.options.memo ? { tree: this.options.memo.prefixTree(requests, this.options.share ?? true) } : {}),
                 signal: options.signal,
                 onResult: options.onResult,
                 onProgress: (done, tokens) => options.onProgress?.({ done, total, tokens }),

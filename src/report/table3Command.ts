@@ -10,14 +10,15 @@
 import { mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Argv, CommandModule } from "yargs";
-import { runMain } from "../cli/runCommand.js";
+import { openRunModel, runMain, type RunArgs } from "../cli/runCommand.js";
+import type { OpenedModel } from "../cli/openModel.js";
 import { RunMemo } from "../harness/runMemo.js";
 import { addOptions } from "../cli/commonOptions.js";
 import { processIO, type CliIO } from "../cli/io.js";
 import { MambaEvalError, UsageError } from "../errors.js";
 import { newestResultsIn } from "./locateResults.js";
 import type { ReferenceKind } from "./paperTables.js";
-import { runTable3, type Table3Evaluator, type Table3Family } from "./table3Workflow.js";
+import { runTable3, type Table3EvalRequest, type Table3Evaluator, type Table3Family } from "./table3Workflow.js";
 
 export interface Table3Args {
     models?: string;
@@ -97,27 +98,36 @@ export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
 
 /** One model through the run command; returns the results file it wrote. */
 export function harnessEvaluator(io: CliIO, args: Pick<Table3Args, "log_samples" | "data_dir" | "threads" | "dtype" | "tokenizer">): Table3Evaluator {
-    const memo = new RunMemo();  // documents and token requests, read and tokenised once for every model
+    const memo = new RunMemo();  // documents, token requests and prefix tree, made once for every model
+    const runArgs = (request: Table3EvalRequest, model: string): RunArgs => ({
+        model: "mamba_ssm",
+        model_args: `pretrained=${model}`,
+        tasks: request.tasks.join(","),
+        device: request.device,
+        batch_size: request.batchSize,
+        output_path: request.outputPath,
+        use_cache: request.cacheFile,
+        log_samples: args.log_samples,
+        data_dir: args.data_dir,
+        threads: args.threads,
+        dtype: args.dtype,
+        tokenizer: args.tokenizer,
+    });
+    // On a GPU the next model is opened (checkpoint read, weights uploaded) while this one is evaluated; on the CPU
+    // two models at once would double the host memory a run needs, so each is opened in its turn.
+    let ahead: { model: string; opened: Promise<OpenedModel> } | undefined;
     return async (request) => {
         const started = Date.now();
-        const code = await runMain(
-            {
-                model: "mamba_ssm",
-                model_args: `pretrained=${request.model}`,
-                tasks: request.tasks.join(","),
-                device: request.device,
-                batch_size: request.batchSize,
-                output_path: request.outputPath,
-                use_cache: request.cacheFile,
-                log_samples: args.log_samples,
-                data_dir: args.data_dir,
-                threads: args.threads,
-                dtype: args.dtype,
-                tokenizer: args.tokenizer,
-            },
-            io,
-            memo,
-        );
+        const opened = ahead?.model === request.model ? ahead.opened : undefined;
+        if (ahead !== undefined && opened === undefined) void ahead.opened.then((m) => m.dispose(), () => undefined);
+        ahead = undefined;
+        const openNext = () => {
+            if (request.next === undefined || request.device !== "cuda") return;
+            const next = openRunModel(runArgs(request, request.next), memo);
+            next.catch(() => undefined);  // its error is reported when its turn comes
+            ahead = { model: request.next, opened: next };
+        };
+        const code = await runMain(runArgs(request, request.model), io, { memo, ...(opened ? { opened } : {}), onOpened: openNext });
         if (code !== 0) throw new MambaEvalError(`${request.model}: evaluation ended with status ${code}`);
         const file = newestResultsWrittenSince(request.outputPath, started);
         if (file === undefined) throw new MambaEvalError(`${request.model}: the run wrote no results file under ${request.outputPath}`);

@@ -37,6 +37,8 @@ export interface Table3EvalRequest {
     outputPath: string;
     /** This model's own cache file (--use_cache), or undefined for none. */
     cacheFile: string | undefined;
+    /** The model evaluated after this one, if any (an evaluator may open it ahead). */
+    next?: string;
 }
 
 /** Evaluates one model and returns the path of the results file it wrote. */
@@ -108,6 +110,7 @@ export async function runTable3(options: Table3Options, evaluate: Table3Evaluato
                 batchSize: options.batchSize,
                 outputPath: options.outputPath,
                 cacheFile: table3CacheFile(options.useCache, model),
+                ...(i + 1 < models.length ? { next: models[i + 1]! } : {}),
             });
             resultFiles.push(file);
             options.log(`table3: ${model} → ${file}`);

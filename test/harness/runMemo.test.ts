@@ -1,6 +1,7 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { RunMemo } from "../../src/harness/runMemo.js";
+import { buildPrefixTree } from "../../src/harness/prefixTree.js";
 import { evaluate } from "../../src/harness/evaluate.js";
 import { getTask } from "../../src/tasks/registry.js";
 import { MambaLM } from "../../src/model/MambaLM.js";
@@ -31,6 +32,16 @@ describe("RunMemo", () => {
         await memo.tokenRequests("k", [{ context: "a", continuation: " c" }], encode);
         await memo.tokenRequests("other", list, encode);
         expect(encodes).toBe(3);
+    });
+
+    it("builds the prefix tree of a request array once per share setting, as buildPrefixTree does", () => {
+        const memo = new RunMemo();
+        const requests = [{ tokens: [1, 2, 3, 4], nScored: 1 }, { tokens: [1, 2, 5], nScored: 1 }];
+        const shared = memo.prefixTree(requests, true);
+        expect(memo.prefixTree(requests, true)).toBe(shared);
+        expect(shared).toEqual(buildPrefixTree(requests, true));
+        expect(memo.prefixTree(requests, false)).toEqual(buildPrefixTree(requests, false));
+        expect(memo.prefixTree([...requests], true)).not.toBe(shared);  // another array: built again
     });
 
     it("gives two models of one run the results each gets alone, tokenising once", async () => {
