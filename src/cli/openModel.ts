@@ -31,12 +31,19 @@ export function parseThreads(value: number | undefined): number {
 /** Opens the model a ModelSpec names. */
 export async function openModel(
     spec: ModelSpec,
-    opts: { threads?: number | undefined; needTokenizer: boolean; lm?: MambaLMOptions },
+    opts: {
+        threads?: number | undefined;
+        needTokenizer: boolean;
+        lm?: MambaLMOptions;
+        /** Called with the tokenizer as soon as it is loaded, before the weights are (work on inputs can start). */
+        onTokenizer?: (tokenizer: TextTokenizer) => void;
+    },
 ): Promise<OpenedModel> {
     const threads = parseThreads(opts.threads);
     const dir = await resolveModelDir(spec.pretrained);
     const checkpoint = await loadCheckpoint(dir);
     const tokenizer = opts.needTokenizer ? await loadTokenizer(spec.tokenizer, dir) : undefined;
+    if (tokenizer !== undefined) opts.onTokenizer?.(tokenizer);
     const weightType = spec.dtype === "bfloat16" ? "bf16" : "f32";
     // Refuse, with a remedy, before loading what would not fit (host memory; the GPU checks its own on allocation).
     if (spec.device === "cpu") {

@@ -15,7 +15,7 @@ import path from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { MambaEvalError, TaskError, UsageError } from "../errors.js";
 import { CachingLM, ResultCache } from "../harness/cache.js";
-import { evaluate, type TaskEvaluation } from "../harness/evaluate.js";
+import { evaluate, planTasks, pooledRequests, type EvaluateOptions, type TaskEvaluation } from "../harness/evaluate.js";
 import type { LM } from "../harness/lm.js";
 import { ProgressReporter } from "../harness/progress.js";
 import { pyRepr, type JsonLike } from "../harness/pyjson.js";
@@ -31,7 +31,10 @@ import { parseModelArgs, resolveModelSpec, type ModelSpec } from "./modelArgs.js
 import { openModel, type OpenedModel } from "./openModel.js";
 import { parseSeeds, runModelName, runResults } from "./runResults.js";
 import { startWeightsChecksum } from "../model/checksum.js";
-import type { RunMemo } from "../harness/runMemo.js";
+import { RunMemo } from "../harness/runMemo.js";
+import { DEFAULT_MAX_LENGTH } from "../harness/encodePair.js";
+import { encodeTokenRequests, tokenRequestsKey } from "../model/MambaLM.js";
+import type { TextTokenizer } from "../model/tokenizer.js";
 
 /** The run command's flags (yargs names). */
 export interface RunArgs {
@@ -123,9 +126,12 @@ function resolveRun(args: RunArgs): ResolvedRun {
     return { spec, tasks, dataDir, notes };
 }
 
-/** The model a run evaluates, opened as runMain opens it (table3 uses this to open the next model early). */
+/**
+ * The model a run evaluates, opened as runMain opens it (table3 uses this to open the next model early). With a
+ * memo, the run's inputs are prepared in it while the weights load (primeInputs).
+ */
 export function openRunModel(args: RunArgs, memo?: RunMemo): Promise<OpenedModel> {
-    const { spec } = resolveRun(args);
+    const { spec, tasks, dataDir } = resolveRun(args);
     const maxTokensPerCall = tokensPerCall(args.batch_size);
     return openModel(spec, {
         threads: args.threads,
@@ -135,7 +141,23 @@ export function openRunModel(args: RunArgs, memo?: RunMemo): Promise<OpenedModel
             ...(spec.stateBudgetBytes ? { stateBudgetBytes: spec.stateBudgetBytes } : {}),
             ...(memo ? { memo } : {}),
         },
+        ...(memo ? { onTokenizer: (tokenizer: TextTokenizer) => primeInputs(memo, tokenizer, spec.maxLength ?? DEFAULT_MAX_LENGTH, { tasks, dataDir, limit: args.limit }) } : {}),
     });
+}
+
+/**
+ * Reads the documents, builds and tokenises the requests and builds their prefix tree into `memo`, in the
+ * background, exactly as the evaluation will ask for them (evaluate → MambaLM.loglikelihood finds them there), so
+ * this work overlaps the weight upload. A failure here is left for the evaluation to meet and report.
+ */
+function primeInputs(memo: RunMemo, tokenizer: TextTokenizer, maxLength: number, options: Pick<EvaluateOptions, "tasks" | "dataDir" | "limit">): void {
+    const key = tokenRequestsKey(tokenizer, maxLength);
+    if (key === undefined) return;
+    void (async () => {
+        const requests = pooledRequests(await planTasks({ ...options, memo }));
+        const tokens = await memo.tokenRequests(key, requests, () => encodeTokenRequests(tokenizer, requests, maxLength));
+        memo.prefixTree(tokens, true);
+    })().catch(() => undefined);
 }
 
 /** How table3 runs one model of several: shared inputs, and its model opened ahead while the one before ran. */
@@ -149,7 +171,7 @@ export interface RunContext {
 
 /** Runs the command; returns the exit status. */
 export async function runMain(args: RunArgs, io: CliIO, context: RunContext = {}): Promise<number> {
-    const { memo } = context;
+    const memo = context.memo ?? new RunMemo();  // inputs prepared while the weights load
     const { spec, tasks, dataDir, notes } = resolveRun(args);
     const seeds = parseSeeds(args.seed ?? "0,1234,1234,1234");
     if (notes.length > 0) io.err(`mamba-eval: using ${notes.join("; ")}\n`);

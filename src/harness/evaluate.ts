@@ -11,7 +11,7 @@ import path from "node:path";
 import type { HubOptions } from "../model/hub.js";
 import { loadTaskDocs } from "../tasks/datasets.js";
 import type { Doc, TaskSpec } from "../tasks/types.js";
-import type { LM, LMCallOptions, LoglikelihoodResult } from "./lm.js";
+import type { LM, LMCallOptions, LoglikelihoodRequest, LoglikelihoodResult } from "./lm.js";
 import { buildTaskRequests, docLimit, isMultipleInput, processResults, type Instance } from "./requests.js";
 import type { RunMemo } from "./runMemo.js";
 import { aggregateTask, type DocMetrics, type TaskAggregate } from "./results.js";
@@ -58,29 +58,42 @@ export interface TaskEvaluation {
     samples: SampleRecord[] | undefined;
 }
 
-interface TaskPlan {
+/** One task's documents and requests. */
+export interface TaskPlan {
     task: TaskSpec;
     originalCount: number;
     docs: Doc[];
     requests: Instance[];
 }
 
-/** Runs the evaluation; see the module comment. Results are in the order of `options.tasks`. */
-export async function evaluate(lm: LM, options: EvaluateOptions): Promise<TaskEvaluation[]> {
+/** Every task's documents (through options.memo when given) and requests, in the order of options.tasks. */
+export async function planTasks(options: Pick<EvaluateOptions, "tasks" | "limit" | "dataDir" | "hub" | "memo">): Promise<TaskPlan[]> {
     const plans: TaskPlan[] = [];
     for (const task of options.tasks) {
         const load = () => loadTaskDocs(task, { ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.hub ? { hub: options.hub } : {}) });
         const source = options.dataDir !== undefined ? `dir:${path.resolve(options.dataDir)}` : `hub:${JSON.stringify(options.hub ?? {})}`;
         const all = options.memo ? await options.memo.documents(`${task.name}\0${source}`, load) : await load();
         const docs = all.slice(0, docLimit(all.length, options.limit));
-        const requests = buildTaskRequests(task, docs);
-        plans.push({ task, originalCount: all.length, docs, requests });
+        plans.push({ task, originalCount: all.length, docs, requests: buildTaskRequests(task, docs) });
+    }
+    return plans;
+}
+
+/** The loglikelihood requests of every task, pooled into the one LM call lm-eval makes. */
+export function pooledRequests(plans: readonly TaskPlan[]): LoglikelihoodRequest[] {
+    return plans.flatMap((p) => p.requests.map((r) => ({ context: r.context, continuation: r.continuation })));
+}
+
+/** Runs the evaluation; see the module comment. Results are in the order of `options.tasks`. */
+export async function evaluate(lm: LM, options: EvaluateOptions): Promise<TaskEvaluation[]> {
+    const plans = await planTasks(options);
+    for (const { task, docs, requests } of plans) {
         const first = requests[0];
         if (first && options.writeOut) {
             options.writeOut(`${task.name}: doc 0, prompt ${JSON.stringify(first.context)}, target ${JSON.stringify(String(task.docToTarget(docs[0]!)))}\n`);
         }
     }
-    const pooled = plans.flatMap((p) => p.requests.map((r) => ({ context: r.context, continuation: r.continuation })));
+    const pooled = pooledRequests(plans);
     const answers = await lm.loglikelihood(pooled, options.lm);
     if (answers.length !== pooled.length) throw new Error(`the LM returned ${answers.length} answers for ${pooled.length} requests`);
     const iters = options.bootstrapIters ?? DEFAULT_BOOTSTRAP_ITERS;

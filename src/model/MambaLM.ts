@@ -62,6 +62,24 @@ export interface MambaLMOptions {
     memo?: RunMemo;
 }
 
+/** Token form of loglikelihood requests: lm-eval's encode-pair rule, then truncation to maxLength. */
+export async function encodeTokenRequests(tokenizer: LMTokenizer, requests: readonly LoglikelihoodRequest[], maxLength: number): Promise<TokenRequest[]> {
+    const pairs = await encodePairs(tokenizer, requests, tokenizer.eosTokenId);
+    return pairs.map((p, i) => {
+        try {
+            return truncatePair(p, maxLength);
+        } catch (e) {
+            const r = requests[i]!;
+            throw new MambaEvalError(`request ${i} (context ${JSON.stringify(r.context.slice(-40))}, continuation ${JSON.stringify(r.continuation)}): ${(e as Error).message}`);
+        }
+    });
+}
+
+/** The RunMemo key of token requests made by `tokenizer` for max length `maxLength` (none without a tokenizer file). */
+export function tokenRequestsKey(tokenizer: LMTokenizer, maxLength: number): string | undefined {
+    return tokenizer.source === undefined ? undefined : `${tokenizer.source}\0${tokenizer.eosTokenId}\0${maxLength}`;
+}
+
 /** Options of `generate`. */
 export interface GenerateOptions extends SamplingOptions {
     maxNewTokens: number;
@@ -237,23 +255,14 @@ export class MambaLM implements LM {
 
     /** Token form of loglikelihood requests: lm-eval's encode-pair rule, then truncation to maxLength. */
     async encodeRequests(requests: readonly LoglikelihoodRequest[]): Promise<TokenRequest[]> {
-        const tok = this.requireTokenizer("loglikelihood");
-        const pairs = await encodePairs(tok, requests, tok.eosTokenId);
-        return pairs.map((p, i) => {
-            try {
-                return truncatePair(p, this.maxLength);
-            } catch (e) {
-                const r = requests[i]!;
-                throw new MambaEvalError(`request ${i} (context ${JSON.stringify(r.context.slice(-40))}, continuation ${JSON.stringify(r.continuation)}): ${(e as Error).message}`);
-            }
-        });
+        return encodeTokenRequests(this.requireTokenizer("loglikelihood"), requests, this.maxLength);
     }
 
     async loglikelihood(requests: LoglikelihoodRequest[], options: LMCallOptions = {}): Promise<LoglikelihoodResult[]> {
         const memo = this.options.memo;
-        const source = this.requireTokenizer("loglikelihood").source;
-        const tokens = memo && source !== undefined
-            ? await memo.tokenRequests(`${source}\0${this.tokenizer!.eosTokenId}\0${this.maxLength}`, requests, () => this.encodeRequests(requests))
+        const key = tokenRequestsKey(this.requireTokenizer("loglikelihood"), this.maxLength);
+        const tokens = memo && key !== undefined
+            ? await memo.tokenRequests(key, requests, () => this.encodeRequests(requests))
             : await this.encodeRequests(requests);
         return this.loglikelihoodTokens(tokens, options);
     }
