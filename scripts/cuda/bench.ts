@@ -20,11 +20,9 @@
  * same run by ceilings.py, and projects Table-3 time from 4.30M token-steps (lm-eval's way) and 2.40M (prefix tree).
  */
 import { appendFile, readFile } from "node:fs/promises";
-import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
-import type { NativeModelSpec } from "../../src/model/backends/addonTypes.js";
-import { readSafetensorsHeader } from "../../src/model/safetensors.js";
+import { readBenchCheckpoint } from "./benchCheckpoint.js";
 
 const SEGMENTS = 64;
 const SEGMENT_TOKENS = 512;
@@ -32,10 +30,6 @@ const SCORED_PER_SEGMENT = 32;
 const TABLE3_TOKEN_STEPS = 4.3e6;
 const TABLE3_TOKEN_STEPS_PREFIX_TREE = 2.4e6;
 
-interface Shape extends Omit<NativeModelSpec, "device" | "tensors" | "threads" | "weightType" | "normEps" | "convBias" | "projBias" | "tieEmbeddings"> {
-    params: number;
-    layerGemmParams: number;
-}
 
 interface BenchResult {
     name: string;
@@ -157,14 +151,7 @@ async function ssdChecks(model: NativeBackend, batch: ReturnType<typeof prefillB
 }
 
 async function runOne(dir: string, name: string, outJsonl: string): Promise<void> {
-    const shape = JSON.parse(await readFile(path.join(dir, "shape.json"), "utf8")) as Shape;
-    const spec: NativeModelSpec = {
-        device: "cuda", family: shape.family, dModel: shape.dModel, nLayer: shape.nLayer, vocab: shape.vocab,
-        dState: shape.dState, dConv: shape.dConv, dInner: shape.dInner, dtRank: shape.dtRank, nHeads: shape.nHeads,
-        headDim: shape.headDim, nGroups: shape.nGroups, normEps: 1e-5, convBias: true, projBias: false,
-        tieEmbeddings: true, threads: 1, weightType: "bf16",
-        tensors: await readSafetensorsHeader(path.join(dir, "model.safetensors")),
-    };
+    const { shape, spec } = await readBenchCheckpoint(dir);
     const t0 = performance.now();
     const model = await NativeBackend.fromSpec(spec);
     const loadSeconds = (performance.now() - t0) / 1e3;

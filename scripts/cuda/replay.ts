@@ -13,17 +13,16 @@
  * (per-phase GPU time, segments and levels on stderr). These calls are what the end-to-end run spends its GPU time on;
  * the 64 × 512 bench call has one level of equal segments. REPLAY_DRY=1 only records the calls (no GPU, for a check here).
  */
-import { appendFile, readFile } from "node:fs/promises";
-import path from "node:path";
+import { appendFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
-import type { NativeModelSpec, ScoreBatch, ScoreOutput } from "../../src/model/backends/addonTypes.js";
-import { readSafetensorsHeader } from "../../src/model/safetensors.js";
+import type { ScoreBatch, ScoreOutput } from "../../src/model/backends/addonTypes.js";
+import { readBenchCheckpoint } from "./benchCheckpoint.js";
 import { loadTokenizerFile } from "../../src/model/tokenizer.js";
-import { DEFAULT_CUDA_STATE_BUDGET, DEFAULT_CUDA_TOKENS_PER_CALL, MambaLM } from "../../src/model/MambaLM.js";
+import { DEFAULT_CUDA_STATE_BUDGET, DEFAULT_CUDA_TOKENS_PER_CALL, encodeTokenRequests } from "../../src/model/MambaLM.js";
 import { scoreTokenRequests } from "../../src/harness/scheduler.js";
-import { buildTaskRequests } from "../../src/harness/requests.js";
-import { loadTaskDocs } from "../../src/tasks/datasets.js";
+import { planTasks, pooledRequests } from "../../src/harness/evaluate.js";
+import { DEFAULT_MAX_LENGTH } from "../../src/harness/encodePair.js";
 import { resolveTaskNames } from "../../src/tasks/registry.js";
 import { TABLE3_TASKS } from "../../src/report/table3Workflow.js";
 
@@ -44,13 +43,8 @@ function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<
 /** The scheduler's calls and frees for the six tasks, recorded without a model. */
 async function recordCalls(dataDir: string, tokenizerFile: string, maxSlots: number): Promise<Event[]> {
     const tokenizer = await loadTokenizerFile(tokenizerFile);
-    const pooled: Array<{ context: string; continuation: string }> = [];
-    for (const task of resolveTaskNames([...TABLE3_TASKS])) {
-        const docs = await loadTaskDocs(task, { dataDir });
-        for (const r of buildTaskRequests(task, docs)) pooled.push({ context: r.context, continuation: r.continuation });
-    }
-    const encoder = new MambaLM({ info: () => { throw new Error("not used"); } } as never, tokenizer, {});
-    const requests = await encoder.encodeRequests(pooled);
+    const pooled = pooledRequests(await planTasks({ tasks: resolveTaskNames([...TABLE3_TASKS]), dataDir }));
+    const requests = await encodeTokenRequests(tokenizer, pooled, DEFAULT_MAX_LENGTH);
     const events: Event[] = [];
     const engine = {
         async score(batch: ScoreBatch): Promise<ScoreOutput> {
@@ -109,14 +103,7 @@ async function main(): Promise<void> {
         console.log(`replay (dry): ${events.filter((e) => e.kind === "score").length} calls, ${events.length} events`);
         return;
     }
-    const shape = JSON.parse(await readFile(path.join(dir, "shape.json"), "utf8")) as Omit<NativeModelSpec, "device" | "tensors">;
-    const spec: NativeModelSpec = {
-        device: "cuda", family: shape.family, dModel: shape.dModel, nLayer: shape.nLayer, vocab: shape.vocab,
-        dState: shape.dState, dConv: shape.dConv, dInner: shape.dInner, dtRank: shape.dtRank, nHeads: shape.nHeads,
-        headDim: shape.headDim, nGroups: shape.nGroups, normEps: 1e-5, convBias: true, projBias: false,
-        tieEmbeddings: true, threads: 1, weightType: "bf16",
-        tensors: await readSafetensorsHeader(path.join(dir, "model.safetensors")),
-    };
+    const { spec } = await readBenchCheckpoint(dir);
     const model = await NativeBackend.fromSpec(spec);
     try {
         const info = model.info();
