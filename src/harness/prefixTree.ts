@@ -36,12 +36,25 @@ export interface TrieRow {
     target: number;
 }
 
+/** The unique scored positions as parallel arrays (row r: segment[r], depth[r], target[r]). */
+export interface TrieRows {
+    length: number;
+    segment: Int32Array;
+    depth: Int32Array;
+    target: Int32Array;
+}
+
+/** Row r of a tree as an object. */
+export function trieRow(rows: TrieRows, r: number): TrieRow {
+    return { segment: rows.segment[r]!, depth: rows.depth[r]!, target: rows.target[r]! };
+}
+
 export interface PrefixTree {
     segments: TrieSegment[];
     /** Segment ids in depth-first pre-order: every parent comes before its children. */
     order: number[];
-    /** Unique scored positions. */
-    rows: TrieRow[];
+    /** Unique scored positions (parallel arrays: a Table-3 run has over a million). */
+    rows: TrieRows;
     /** Per request: indices into `rows` of its continuation tokens, in token order. */
     requestRows: Int32Array[];
     /** Tokens the tree runs in total (sum of segment lengths). */
@@ -155,7 +168,26 @@ export function buildPrefixTree(requests: readonly TokenRequest[], share = true)
         for (let k = kids.length - 1; k >= 0; k--) pending.push(kids[k]!);
     }
 
-    const rows: TrieRow[] = [];
+    // A scored position can repeat only across requests, so only segments that hold positions of more than one
+    // request (users > 1) keep a map of the positions already made.
+    const users = new Int32Array(segments.length);
+    for (let i = 0; i < requests.length; i++) users[finalSegment[i]!]!++;
+    for (let o = order.length - 1; o >= 0; o--) {
+        const seg = segments[order[o]!]!;
+        if (seg.parent >= 0) users[seg.parent]! += users[order[o]!]!;
+    }
+    let scored = 0;
+    for (const r of requests) scored += r.nScored;
+    const rowSegment = new Int32Array(scored);
+    const rowDepth = new Int32Array(scored);
+    const rowTarget = new Int32Array(scored);
+    let nRows = 0;
+    const addRow = (segment: number, depth: number, target: number): number => {
+        rowSegment[nRows] = segment;
+        rowDepth[nRows] = depth;
+        rowTarget[nRows] = target;
+        return nRows++;
+    };
     const rowIndex: (Map<number, number> | undefined)[] = new Array(segments.length);
     const requestRows: Int32Array[] = new Array(requests.length);
     for (let i = 0; i < requests.length; i++) {
@@ -167,13 +199,16 @@ export function buildPrefixTree(requests: readonly TokenRequest[], share = true)
             const depth = len - req.nScored + k;
             while (segments[seg]!.start > depth) seg = segments[seg]!.parent;
             const target = req.tokens[depth + 1]!;
+            if (users[seg] === 1) {
+                out[k] = addRow(seg, depth, target);
+                continue;
+            }
             let map = rowIndex[seg];
             if (!map) rowIndex[seg] = map = new Map();
             const key = depth * 0x1000000 + target;
             let r = map.get(key);
             if (r === undefined) {
-                r = rows.length;
-                rows.push({ segment: seg, depth, target });
+                r = addRow(seg, depth, target);
                 map.set(key, r);
             }
             out[k] = r;
@@ -182,5 +217,11 @@ export function buildPrefixTree(requests: readonly TokenRequest[], share = true)
     }
     let tokenSteps = 0;
     for (const s of segments) tokenSteps += s.end - s.start;
+    const rows: TrieRows = {
+        length: nRows,
+        segment: rowSegment.subarray(0, nRows),
+        depth: rowDepth.subarray(0, nRows),
+        target: rowTarget.subarray(0, nRows),
+    };
     return { segments, order, rows, requestRows, tokenSteps };
 }

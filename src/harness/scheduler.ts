@@ -178,7 +178,7 @@ class TreeRun {
         this.rowLogprob = new Float64Array(nRows);
         this.rowGreedy = new Uint8Array(nRows);
         this.segRows = tree.segments.map(() => []);
-        tree.rows.forEach((row, i) => this.segRows[row.segment]!.push(i));
+        for (let i = 0; i < nRows; i++) this.segRows[tree.rows.segment[i]!]!.push(i);
         const counts = new Int32Array(nRows + 1);
         for (const rr of tree.requestRows) for (const r of rr) counts[r + 1]!++;
         for (let i = 0; i < nRows; i++) counts[i + 1]! += counts[i]!;
@@ -309,7 +309,7 @@ class TreeRun {
         for (const p of pieces) {
             nTokens += p.to - p.from;
             for (const r of this.segRows[p.segment]!) {
-                const d = this.tree.rows[r]!.depth;
+                const d = this.tree.rows.depth[r]!;
                 if (d >= p.from && d < p.to) nScore++;
             }
         }
@@ -332,10 +332,10 @@ class TreeRun {
             batch.segInit[i] = p.init;
             batch.segSave[i] = p.save;
             for (const r of this.segRows[p.segment]!) {
-                const row = this.tree.rows[r]!;
-                if (row.depth >= p.from && row.depth < p.to) {
-                    batch.scoreRows[k] = at + row.depth - p.from;
-                    batch.scoreTargets[k] = row.target;
+                const depth = this.tree.rows.depth[r]!;
+                if (depth >= p.from && depth < p.to) {
+                    batch.scoreRows[k] = at + depth - p.from;
+                    batch.scoreTargets[k] = this.tree.rows.target[r]!;
                     scoredRowIds[k] = r;
                     k++;
                 }

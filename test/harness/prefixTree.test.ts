@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { TokenRequest } from "../../src/harness/encodePair.js";
-import { buildPrefixTree } from "../../src/harness/prefixTree.js";
+import { buildPrefixTree, trieRow } from "../../src/harness/prefixTree.js";
 
 /** A request whose input is `input` and whose scored tokens are `cont` (appended). */
 function req(input: number[], cont: number[]): TokenRequest {
@@ -42,7 +42,7 @@ describe("prefix tree", () => {
         ];
         const tree = buildPrefixTree(reqs);
         expect(tree.tokenSteps).toBe(4); // [5 6 7] once, then [8] once (shared by the first two)
-        const rowsOf = (i: number) => Array.from(tree.requestRows[i]!, (r) => tree.rows[r]!);
+        const rowsOf = (i: number) => Array.from(tree.requestRows[i]!, (r) => trieRow(tree.rows, r));
         expect(rowsOf(0).map((r) => [r.depth, r.target])).toEqual([[2, 8], [3, 9]]);
         expect(rowsOf(1).map((r) => [r.depth, r.target])).toEqual([[2, 8], [3, 10]]);
         expect(rowsOf(2).map((r) => [r.depth, r.target])).toEqual([[2, 11]]);
@@ -56,7 +56,7 @@ describe("prefix tree", () => {
         const tree = buildPrefixTree(reqs);
         expect(tree.segments.length).toBe(1);
         expect(tree.tokenSteps).toBe(4);
-        expect(tree.rows[tree.requestRows[0]![0]!]).toEqual({ segment: 0, depth: 1, target: 3 });
+        expect(trieRow(tree.rows, tree.requestRows[0]![0]!)).toEqual({ segment: 0, depth: 1, target: 3 });
     });
 
     it("shares identical inputs with different targets, and dedupes identical requests", () => {
@@ -81,7 +81,7 @@ describe("prefix tree", () => {
             if (s.parent >= 0) expect(tree.order.indexOf(s.parent)).toBeLessThan(tree.order.indexOf(id));
             if (s.parent >= 0) expect(tree.segments[s.parent]!.end).toBe(s.start);
         }
-        const rowOf = (i: number) => tree.rows[tree.requestRows[i]![0]!]!;
+        const rowOf = (i: number) => trieRow(tree.rows, tree.requestRows[i]![0]!);
         expect(rowOf(0).depth).toBe(1);
         expect(rowOf(1).depth).toBe(3);
         expect(tree.segments[rowOf(0).segment]!.start).toBe(1);
