@@ -172,12 +172,19 @@ export interface RunContext {
 /** Runs the command; returns the exit status. */
 export async function runMain(args: RunArgs, io: CliIO, context: RunContext = {}): Promise<number> {
     const memo = context.memo ?? new RunMemo();  // inputs prepared while the weights load
-    const { spec, tasks, dataDir, notes } = resolveRun(args);
-    const seeds = parseSeeds(args.seed ?? "0,1234,1234,1234");
-    if (notes.length > 0) io.err(`mamba-eval: using ${notes.join("; ")}\n`);
+    let spec: ModelSpec, tasks: TaskSpec[], dataDir: string | undefined, seeds: ReturnType<typeof parseSeeds>;
     const startTime = Date.now() / 1000;
     const dateId = fileDateId(new Date());
-    if (args.output_path) await checkOutputFolder(args.output_path, outputLocation(args.output_path, sanitizeModelName(runModelName(spec)), dateId).dir);
+    try {
+        let notes: string[];
+        ({ spec, tasks, dataDir, notes } = resolveRun(args));
+        seeds = parseSeeds(args.seed ?? "0,1234,1234,1234");
+        if (notes.length > 0) io.err(`mamba-eval: using ${notes.join("; ")}\n`);
+        if (args.output_path) await checkOutputFolder(args.output_path, outputLocation(args.output_path, sanitizeModelName(runModelName(spec)), dateId).dir);
+    } catch (error) {
+        void context.opened?.then((m) => m.dispose(), () => undefined);  // a model opened ahead for this run
+        throw error;
+    }
     const model = await (context.opened ?? openRunModel(args, memo));
     context.onOpened?.();
     const checksum = startWeightsChecksum(model.checkpoint);  // hashed on a worker while the evaluation runs
