@@ -96,8 +96,16 @@ export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
     }
 }
 
-/** One model through the run command; returns the results file it wrote. */
-export function harnessEvaluator(io: CliIO, args: Pick<Table3Args, "log_samples" | "data_dir" | "threads" | "dtype" | "tokenizer">): Table3Evaluator {
+/**
+ * One model through the run command; returns the results file it wrote. `openAhead(device)`: whether to open the
+ * next model while this one is evaluated (default: on a GPU only; on the CPU two models at once would double the host
+ * memory a run needs).
+ */
+export function harnessEvaluator(
+    io: CliIO,
+    args: Pick<Table3Args, "log_samples" | "data_dir" | "threads" | "dtype" | "tokenizer">,
+    openAhead: (device: string | undefined) => boolean = (device) => device === "cuda",
+): Table3Evaluator {
     const memo = new RunMemo();  // documents, token requests and prefix tree, made once for every model
     const runArgs = (request: Table3EvalRequest, model: string): RunArgs => ({
         model: "mamba_ssm",
@@ -113,8 +121,6 @@ export function harnessEvaluator(io: CliIO, args: Pick<Table3Args, "log_samples"
         dtype: args.dtype,
         tokenizer: args.tokenizer,
     });
-    // On a GPU the next model is opened (checkpoint read, weights uploaded) while this one is evaluated; on the CPU
-    // two models at once would double the host memory a run needs, so each is opened in its turn.
     let ahead: { model: string; opened: Promise<OpenedModel> } | undefined;
     return async (request) => {
         const started = Date.now();
@@ -122,7 +128,7 @@ export function harnessEvaluator(io: CliIO, args: Pick<Table3Args, "log_samples"
         if (ahead !== undefined && opened === undefined) void ahead.opened.then((m) => m.dispose(), () => undefined);
         ahead = undefined;
         const openNext = () => {
-            if (request.next === undefined || request.device !== "cuda") return;
+            if (request.next === undefined || !openAhead(request.device)) return;
             const next = openRunModel(runArgs(request, request.next), memo);
             next.catch(() => undefined);  // its error is reported when its turn comes
             ahead = { model: request.next, opened: next };

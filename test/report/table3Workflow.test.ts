@@ -11,8 +11,8 @@ import { DEFAULT_MODEL_DIR } from "../../src/cli/runCommand.js";
 import { UsageError } from "../../src/errors.js";
 import { runCompare } from "../../src/report/runCompare.js";
 import { readResultsFile } from "../../src/report/resultsFile.js";
-import { table3Main } from "../../src/report/table3Command.js";
-import { sanitiseModelName, table3CacheFile, table3ModelList } from "../../src/report/table3Workflow.js";
+import { harnessEvaluator, table3Main } from "../../src/report/table3Command.js";
+import { runTable3, sanitiseModelName, table3CacheFile, table3ModelList } from "../../src/report/table3Workflow.js";
 import { checkWellFormedXml } from "./wellFormedXml.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -76,5 +76,24 @@ describe("table3 end to end on the tiny fixture checkpoints", () => {
             join(work, "second", sanitiseModelName(models.split(",")[0]!)), { k: 2, floor: 0.001, exact: true });
         expect(report.samples?.tasks).toHaveLength(6);
         expect(report.failed).toBe(false);
+    });
+
+    it("opening the next model while one runs (as on a GPU) gives the same results files", async () => {
+        const modelList = [DEFAULT_MODEL_DIR, join(dirname(DEFAULT_MODEL_DIR), "neox-mamba2")];
+        const run = async (outputPath: string, ahead: boolean) => {
+            const a = { ...args(outputPath, modelList.join(",")), use_cache: undefined, log_samples: true };
+            return runTable3(
+                { models: modelList, family: "mamba1", device: undefined, batchSize: undefined, outputPath, useCache: undefined, reference: "paper", log: () => {} },
+                harnessEvaluator(io, a, () => ahead),
+            );
+        };
+        await run(join(work, "alone"), false);
+        const outcome = await run(join(work, "ahead"), true);
+        expect(outcome.failures).toEqual([]);
+        for (const m of modelList) {
+            const report = runCompare(join(work, "alone", sanitiseModelName(m)), join(work, "ahead", sanitiseModelName(m)), { k: 2, floor: 0.001, exact: true });
+            expect(report.samples?.tasks).toHaveLength(6);
+            expect(report.failed).toBe(false);
+        }
     });
 });
