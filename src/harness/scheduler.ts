@@ -151,8 +151,9 @@ class TreeRun {
     calls = 0;
     private readonly rowLogprob: Float64Array;
     private readonly rowGreedy: Uint8Array;
-    /** Rows of each segment, grouped. */
-    private readonly segRows: number[][];
+    /** CSR: the rows of each segment, in row order (segment s: segRowIds[segRowStart[s] .. segRowStart[s + 1])). */
+    private readonly segRowStart: Int32Array;
+    private readonly segRowIds: Int32Array;
     /** CSR: requests that use each row. */
     private readonly rowUserStart: Int32Array;
     private readonly rowUsers: Int32Array;
@@ -177,8 +178,13 @@ class TreeRun {
         const nRows = tree.rows.length;
         this.rowLogprob = new Float64Array(nRows);
         this.rowGreedy = new Uint8Array(nRows);
-        this.segRows = tree.segments.map(() => []);
-        for (let i = 0; i < nRows; i++) this.segRows[tree.rows.segment[i]!]!.push(i);
+        const nSegments = tree.segments.length;
+        this.segRowStart = new Int32Array(nSegments + 1);
+        for (let i = 0; i < nRows; i++) this.segRowStart[tree.rows.segment[i]! + 1]!++;
+        for (let s = 0; s < nSegments; s++) this.segRowStart[s + 1]! += this.segRowStart[s]!;
+        this.segRowIds = new Int32Array(nRows);
+        const segFill = this.segRowStart.slice(0, nSegments);
+        for (let i = 0; i < nRows; i++) this.segRowIds[segFill[tree.rows.segment[i]!]!++] = i;
         const counts = new Int32Array(nRows + 1);
         for (const rr of tree.requestRows) for (const r of rr) counts[r + 1]!++;
         for (let i = 0; i < nRows; i++) counts[i + 1]! += counts[i]!;
@@ -308,8 +314,8 @@ class TreeRun {
         let nScore = 0;
         for (const p of pieces) {
             nTokens += p.to - p.from;
-            for (const r of this.segRows[p.segment]!) {
-                const d = this.tree.rows.depth[r]!;
+            for (let q = this.segRowStart[p.segment]!; q < this.segRowStart[p.segment + 1]!; q++) {
+                const d = this.tree.rows.depth[this.segRowIds[q]!]!;
                 if (d >= p.from && d < p.to) nScore++;
             }
         }
@@ -331,7 +337,8 @@ class TreeRun {
             batch.segOffsets[i] = at;
             batch.segInit[i] = p.init;
             batch.segSave[i] = p.save;
-            for (const r of this.segRows[p.segment]!) {
+            for (let q = this.segRowStart[p.segment]!; q < this.segRowStart[p.segment + 1]!; q++) {
+                const r = this.segRowIds[q]!;
                 const depth = this.tree.rows.depth[r]!;
                 if (depth >= p.from && depth < p.to) {
                     batch.scoreRows[k] = at + depth - p.from;
