@@ -143,16 +143,12 @@ void scan8_block(const ScanArgs& p, int64_t t0, int nt, int64_t e, int w, float*
 // two do (checked over every float input).
 inline __m512 exp16(__m512 x, float hi) {
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(hi));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(vec::kLog2e)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 q = _mm512_set1_ps(1.9875691500e-4f);
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.3981999507e-3f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(8.3334519073e-3f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(4.1665795894e-2f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.6666665459e-1f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(vec::kLn2Hi), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(vec::kLn2Lo), r);
+    __m512 q = _mm512_set1_ps(vec::kExpPoly[0]);
+    for (int i = 1; i < 6; i++) q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(vec::kExpPoly[i]));
     q = _mm512_fmadd_ps(q, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(q, n);
 }
@@ -169,19 +165,12 @@ inline __m512 log16(__m512 x) {
     const __m512 ef = _mm512_cvtepi32_ps(e);
     const __m512 r = _mm512_sub_ps(m, _mm512_set1_ps(1.0f));
     const __m512 r2 = _mm512_mul_ps(r, r);
-    __m512 q = _mm512_set1_ps(7.0376836292e-2f);
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(-1.1514610310e-1f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.1676998740e-1f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(-1.2420140846e-1f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.4249322787e-1f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(-1.6668057665e-1f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(2.0000714765e-1f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(-2.4999993993e-1f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(3.3333331174e-1f));
+    __m512 q = _mm512_set1_ps(vec::kLogPoly[0]);
+    for (int i = 1; i < 9; i++) q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(vec::kLogPoly[i]));
     q = _mm512_mul_ps(_mm512_mul_ps(q, r), r2);
-    q = _mm512_fmadd_ps(ef, _mm512_set1_ps(-2.12194440e-4f), q);
+    q = _mm512_fmadd_ps(ef, _mm512_set1_ps(vec::kLn2Lo), q);
     q = _mm512_fnmadd_ps(r2, _mm512_set1_ps(0.5f), q);
-    return _mm512_add_ps(_mm512_add_ps(r, q), _mm512_mul_ps(ef, _mm512_set1_ps(0.693359375f)));
+    return _mm512_add_ps(_mm512_add_ps(r, q), _mm512_mul_ps(ef, _mm512_set1_ps(vec::kLn2Hi)));
 }
 
 // vec::softplus8 in 16 lanes.

@@ -34,18 +34,26 @@ inline __m256 load_bf16_tail(const uint16_t* p, int n) {
     return load_bf16(tmp);
 }
 
+// The constants of exp and log, shared by these 8-lane versions and ops.cc's 16-lane ones (Cephes expf / logf).
+inline constexpr float kLog2e = 1.44269504088896341f;
+inline constexpr float kLn2Hi = 0.693359375f;      // ln2 = kLn2Hi + kLn2Lo, kLn2Hi exact in a few bits
+inline constexpr float kLn2Lo = -2.12194440e-4f;
+// e^r ≈ 1 + r + r²·P(r), P's coefficients highest power first.
+inline constexpr float kExpPoly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                      4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+// log(1 + r) ≈ r − r²/2 + r³·Q(r), Q's coefficients highest power first.
+inline constexpr float kLogPoly[9] = {7.0376836292e-2f, -1.1514610310e-1f, 1.1676998740e-1f,
+                                      -1.2420140846e-1f, 1.4249322787e-1f, -1.6668057665e-1f,
+                                      2.0000714765e-1f, -2.4999993993e-1f, 3.3333331174e-1f};
+
 // The common part of exp8 and exp8_le88, for x already clamped: n = round(x·log₂e), r = x − n·ln2 (two-part ln2,
 // |r| ≤ ln2/2), and returns e^r by a degree-6 polynomial; the caller scales by 2^n.
 inline __m256 exp8_reduced(__m256 x, __m256& n) {
-    n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
+    __m256 p = _mm256_set1_ps(kExpPoly[0]);
+    for (int i = 1; i < 6; i++) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpPoly[i]));
     return _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
 }
 
@@ -89,19 +97,12 @@ inline __m256 log8(__m256 x) {
     const __m256 ef = _mm256_cvtepi32_ps(e);
     const __m256 r = _mm256_sub_ps(m, _mm256_set1_ps(1.0f));
     const __m256 r2 = _mm256_mul_ps(r, r);
-    __m256 p = _mm256_set1_ps(7.0376836292e-2f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(-1.1514610310e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.1676998740e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(-1.2420140846e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.4249322787e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(-1.6668057665e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(2.0000714765e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(-2.4999993993e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(3.3333331174e-1f));
-    p = _mm256_mul_ps(_mm256_mul_ps(p, r), r2);                         // r³·P(r)
-    p = _mm256_fmadd_ps(ef, _mm256_set1_ps(-2.12194440e-4f), p);        // + e·ln2 (low part)
+    __m256 p = _mm256_set1_ps(kLogPoly[0]);
+    for (int i = 1; i < 9; i++) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kLogPoly[i]));
+    p = _mm256_mul_ps(_mm256_mul_ps(p, r), r2);                         // r³·Q(r)
+    p = _mm256_fmadd_ps(ef, _mm256_set1_ps(kLn2Lo), p);                 // + e·ln2 (low part)
     p = _mm256_fnmadd_ps(r2, _mm256_set1_ps(0.5f), p);                  // − r²/2
-    return _mm256_add_ps(_mm256_add_ps(r, p), _mm256_mul_ps(ef, _mm256_set1_ps(0.693359375f)));  // + r + e·ln2 (high)
+    return _mm256_add_ps(_mm256_add_ps(r, p), _mm256_mul_ps(ef, _mm256_set1_ps(kLn2Hi)));  // + r + e·ln2 (high)
 }
 
 // softplus(x) = log(1 + eˣ) for 8 lanes, as torch.nn.functional.softplus (x itself above 20). log1p(u) for
