@@ -28,6 +28,11 @@ import { MambaEvalError } from "../errors.js";
 export interface PairEncoder {
     encode(text: string): Promise<ArrayLike<number>>;
     encodeBatch?(texts: string[]): Promise<ArrayLike<number>[]>;
+    /**
+     * True when encode(a + b) = encode(a) ++ encode(b) for every a ending in a non-whitespace character and b
+     * starting with " " (src/model/tokenizer.ts `splitsBeforeSpace` proves it from the tokenizer.json).
+     */
+    splitsBeforeSpace?: boolean;
 }
 
 /** The context and continuation token ids of one request, before truncation. */
@@ -108,7 +113,10 @@ export async function encodePair(
 
 /**
  * encodePair over many requests at once: every distinct string is encoded once (batched when the encoder
- * supports it), which matters because multiple-choice tasks repeat each context several times.
+ * supports it), which matters because multiple-choice tasks repeat each context several times. When the encoder
+ * splitsBeforeSpace and the (moved) continuation starts with " " after a context ending in a non-space (all but 3
+ * of the Table-3 tasks' 65 719 requests), encode(context + continuation) is encode(context) ++ encode(continuation),
+ * so the continuation is encoded alone: the same ids as step 2, for less than half the tokenizer's work.
  */
 export async function encodePairs(
     encoder: PairEncoder,
@@ -117,12 +125,14 @@ export async function encodePairs(
 ): Promise<EncodedPair[]> {
     // lm-eval tests the original context for "" before moving whitespace: "   " is not an empty context.
     const moved = requests.map((r) => (r.context === "" ? null : moveTrailingWhitespace(r.context, r.continuation)));
+    const splits = encoder.splitsBeforeSpace === true;
+    const encodedApart = moved.map((pair) => splits && pair !== null && splitsAtBoundary(pair[0], pair[1]));
     const texts = new Set<string>();
     moved.forEach((pair, i) => {
         if (pair === null) texts.add(requests[i]!.continuation);
         else {
             texts.add(pair[0]);
-            texts.add(pair[0] + pair[1]);
+            texts.add(encodedApart[i] ? pair[1] : pair[0] + pair[1]);
         }
     });
     const encoded = await encodeAll(encoder, [...texts]);
@@ -136,10 +146,16 @@ export async function encodePairs(
             return { context: [prefixTokenId], continuation: contIds.slice() };
         }
         const [ctx, cont] = pair;
-        const whole = encoded.get(ctx + cont)!;
         const ctxIds = encoded.get(ctx)!;
+        if (encodedApart[i]) return { context: ctxIds.slice(), continuation: encoded.get(cont)!.slice() };
+        const whole = encoded.get(ctx + cont)!;
         return { context: ctxIds.slice(), continuation: whole.slice(ctxIds.length) };
     });
+}
+
+/** A non-empty context ending in a non-space, and a continuation starting with " " (see PairEncoder.splitsBeforeSpace). */
+function splitsAtBoundary(context: string, continuation: string): boolean {
+    return context.length > 0 && !isPythonSpace(context.charCodeAt(context.length - 1)) && continuation.startsWith(" ");
 }
 
 async function encodeAll(encoder: PairEncoder, texts: string[]): Promise<Map<string, number[]>> {

@@ -42,6 +42,8 @@ export interface LMTokenizer {
     vocabSize: number;
     /** The tokenizer file; names it in a RunMemo key (without it nothing is shared). */
     source?: string;
+    /** Lets encodePairs encode a continuation alone (encodePair.ts PairEncoder.splitsBeforeSpace). */
+    splitsBeforeSpace?: boolean;
 }
 
 export interface MambaLMOptions {

@@ -28,6 +28,41 @@ export interface TextTokenizer {
     vocabSize: number;
     /** The tokenizer file it was loaded from. */
     source: string;
+    /** See `splitsBeforeSpace`: encode(a + b) = encode(a) ++ encode(b) when a ends in a non-space and b starts with " ". */
+    splitsBeforeSpace: boolean;
+}
+
+/**
+ * Whether a tokenizer.json provably encodes a + b as encode(a) followed by encode(b) whenever a ends with a
+ * non-whitespace character and b starts with a space (U+0020). True for GPT-2-style byte-level BPE, GPT-NeoX-20B's
+ * included, and checked from the configuration:
+ * - normalizer none or NFC: a space never composes with what precedes it, and nothing reorders across it;
+ * - pre-tokenizer ByteLevel with its regex and no added prefix space: no alternative of the regex
+ *   ('s|'t|…| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+) matches a non-space followed by a space, so a piece
+ *   ends where b begins, and the pieces after it are b's own (the regex has no look-behind or anchor);
+ * - BPE without dropout: each piece is encoded on its own, deterministically;
+ * - added tokens: none strips or requires word boundaries, and none mixes spaces with other characters, so none
+ *   can match across the boundary (GPT-NeoX-20B's are "<|endoftext|>", "<|padding|>" and runs of 2–24 spaces).
+ * The harness then encodes a continuation on its own instead of context + continuation again (encodePair.ts).
+ */
+export function splitsBeforeSpace(config: unknown): boolean {
+    const c = config as {
+        normalizer?: { type?: unknown } | null;
+        pre_tokenizer?: { type?: unknown; add_prefix_space?: unknown; use_regex?: unknown } | null;
+        model?: { type?: unknown; dropout?: unknown } | null;
+        added_tokens?: unknown;
+    } | null;
+    if (c === null || typeof c !== "object") return false;
+    const normalizerOk = c.normalizer === null || c.normalizer === undefined || c.normalizer.type === "NFC";
+    const pre = c.pre_tokenizer;
+    const preOk = pre?.type === "ByteLevel" && pre.add_prefix_space === false && (pre.use_regex === undefined || pre.use_regex === true);
+    const modelOk = c.model?.type === "BPE" && (c.model.dropout === null || c.model.dropout === undefined);
+    const added = c.added_tokens ?? [];
+    const addedOk = Array.isArray(added) && added.every((t: { content?: unknown; lstrip?: unknown; rstrip?: unknown; single_word?: unknown }) =>
+        typeof t === "object" && t !== null && typeof t.content === "string" &&
+        t.lstrip !== true && t.rstrip !== true && t.single_word !== true &&
+        (!t.content.includes(" ") || /^ +$/.test(t.content)));
+    return normalizerOk && preOk && modelOk && addedOk;
 }
 
 /** lm-eval's default tokenizer for `--model mamba_ssm`. */
@@ -59,11 +94,13 @@ async function declaredEosToken(dir: string): Promise<string | undefined> {
 /** Loads a tokenizer.json file (or a gzip-compressed tokenizer.json.gz) as a `TextTokenizer`. */
 export async function loadTokenizerFile(file: string): Promise<TextTokenizer> {
     let tokenizer: Tokenizer;
+    let config: unknown;
     try {
         // A gzip-compressed tokenizer.json (file name ending in .gz) is accepted too: the bundled default ships one.
-        tokenizer = file.endsWith(".gz")
-            ? Tokenizer.fromString(gunzipSync(readFileSync(file)).toString("utf8"))
-            : Tokenizer.fromFile(file);
+        const raw = readFileSync(file);
+        const json = (file.endsWith(".gz") ? gunzipSync(raw) : raw).toString("utf8");
+        tokenizer = Tokenizer.fromString(json);
+        config = JSON.parse(json);
     } catch (e) {
         throw new ConfigError(`${file}: cannot load as a tokenizer.json (${(e as Error).message.split("\n")[0]})`);
     }
@@ -90,6 +127,7 @@ export async function loadTokenizerFile(file: string): Promise<TextTokenizer> {
         eosTokenId,
         vocabSize: tokenizer.getVocabSize(true),
         source: file,
+        splitsBeforeSpace: splitsBeforeSpace(config),
     };
 }
 
