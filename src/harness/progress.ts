@@ -1,6 +1,7 @@
 /**
  * Progress of a long LM call on stderr: "done/total requests, tokens/s, ETA". On a TTY one line is rewritten
- * in place; otherwise a plain line is printed at most every `intervalMs` (default 5 s), plus a final one.
+ * in place; otherwise a plain line is printed at most every `intervalMs` (default 5 s), and the update that completes
+ * the call at once (so its time stamp is when the scoring ended, not when the metrics were).
  */
 import type { LMProgress } from "./lm.js";
 
@@ -54,7 +55,7 @@ export class ProgressReporter {
             this.stream.write(`\r\x1b[2K${formatProgress(this.label, p, (t - this.start) / 1000)}`);
             this.lineOpen = true;
         } else {
-            if (t - this.lastPrint < this.intervalMs) return;
+            if (t - this.lastPrint < this.intervalMs && p.done < p.total) return;  // the last update prints at once
             this.stream.write(`${formatProgress(this.label, p, (t - this.start) / 1000)}\n`);
         }
         this.printed = p;

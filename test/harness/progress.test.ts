@@ -17,7 +17,7 @@ describe("progress lines", () => {
         expect(formatDuration(185)).toBe("3m05s");
     });
 
-    it("on a non-TTY prints a line at most every interval, no carriage returns, and the final state once", () => {
+    it("on a non-TTY prints a line at most every interval and the completing update at once, no carriage returns, the final state once", () => {
         let now = 1_000_000;
         const { writes, stream } = recorder(false);
         const progress = new ProgressReporter("loglikelihood", stream, 5000, () => now);
@@ -29,9 +29,10 @@ describe("progress lines", () => {
         step(1000, 2); // 1 s later: throttled
         step(3000, 3); // 4 s after the last print: throttled
         step(1500, 4); // 5.5 s: printed (400 tokens in 6.5 s = 61.5 → 62 tokens/s; 6 left at 1.625 s each)
-        step(100, 10); // 0.1 s: throttled, even though it is the last
-        progress.finish(); // prints the final state
-        progress.finish(); // and only once
+        step(100, 10); // 0.1 s, but it completes the call: printed at once (the time the scoring ended)
+        expect(writes).toHaveLength(3);
+        progress.finish(); // the final state is already out
+        progress.finish();
         expect(writes).toEqual([
             "loglikelihood: 1/10 requests (10.0%), 100 tokens/s, ETA 9s\n",
             "loglikelihood: 4/10 requests (40.0%), 62 tokens/s, ETA 10s\n",
