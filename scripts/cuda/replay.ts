@@ -7,8 +7,8 @@
  * The six tasks' requests are built and tokenised exactly as the CLI does, and the prefix-tree scheduler plans them
  * against a recording engine (the GPU's tokens per call and state budget, as `--batch_size auto`); then the first
  * REPLAY_CALLS calls (default 16, with the slot frees between them) run on the checkpoint through the addon, once per variant, alternating:
- * the queued scan (one launch per layer for every level of a call, the default) and MAMBA_EVAL_CUDA_SCAN_ORDER=levels
- * (one launch per level). Per variant: wall seconds (best of 2 after a warm-up), token-steps/s, and the log-probs
+ * the default kernels, and those picked by REPLAY_AB's environment (default MAMBA_EVAL_CUDA_SCAN_ORDER=levels: one scan
+ * launch per level instead of the queued scan; MAMBA_EVAL_CUDA_SCAN1_COPY=4: the Mamba-1 scan's 4-byte copies). Per variant: wall seconds (best of 2 after a warm-up), token-steps/s, and the log-probs
  * compared bit for bit with the first variant's. Three calls of each variant then run with MAMBA_EVAL_CUDA_PROFILE=1
  * (per-phase GPU time, segments and levels on stderr). These calls are what the end-to-end run spends its GPU time on;
  * the 64 × 512 bench call has one level of equal segments. REPLAY_DRY=1 only records the calls (no GPU, for a check here).
@@ -28,9 +28,20 @@ import { TABLE3_TASKS } from "../../src/report/table3Workflow.js";
 
 type Event = { kind: "score"; batch: ScoreBatch } | { kind: "free"; slot: number };
 
+/** The B side of the A/B: REPLAY_AB="NAME=VALUE[,NAME=VALUE…]" (default: one scan launch per level). */
+function variantB(spec: string): { name: string; env: Record<string, string> } {
+    const env: Record<string, string> = {};
+    for (const pair of spec.split(",")) {
+        const eq = pair.indexOf("=");
+        if (eq <= 0) throw new Error(`REPLAY_AB: expected NAME=VALUE[,NAME=VALUE…], got ${JSON.stringify(spec)}`);
+        env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    return { name: spec, env };
+}
+
 const VARIANTS: Array<{ name: string; env: Record<string, string> }> = [
-    { name: "queued", env: {} },
-    { name: "levels", env: { MAMBA_EVAL_CUDA_SCAN_ORDER: "levels" } },
+    { name: "default", env: {} },
+    variantB(process.env.REPLAY_AB ?? "MAMBA_EVAL_CUDA_SCAN_ORDER=levels"),
 ];
 
 function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
