@@ -94,7 +94,7 @@ export function moveTrailingWhitespace(context: string, continuation: string): [
 }
 
 function toArray(ids: ArrayLike<number>): number[] {
-    return Array.from(ids);
+    return Array.isArray(ids) ? (ids as number[]) : Array.from(ids);
 }
 
 /**
@@ -161,11 +161,14 @@ function splitsAtBoundary(context: string, continuation: string): boolean {
 async function encodeAll(encoder: PairEncoder, texts: string[]): Promise<Map<string, number[]>> {
     const out = new Map<string, number[]>();
     const chunk = 4096;
-    for (let i = 0; i < texts.length; i += chunk) {
-        const part = texts.slice(i, i + chunk);
-        const ids = encoder.encodeBatch
-            ? await encoder.encodeBatch(part)
-            : await Promise.all(part.map((t) => encoder.encode(t)));
+    const parts: string[][] = [];
+    for (let i = 0; i < texts.length; i += chunk) parts.push(texts.slice(i, i + chunk));
+    // Every batch is handed over at once: the tokenizer's threads encode the later ones while this thread takes in
+    // the finished ones. (A failure is thrown by the await that meets it; the others are then ignored.)
+    const pending = parts.map((part) => (encoder.encodeBatch ? encoder.encodeBatch(part) : Promise.all(part.map((t) => encoder.encode(t)))));
+    for (const p of pending) p.catch(() => undefined);
+    for (const [k, part] of parts.entries()) {
+        const ids = await pending[k]!;
         part.forEach((t, j) => out.set(t, toArray(ids[j]!)));
     }
     return out;
