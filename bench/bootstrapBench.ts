@@ -1,12 +1,13 @@
 /**
- * `node --import tsx bench/bootstrapBench.ts [documents] [iterations]`: lm-eval's perplexity bootstrap
- * (metrics.ts → bootstrapChunks.ts → pyrandom.ts) on `documents` synthetic log-likelihoods (default 5153, LAMBADA's
- * size) × `iterations` (default 100000): in this thread vs on os.availableParallelism() threads, replicates
- * checked bit-identical. Prints wall and CPU time, ns per draw, and the cost of starting workers.
+ * `node --import tsx bench/bootstrapBench.ts [documents] [iterations]`: the resample sums of lm-eval's perplexity
+ * bootstrap on `documents` synthetic log-likelihoods (default 5153, LAMBADA's size) × `iterations` (default
+ * 100000): JS in this thread (bootstrapChunks.ts over pyrandom.ts) against the native addon's
+ * bootstrapResampleSums on 1 thread, 2 threads and os.availableParallelism() threads, every result checked
+ * bit-identical to the JS one. Prints wall time and ns per draw (per thread: wall × threads / draws).
  */
 import os from "node:os";
-import { inThreadBootstrapReplicates, parallelBootstrapReplicates } from "../src/harness/bootstrapChunks.js";
-import { sampleStddev } from "../src/harness/metrics.js";
+import { inThreadResampleSums } from "../src/harness/bootstrapChunks.js";
+import { nativeResampleSums } from "../src/harness/nativeResample.js";
 import { PyRandom } from "../src/harness/pyrandom.js";
 
 const documents = Number(process.argv[2] ?? 5153);
@@ -16,28 +17,30 @@ const chunkCount = Math.floor(iterations / chunkSize);
 const draws = documents * chunkSize * chunkCount;
 const rng = new PyRandom(5153);
 const values = Float64Array.from({ length: documents }, () => -rng.random() * 12);
-const threads = os.availableParallelism();
 
-function timed<T>(run: () => T): { result: T; wallMs: number; cpuMs: number } {
-    const cpu = process.cpuUsage();
+function timed(run: () => Float64Array): { sums: Float64Array; wallMs: number } {
     const start = performance.now();
-    const result = run();
-    const wallMs = performance.now() - start;
-    const used = process.cpuUsage(cpu);
-    return { result, wallMs, cpuMs: (used.user + used.system) / 1000 };
+    const sums = run();
+    return { sums, wallMs: performance.now() - start };
 }
 
-const single = timed(() => inThreadBootstrapReplicates(values, chunkSize, chunkCount));
-console.log(
-    `in-thread: ${single.wallMs.toFixed(0)} ms wall, ${((single.wallMs * 1e6) / draws).toFixed(2)} ns/draw, stderr ${sampleStddev(single.result)}`,
-);
-const parallel = timed(() => parallelBootstrapReplicates(values, chunkSize, chunkCount, { threads }));
-const identical = single.result.every((x, i) => Object.is(x, parallel.result.replicates[i]));
-const { replicates: _, ...who } = parallel.result;
-console.log(
-    `parallel (${threads} threads): ${parallel.wallMs.toFixed(0)} ms wall, ${parallel.cpuMs.toFixed(0)} ms CPU (all threads), ` +
-        `${(single.wallMs / parallel.wallMs).toFixed(2)}× faster, replicates ${identical ? "bit-identical" : "DIFFERENT"} ${JSON.stringify(who)}`,
-);
-const startup = timed(() => parallelBootstrapReplicates(values.subarray(0, 2), 1, 1, { threads: 1, mainThreadComputes: false }));
-console.log(`one worker's start and one tiny chunk: ${startup.wallMs.toFixed(1)} ms wall`);
-if (!identical) process.exitCode = 1;
+function line(label: string, wallMs: number, threads: number): string {
+    const perDraw = (wallMs * 1e6) / draws;
+    return `${label}: ${wallMs.toFixed(0)} ms wall, ${perDraw.toFixed(2)} ns/draw, ${(perDraw * threads).toFixed(2)} ns/draw per thread`;
+}
+
+console.log(`${documents} documents × ${chunkCount} chunks × ${chunkSize} resamples = ${draws} draws`);
+const js = timed(() => inThreadResampleSums(values, chunkSize, chunkCount));
+console.log(line("JS, this thread", js.wallMs, 1));
+const native = nativeResampleSums();
+if (native === undefined) {
+    console.log("native: the addon is not built or lacks bootstrapResampleSums (npm run build:native)");
+    process.exitCode = 1;
+} else {
+    for (const threads of [...new Set([1, 2, os.availableParallelism()])]) {
+        const run = timed(() => native(values, chunkSize, chunkCount, threads));
+        const identical = run.sums.every((x, i) => Object.is(x, js.sums[i]));
+        console.log(`${line(`native, ${threads} thread(s)`, run.wallMs, threads)}, ${(js.wallMs / run.wallMs).toFixed(1)}× JS, sums ${identical ? "bit-identical" : "DIFFERENT"}`);
+        if (!identical) process.exitCode = 1;
+    }
+}

@@ -56,7 +56,7 @@ export ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$LOG_DIR/asan"
 export UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$LOG_DIR/ubsan"
 
 status=0
-LD_PRELOAD="$ASAN_RUNTIME" npx vitest run test/native test/fuzz || status=$?
+LD_PRELOAD="$ASAN_RUNTIME" npx vitest run test/native test/fuzz test/metrics/bootstrapChunks.test.ts || status=$?
 
 # A report from a forked worker may not fail vitest by itself: any log file is a failure.
 if compgen -G "$LOG_DIR/*" > /dev/null; then

@@ -1,4 +1,5 @@
 // addon.cc — the N-API surface (see src/model/backends/addonTypes.ts): capabilities(), createModel(spec),
+// bootstrapResampleSums(values, chunkSize, chunkCount, threads) (synchronous),
 // and a NativeModel object whose slow methods run as AsyncWorkers returning Promises.
 //
 // JS values are read and checked on the main thread and copied into plain C++ data; Execute() touches only
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "cpu/pyrandom_bootstrap.h"
 
 namespace {
 
@@ -404,6 +406,38 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
     return o;
 }
 
+// bootstrapResampleSums(values, chunkSize, chunkCount, threads): chunkCount·chunkSize resample sums, chunk c
+// drawn by random.Random(c) (cpu/pyrandom_bootstrap.h). Synchronous: the caller's API is, and it takes ~50 ms.
+Napi::Value BootstrapResampleSums(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::string fn = "bootstrapResampleSums: ";
+    auto integer_arg = [&](size_t i, const char* name, double lo, double hi) -> int64_t {
+        const bool given = info.Length() > i && info[i].IsNumber();
+        double d = given ? info[i].As<Napi::Number>().DoubleValue() : NAN;
+        if (!std::isfinite(d) || std::floor(d) != d || d < lo || d > hi)
+            type_error(env, fn + name + " must be an integer in [" + std::to_string(int64_t(lo)) + ", " +
+                                std::to_string(int64_t(hi)) + "], got " +
+                                (given ? info[i].ToString().Utf8Value() : std::string("a non-number")));
+        return int64_t(d);
+    };
+    const double max_length = 2147483647.0;
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+        type_error(env, fn + "values must be a Float64Array");
+    Napi::Float64Array values = info[0].As<Napi::Float64Array>();
+    if (double(values.ElementLength()) > max_length)
+        type_error(env, fn + "values must hold at most 2147483647 numbers, got " + std::to_string(values.ElementLength()));
+    const int64_t chunk_size = integer_arg(1, "chunkSize", 0, max_length);
+    const int64_t chunk_count = integer_arg(2, "chunkCount", 0, max_length);
+    const int threads = int(integer_arg(3, "threads", 1, 256));
+    if (double(chunk_size) * double(chunk_count) > max_length)
+        type_error(env, fn + "chunkSize·chunkCount must be at most 2147483647, got " + std::to_string(chunk_size) +
+                            "·" + std::to_string(chunk_count));
+    Napi::Float64Array sums = Napi::Float64Array::New(env, size_t(chunk_size * chunk_count));
+    mamba::bootstrap_resample_sums(values.Data(), int64_t(values.ElementLength()), chunk_size, chunk_count, threads,
+                                   sums.Data());
+    return sums;
+}
+
 Napi::Value CreateModel(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1) type_error(env, "createModel: expected a spec object");
@@ -429,6 +463,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     env.SetInstanceData<AddonData>(data);
     exports.Set("capabilities", Napi::Function::New<Capabilities>(env, "capabilities"));
     exports.Set("createModel", Napi::Function::New<CreateModel>(env, "createModel"));
+    exports.Set("bootstrapResampleSums", Napi::Function::New<BootstrapResampleSums>(env, "bootstrapResampleSums"));
     return exports;
 }
 

@@ -3,9 +3,6 @@
  * off by one ulp for roughly one argument in ten, which would change lm-eval's perplexity and its bootstrap
  * replicates in the last bit. Double-double arithmetic (~100 bits) and one final rounding give the correctly
  * rounded value.
- *
- * The functions here refer only to each other and to literals (no module-level constants), so that
- * `EXACT_EXP_FUNCTIONS` can be serialised into a worker thread's code (see bootstrapWorker.ts).
  */
 
 /** a·b as an unevaluated sum hi + lo (Dekker). */
@@ -72,5 +69,3 @@ export function correctlyRoundedExp(x: number): number {
     return (th + tl) * Math.pow(2, k);
 }
 
-/** Every function correctlyRoundedExp needs: a closed set, safe to serialise together into a worker. */
-export const EXACT_EXP_FUNCTIONS: readonly ((...args: never[]) => unknown)[] = [twoProduct, ddMul, ddAdd, ddDivideByInteger, correctlyRoundedExp];

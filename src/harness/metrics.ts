@@ -6,14 +6,17 @@
  * - `sampleStddev(xs)`: Bessel-corrected (n − 1); `meanStderr(xs)` = sampleStddev / √n.
  * - `bootstrapPerplexityStderr(lls, iters)`: lm-eval's perplexity stderr: chunks of min(1000, iters) resamples,
  *   chunk i drawn with `random.Random(i).choices(xs, k=n)`, stderr = sampleStddev of all replicate perplexities
- *   (on worker threads when large; see bootstrapChunks.ts).
+ *   (the draws in the native addon on several threads when it loads, else in JS in this thread; the same bits
+ *   either way: bootstrapChunks.ts, nativeResample.ts).
  * - `correctlyRoundedExp(x)`: Python's math.exp bit for bit (re-exported from exactExp.ts).
  * - `aggregate(name, items)` / `stderrFor(name, items, bootstrapIters)`: dispatch by aggregation name, returning
  *   `"N/A"` where lm-eval does (one item, or bootstrapIters ≤ 0).
  */
 import os from "node:os";
-import { inThreadBootstrapReplicates, parallelBootstrapReplicates } from "./bootstrapChunks.js";
+import { NativeError, UsageError } from "../errors.js";
+import { inThreadResampleSums, replicatesFromSums } from "./bootstrapChunks.js";
 import { correctlyRoundedExp } from "./exactExp.js";
+import { nativeResampleSums } from "./nativeResample.js";
 
 export { correctlyRoundedExp } from "./exactExp.js";
 
@@ -48,34 +51,48 @@ export function meanStderr(xs: ArrayLike<number>): number {
     return sampleStddev(xs) / Math.sqrt(xs.length);
 }
 
-/** Below this many draws (documents × iterations) the bootstrap stays in this thread: workers would not pay off. */
-export const MIN_PARALLEL_BOOTSTRAP_DRAWS = 2 ** 24;
+/** Most threads the native bootstrap takes (the addon's limit). */
+const MAX_BOOTSTRAP_THREADS = 256;
 
-/** How the bootstrap may use threads; its results never depend on these. */
+/** Where and how the bootstrap draws are made; its results never depend on these. */
 export interface BootstrapOptions {
-    /** Threads in all, this one included (default os.availableParallelism()); 1 keeps it in this thread. */
+    /**
+     * "auto" (default): the native addon when it loads, else JS in this thread. "native": the addon or a
+     * NativeError. "js": JS in this thread (the reference the addon is tested against).
+     */
+    engine?: "auto" | "native" | "js";
+    /** Threads of the native path, this one included: an integer in [1, 256] (default os.availableParallelism()). */
     threads?: number;
-    /** Draws from which worker threads are used (default MIN_PARALLEL_BOOTSTRAP_DRAWS). */
-    minParallelDraws?: number;
+}
+
+function bootstrapThreads(threads: number | undefined): number {
+    if (threads === undefined) return Math.min(os.availableParallelism(), MAX_BOOTSTRAP_THREADS);
+    if (!Number.isInteger(threads) || threads < 1 || threads > MAX_BOOTSTRAP_THREADS) {
+        throw new UsageError(`bootstrap threads: expected an integer in [1, ${MAX_BOOTSTRAP_THREADS}], got ${threads}`);
+    }
+    return threads;
 }
 
 /**
  * The perplexity replicates lm-eval's bootstrap draws: for chunk i = 0 .. iters/chunk − 1 a fresh
- * `random.Random(i)` makes `chunk` resamples of size n with `choices`; each replicate is `perplexity(resample)`.
- * Returned in lm-eval's order (chunk by chunk). Large bootstraps run on worker threads (bootstrapChunks.ts),
- * with the same results bit for bit; the call stays synchronous either way.
+ * `random.Random(i)` makes `chunk` resamples of size n with `choices`; each replicate is `perplexity(resample)`
+ * = exp(-(resample sum / n)). Returned in lm-eval's order (chunk by chunk). The resample sums come from the
+ * native addon (on `threads` threads) when it loads, else from JS in this thread, bit for bit the same; the
+ * exp is always taken here. Synchronous either way.
  */
 export function bootstrapPerplexityReplicates(lls: ArrayLike<number>, iters: number, options: BootstrapOptions = {}): Float64Array {
+    const engine = options.engine ?? "auto";
+    const threads = bootstrapThreads(options.threads);
     if (!(iters >= 1)) return new Float64Array(0);
     const values = Float64Array.from(lls);
     const chunkSize = Math.min(1000, iters);
     const chunkCount = Math.floor(iters / chunkSize);
-    const threads = options.threads ?? os.availableParallelism();
-    const draws = values.length * chunkSize * chunkCount;
-    if (threads > 1 && chunkCount > 1 && draws >= (options.minParallelDraws ?? MIN_PARALLEL_BOOTSTRAP_DRAWS)) {
-        return parallelBootstrapReplicates(values, chunkSize, chunkCount, { threads }).replicates;
+    const native = engine === "js" ? undefined : nativeResampleSums();
+    if (engine === "native" && native === undefined) {
+        throw new NativeError("bootstrap engine \"native\": the native addon is not built or lacks bootstrapResampleSums (run `npm run build:native`)");
     }
-    return inThreadBootstrapReplicates(values, chunkSize, chunkCount);
+    const sums = native ? native(values, chunkSize, chunkCount, threads) : inThreadResampleSums(values, chunkSize, chunkCount);
+    return replicatesFromSums(sums, values.length);
 }
 
 /** lm-eval's bootstrap stderr of the perplexity aggregation (deterministic; independent of --seed and threads). */

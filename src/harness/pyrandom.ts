@@ -7,12 +7,11 @@
  * API: `new PyRandom(seed)`, `.random()`, `.choices(xs, k)`, and `.resampleSum(values)` (the hot path:
  * the sum of the resample `choices(values, k=n)` would return, without allocating); and the generator as plain
  * functions over a state array (`mtSeedByArray`, `mtTwist`, `mtNextUint32`, `mtResampleSum`,
- * `resampleSumsFromSeed`), which `PyRandom` and the bootstrap worker threads share.
+ * `resampleSumsFromSeed`), which `PyRandom` and the bootstrap's JS path (bootstrapChunks.ts) share. The native
+ * addon's copy (native/src/cpu/pyrandom_bootstrap.cc) is tested bit for bit against `resampleSumsFromSeed`.
  *
- * The plain functions refer only to each other and to literals (no module-level constants, no imports), so
- * `PYRANDOM_WORKER_FUNCTIONS` can be serialised with Function.prototype.toString into a worker thread's code:
- * one definition of MT19937, the same in-thread and in the workers. Word constants above 2^31 are written so
- * that V8 keeps all arithmetic in int32; state words are stored as int32 (same bits).
+ * Word constants above 2^31 are written so that V8 keeps all arithmetic in int32; state words are stored as
+ * int32 (same bits).
  */
 
 /** Length of an MT19937 state array: the 624 state words, then the read position (624 = block used up). */
@@ -149,15 +148,6 @@ export function resampleSumsFromSeed(seed: number, values: Float64Array, out: Fl
     mtSeedByArray(state, [seed]);
     for (let j = 0; j < count; j++) out[offset + j] = mtResampleSum(state, values);
 }
-
-/** The generator's functions as a closed set (each refers only to the others): serialisable into a worker. */
-export const PYRANDOM_WORKER_FUNCTIONS: readonly ((...args: never[]) => unknown)[] = [
-    mtSeedByArray,
-    mtTwist,
-    mtTemper,
-    mtResampleSum,
-    resampleSumsFromSeed,
-];
 
 /** Python's `random.seed(n)` key for an int: |n| as 32-bit words, least significant first (0 → [0]). */
 function seedKeyFromInteger(seed: number | bigint): number[] {

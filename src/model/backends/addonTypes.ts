@@ -110,4 +110,11 @@ export interface NativeAddon {
     /** What this build and machine support. */
     capabilities(): { cuda: boolean; avx2: boolean; fma: boolean; hardwareThreads: number };
     createModel(spec: NativeModelSpec): Promise<NativeModel>;
+    /**
+     * lm-eval's perplexity bootstrap draws (src/harness/nativeResample.ts): chunkCount × chunkSize resample sums,
+     * chunk c being `chunkSize` successive `random.Random(c).choices(values, k=values.length)` resamples, each
+     * summed left to right; c-major. Bit-identical to bootstrapChunks.ts inThreadResampleSums at any `threads`
+     * (integer in [1, 256]). Synchronous (it blocks for tens of milliseconds); bad arguments throw a TypeError.
+     */
+    bootstrapResampleSums(values: Float64Array, chunkSize: number, chunkCount: number, threads: number): Float64Array;
 }
