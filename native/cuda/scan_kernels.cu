@@ -11,7 +11,6 @@
 // way a row's result does not depend on the batch. States: Mamba-1 [layer][E][N], Mamba-2 [layer][H][P][N];
 // read at the start and written at the end by the same thread (so saving in place over the initial state is
 // safe).
-#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -153,11 +152,6 @@ __device__ __forceinline__ void cp_async4(float* dst, const float* src) {
     const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(saddr), "l"(src));
 }
-/** Asynchronous 16-byte global → shared copy (cp.async.cg: L2 only, the inputs are read once); both addresses 16-byte aligned. */
-__device__ __forceinline__ void cp_async16(float* dst, const float* src) {
-    const unsigned saddr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(saddr), "l"(src));
-}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 /** Waits until at most `kPending` of this thread's committed copy groups are still in flight. */
 template <int kPending>
@@ -168,7 +162,7 @@ constexpr int kScanChunk = 8;  // tokens staged per cp.async round of the chunke
 /** One block's staged inputs for kScanChunk tokens: per channel dt, x, z; per row B then C. */
 template <int NS>
 struct Mamba1Chunk {
-    __align__(16) float dt[kScanChunk][kScanThreads];
+    float dt[kScanChunk][kScanThreads];
     float x[kScanChunk][kScanThreads];
     float z[kScanChunk][kScanThreads];
     __align__(16) float bc[kScanChunk][2 * NS];
@@ -177,21 +171,18 @@ static_assert(sizeof(Mamba1Chunk<8>) % 16 == 0, "B/C rows are read as float4");
 
 /**
  * Mamba-1 scan (v5), one thread per channel e holding all NS states and A·log2(e) in registers. The inputs of
- * kScanChunk tokens are copied into shared memory by cp.async, double-buffered: chunk c+1 is in flight while chunk
- * c is computed, so the loop never waits on global memory latency. dt, x, z: with kVec16 (E and z's row stride
- * multiples of 4, 16-byte aligned bases) the block copies each row's 128 channels as 16-byte pieces, 6 copies per
- * thread per chunk; otherwise each thread copies its own channel's three floats per row (24 copies). B and C: the
- * block together, 4 bytes each. Per state update: one multiply, one ex2.approx, one multiply by the hoisted Δ·x
- * and two FMAs; a full chunk's 8 tokens are unrolled (constant shared-memory offsets). The order of operations
- * per channel is fixed and the same on both copy paths, so results do not depend on the batch.
+ * kScanChunk tokens are copied into shared memory by cp.async (each thread its own channel's dt, x, z; the
+ * block together the rows' B and C), double-buffered: chunk c+1 is in flight while chunk c is computed, so the
+ * loop never waits on global memory latency. Per state update: one multiply, one ex2.approx, one multiply by
+ * the hoisted Δ·x and two FMAs. The order of operations per channel is fixed, so results do not depend on the
+ * batch.
  */
-template <int NS, bool kVec16>
+template <int NS>
 __global__ void __launch_bounds__(kScanThreads, NS <= 16 ? 8 : 4)
     mamba1_scan_chunked_kernel(ScanQueue q, SegTable segs, int layer, Mamba1ScanArgs a) {
     __shared__ Mamba1Chunk<NS> stage[2];
     const ScanItem item = scan_take(q);
-    const int e0 = item.block * kScanThreads;  // the block's first channel
-    const int e = e0 + threadIdx.x;
+    const int e = item.block * kScanThreads + threadIdx.x;
     const bool valid = e < a.E;
     const int ec = valid ? e : a.E - 1;  // idle threads still take part in the barriers
     const int seg = item.seg;
@@ -214,55 +205,17 @@ __global__ void __launch_bounds__(kScanThreads, NS <= 16 ? 8 : 4)
     // Issues the copies of the chunk starting at token c into stage[buf] (rows past the segment are skipped).
     auto issue = [&](int c, int buf) {
         const int rows = min(kScanChunk, s1 - c);
-        if constexpr (kVec16) {
-            // Piece i: row k = i / 32, channels e0 + 4·(i % 32) .. +3 (pieces past E are skipped: E % 4 == 0).
-            constexpr int kPieces = kScanThreads / 4;
-            for (int i = threadIdx.x; i < rows * kPieces; i += kScanThreads) {
-                const int k = i / kPieces;
-                const int ch = 4 * (i % kPieces);
-                if (e0 + ch >= a.E) continue;
-                const size_t row = static_cast<size_t>(c + k);
-                cp_async16(&stage[buf].dt[k][ch], a.dt + row * a.E + e0 + ch);
-                cp_async16(&stage[buf].x[k][ch], a.x + row * a.E + e0 + ch);
-                cp_async16(&stage[buf].z[k][ch], a.z + row * a.z_stride + e0 + ch);
-            }
-        } else {
-            for (int k = 0; k < rows; ++k) {
-                const size_t row = static_cast<size_t>(c + k);
-                cp_async4(&stage[buf].dt[k][threadIdx.x], a.dt + row * a.E + ec);
-                cp_async4(&stage[buf].x[k][threadIdx.x], a.x + row * a.E + ec);
-                cp_async4(&stage[buf].z[k][threadIdx.x], a.z + row * a.z_stride + ec);
-            }
+        for (int k = 0; k < rows; ++k) {
+            const size_t row = static_cast<size_t>(c + k);
+            cp_async4(&stage[buf].dt[k][threadIdx.x], a.dt + row * a.E + ec);
+            cp_async4(&stage[buf].x[k][threadIdx.x], a.x + row * a.E + ec);
+            cp_async4(&stage[buf].z[k][threadIdx.x], a.z + row * a.z_stride + ec);
         }
         for (int i = threadIdx.x; i < rows * 2 * NS; i += kScanThreads) {
             const int k = i / (2 * NS);
             const int j = i % (2 * NS);
             cp_async4(&stage[buf].bc[k][j], a.dbc + static_cast<size_t>(c + k) * dbc_stride + a.R + j);
         }
-    };
-
-    // One token: Δ = softplus(dt + bias); h_n ← e^{Δ·A_n}·h_n + Δ·x·B_n; y = Σ_n C_n·h_n + D·x, gated by SiLU(z).
-    auto token = [&](const Mamba1Chunk<NS>& st, int k, int row) {
-        const float xv = st.x[k][threadIdx.x];
-        const float delta = softplus_sfu(st.dt[k][threadIdx.x] + bias);
-        const float dx = delta * xv;
-        const float4* B4 = reinterpret_cast<const float4*>(st.bc[k]);  // 16-byte aligned rows
-        const float4* C4 = reinterpret_cast<const float4*>(st.bc[k] + NS);
-        float y = 0.0f;
-#pragma unroll
-        for (int q = 0; q < NS / 4; ++q) {
-            const float4 b = B4[q];
-            const float4 cc = C4[q];
-            const float bq[4] = {b.x, b.y, b.z, b.w};
-            const float cq[4] = {cc.x, cc.y, cc.z, cc.w};
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                const int n = 4 * q + j;
-                h[n] = fmaf(fast_exp2(delta * A2[n]), h[n], bq[j] * dx);
-                y = fmaf(h[n], cq[j], y);
-            }
-        }
-        if (valid) store_act(a.y, static_cast<size_t>(row) * a.E + ec, (y + d_skip * xv) * silu_sfu(st.z[k][threadIdx.x]));
     };
 
     issue(s0, 0);
@@ -275,7 +228,28 @@ __global__ void __launch_bounds__(kScanThreads, NS <= 16 ? 8 : 4)
         __syncthreads();
         const Mamba1Chunk<NS>& st = stage[buf];
         const int rows = min(kScanChunk, s1 - c);
-        for (int k = 0; k < rows; ++k) token(st, k, c + k);
+        for (int k = 0; k < rows; ++k) {
+            const float xv = st.x[k][threadIdx.x];
+            const float delta = softplus_sfu(st.dt[k][threadIdx.x] + bias);
+            const float dx = delta * xv;
+            const float4* B4 = reinterpret_cast<const float4*>(st.bc[k]);  // 16-byte aligned rows
+            const float4* C4 = reinterpret_cast<const float4*>(st.bc[k] + NS);
+            float y = 0.0f;
+#pragma unroll
+            for (int q = 0; q < NS / 4; ++q) {
+                const float4 b = B4[q];
+                const float4 cc = C4[q];
+                const float bq[4] = {b.x, b.y, b.z, b.w};
+                const float cq[4] = {cc.x, cc.y, cc.z, cc.w};
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const int n = 4 * q + j;
+                    h[n] = fmaf(fast_exp2(delta * A2[n]), h[n], bq[j] * dx);
+                    y = fmaf(h[n], cq[j], y);
+                }
+            }
+            if (valid) store_act(a.y, static_cast<size_t>(c + k) * a.E + ec, (y + d_skip * xv) * silu_sfu(st.z[k][threadIdx.x]));
+        }
         __syncthreads();  // stage[buf] is refilled by the next iteration's issue
     }
     float* save = segs.save_ssm[seg];
@@ -558,28 +532,12 @@ bool use_v3_mamba1_scan() {
     return v != nullptr && std::strcmp(v, "v3") == 0;
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-template <int NS>
-void launch_mamba1_chunked_ns(ScanQueue q, dim3 grid, SegTable segs, int layer, const Mamba1ScanArgs& a,
-                              cudaStream_t stream) {
-    // 16-byte pieces of dt, x, z need every row start 16-byte aligned (MAMBA_EVAL_CUDA_SCAN1_COPY=4 forces 4-byte copies).
-    const char* copy = std::getenv("MAMBA_EVAL_CUDA_SCAN1_COPY");
-    const bool vec16 = a.E % 4 == 0 && a.z_stride % 4 == 0 && aligned16(a.dt) && aligned16(a.x) && aligned16(a.z) &&
-                       !(copy != nullptr && std::strcmp(copy, "4") == 0);
-    if (vec16) {
-        mamba1_scan_chunked_kernel<NS, true><<<grid, kScanThreads, 0, stream>>>(q, segs, layer, a);
-    } else {
-        mamba1_scan_chunked_kernel<NS, false><<<grid, kScanThreads, 0, stream>>>(q, segs, layer, a);
-    }
-}
-
 void launch_mamba1_chunked(ScanQueue q, dim3 grid, SegTable segs, int layer, const Mamba1ScanArgs& a,
                            cudaStream_t stream) {
     switch (a.N) {
-        case 8: launch_mamba1_chunked_ns<8>(q, grid, segs, layer, a, stream); break;
-        case 16: launch_mamba1_chunked_ns<16>(q, grid, segs, layer, a, stream); break;
-        case 32: launch_mamba1_chunked_ns<32>(q, grid, segs, layer, a, stream); break;
+        case 8: mamba1_scan_chunked_kernel<8><<<grid, kScanThreads, 0, stream>>>(q, segs, layer, a); break;
+        case 16: mamba1_scan_chunked_kernel<16><<<grid, kScanThreads, 0, stream>>>(q, segs, layer, a); break;
+        case 32: mamba1_scan_chunked_kernel<32><<<grid, kScanThreads, 0, stream>>>(q, segs, layer, a); break;
         default: throw std::logic_error("mamba1 chunked scan: d_state " + std::to_string(a.N) + " has no kernel");
     }
 }

@@ -8,7 +8,7 @@
  * against a recording engine (the GPU's tokens per call and state budget, as `--batch_size auto`); then the first
  * REPLAY_CALLS calls (default 16, with the slot frees between them) run on the checkpoint through the addon, once per variant, alternating:
  * the default kernels, and those picked by REPLAY_AB's environment (default MAMBA_EVAL_CUDA_SCAN_ORDER=levels: one scan
- * launch per level instead of the queued scan; MAMBA_EVAL_CUDA_SCAN1_COPY=4: the Mamba-1 scan's 4-byte copies). Per variant: wall seconds (best of 2 after a warm-up), token-steps/s, and the log-probs
+ * launch per level instead of the queued scan; MAMBA_EVAL_CUDA_SCAN1=v3: the Mamba-1 register kernel, one launch per level). Per variant: wall seconds (best of 2 after a warm-up), token-steps/s, and the log-probs
  * compared bit for bit with the first variant's. Three calls of each variant then run with MAMBA_EVAL_CUDA_PROFILE=1
  * (per-phase GPU time, segments and levels on stderr). These calls are what the end-to-end run spends its GPU time on;
  * the 64 × 512 bench call has one level of equal segments. REPLAY_DRY=1 only records the calls (no GPU, for a check here).
