@@ -191,9 +191,14 @@ with open(models_file, "a") as out:
         a = marks[k]
         b = marks[k + 1] if k + 1 < len(marks) else len(lines)
         part = lines[a:b]
-        done = [float(t) for t, _, msg in part if msg.startswith("table3: ") and " → " in msg]
+        # A model's "→ results" line may come after the next model's start (on a GPU the next one starts once this one
+        # is scored, and its metrics and files overlap the next scoring): its part of the wall time ends there.
+        done = [float(t) for t, _, msg in lines if msg.startswith("table3: ") and " → " in msg
+                and os.path.basename(msg[len("table3: "):].split(" → ")[0]) == os.path.basename(model)]
         t0 = float(start) if k == 0 else float(part[0][0])
         t1 = done[0] if done else float(end)
+        if k + 1 < len(marks):
+            t1 = min(t1, float(lines[marks[k + 1]][0]))
         with open(os.path.join(logs, os.path.basename(model) + ".err"), "w", encoding="utf-8") as f:
             f.writelines(f"{t} {msg}\n" for t, _, msg in part)
         out.write(json.dumps({"name": model, "dir": model, "made": 1, "checkpoint_s": None, "load_s": None,
@@ -325,10 +330,12 @@ if all(n in done for n in MAMBA1):
                f"| Mamba-2 at the paired sizes | {num(seed_s)} | {num(seed_s / wall, 2) + '×' if seed_s else '–'} |")
 notes = [
     "",
-    "wall: the CLI run (node start → exit: load, checksum, data, tokenisation, scoring, metrics, results file). load: a separate "
+    "wall: the CLI run (node start → exit: load, checksum, data, tokenisation, scoring, metrics, results file; in one "
+    "`table3` process on a GPU a model's part ends where the next one starts, once it is scored: its metrics and files "
+    "overlap the next scoring). load: a separate "
     "`mamba-eval score` on 8 ids (node start, checkpoint open, weight upload, one call). to 1st call: run start → the first "
     "progress line (load + data + tokenisation + one native call). scoring: first progress line → the token-steps line "
-    "(native calls, plus the metrics), × calls / (calls − 1) for the first call; – with a single call.",
+    "(printed once every request is scored), × calls / (calls − 1) for the first call; – with a single call.",
     "seed projected: lm-eval's token-steps of this run / the seed's best tok/s over seed_bench.py's shapes (full logits + "
     "log_softmax, fp16, Triton SSD) at the paired Mamba-2 size (the seed's Mamba-1 path cannot run without its compiled "
     "selective_scan). It leaves out the seed's loading, tokenisation and lm-eval's padding, so it favours the seed.",

@@ -167,6 +167,10 @@ export interface RunContext {
     opened?: Promise<OpenedModel>;
     /** Called once this run's model is open (table3 then starts opening the next one). */
     onOpened?: () => void;
+    /** Called once every request is scored, before the metrics and files (table3 may then start the next model). */
+    onScored?: () => void;
+    /** Called with the results file this run wrote (with --output_path). */
+    onResultsFile?: (file: string) => void;
 }
 
 /** Runs the command; returns the exit status. */
@@ -191,9 +195,12 @@ export async function runMain(args: RunArgs, io: CliIO, context: RunContext = {}
     let cache: ResultCache | undefined;
     try {
         cache = args.use_cache ? ResultCache.open(args.use_cache, { fingerprint: model.checkpoint.fingerprint, dtype: spec.dtype }) : undefined;
-        const evaluated = await evaluateWithSignals(model, cache, tasks, dataDir, args, io, memo);
-        const stats = model.lm.lastStats;
-        if (stats) io.err(`token steps: ${stats.tokenSteps} (lm-eval would run ${stats.unsharedTokenSteps}), ${stats.calls} native calls\n`);
+        const onScored = () => {
+            const stats = model.lm.lastStats;
+            if (stats) io.err(`token steps: ${stats.tokenSteps} (lm-eval would run ${stats.unsharedTokenSteps}), ${stats.calls} native calls\n`);
+            context.onScored?.();
+        };
+        const evaluated = await evaluateWithSignals(model, cache, tasks, dataDir, args, io, memo, onScored);
         const tokenizer = model.tokenizer!;
         const info = model.backend.info();
         const results = runResults(evaluated, {
@@ -212,7 +219,10 @@ export async function runMain(args: RunArgs, io: CliIO, context: RunContext = {}
             startTime,
             totalSeconds: Date.now() / 1000 - startTime,
         });
-        if (args.output_path) await writeOutputs(args.output_path, results, evaluated, dateId, io);
+        if (args.output_path) {
+            const resultsFile = await writeOutputs(args.output_path, results, evaluated, dateId, io);
+            context.onResultsFile?.(resultsFile);
+        }
         io.out(`${tableHeaderLine({
             model: spec.modelType,
             modelArgs: pyRepr(parseModelArgs(spec.modelArgs) as Record<string, JsonLike>),
@@ -239,6 +249,7 @@ async function evaluateWithSignals(
     args: RunArgs,
     io: CliIO,
     memo: RunMemo | undefined,
+    onScored: () => void,
 ): Promise<TaskEvaluation[]> {
     const lm: LM = cache ? new CachingLM(model.lm, cache) : model.lm;
     const abort = new AbortController();
@@ -255,6 +266,10 @@ async function evaluateWithSignals(
             writeOut: args.write_out ? (t: string) => io.err(t) : undefined,
             lm: { onProgress: progress.update, signal: abort.signal },
             memo,
+            onScored: () => {
+                progress.finish();
+                onScored();
+            },
         });
         progress.finish();
         return evaluated;
@@ -294,8 +309,8 @@ async function checkOutputFolder(outputPath: string, dir: string): Promise<void>
     }
 }
 
-/** The results file, then (with --log_samples) one samples file per task, named with one date id. */
-async function writeOutputs(outputPath: string, results: Record<string, JsonLike>, evaluated: readonly TaskEvaluation[], dateId: string, io: CliIO): Promise<void> {
+/** The results file, then (with --log_samples) one samples file per task, named with one date id; returns the results file. */
+async function writeOutputs(outputPath: string, results: Record<string, JsonLike>, evaluated: readonly TaskEvaluation[], dateId: string, io: CliIO): Promise<string> {
     const modelNameSanitized = sanitizeModelName(String(results["model_name"]));
     const { dir, resultsFile } = outputLocation(outputPath, modelNameSanitized, dateId);
     await withWriteError(resultsFile, () => writeResultsFile(results, { outputPath, modelNameSanitized, dateId }));
@@ -306,6 +321,7 @@ async function writeOutputs(outputPath: string, results: Record<string, JsonLike
         await withWriteError(samplesFile, () => writeSamplesFile(samplesFile, t.samples!));
         io.err(`wrote ${samplesFile}\n`);
     }
+    return resultsFile;
 }
 
 /** Runs a file write; a filesystem error (a full disk, a read-only mount) becomes one line naming the file. */

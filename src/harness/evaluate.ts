@@ -38,6 +38,8 @@ export interface EvaluateOptions {
     lm?: LMCallOptions | undefined;
     /** Documents shared with the other models of a table3 run (read once for all of them). */
     memo?: RunMemo | undefined;
+    /** Called once the LM call has answered every request, before the metrics (table3 starts the next model then). */
+    onScored?: (() => void) | undefined;
 }
 
 /** One task's outcome. */
@@ -96,6 +98,7 @@ export async function evaluate(lm: LM, options: EvaluateOptions): Promise<TaskEv
     const pooled = pooledRequests(plans);
     const answers = await lm.loglikelihood(pooled, options.lm);
     if (answers.length !== pooled.length) throw new Error(`the LM returned ${answers.length} answers for ${pooled.length} requests`);
+    options.onScored?.();
     const iters = options.bootstrapIters ?? DEFAULT_BOOTSTRAP_ITERS;
     let offset = 0;
     return plans.map((plan) => {

@@ -36,6 +36,7 @@ export class ProgressReporter {
     /** The update last written, so finish() does not repeat it on a non-TTY. */
     private printed: LMProgress | undefined;
     private lineOpen = false;
+    private finished = false;
 
     constructor(
         private readonly label: string,
@@ -62,8 +63,10 @@ export class ProgressReporter {
         this.lastPrint = t;
     };
 
-    /** Prints the final state (unless a non-TTY already has it) and ends the line. */
+    /** Prints the final state (unless a non-TTY already has it) and ends the line; later calls do nothing. */
     finish(): void {
+        if (this.finished) return;
+        this.finished = true;
         const alreadyPrinted = !this.stream.isTTY && this.printed === this.last;
         if (this.last && !alreadyPrinted) {
             const text = formatProgress(this.label, this.last, (this.now() - this.start) / 1000);

@@ -7,8 +7,7 @@
  * → src/harness/evaluate.ts), so results files are exactly what `mamba-eval run` writes; the models share one
  * RunMemo, so the task documents are read and the requests tokenised once for all of them.
  */
-import { mkdirSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync } from "node:fs";
 import type { Argv, CommandModule } from "yargs";
 import { openRunModel, runMain, type RunArgs } from "../cli/runCommand.js";
 import type { OpenedModel } from "../cli/openModel.js";
@@ -16,7 +15,6 @@ import { RunMemo } from "../harness/runMemo.js";
 import { addOptions } from "../cli/commonOptions.js";
 import { processIO, type CliIO } from "../cli/io.js";
 import { MambaEvalError, UsageError } from "../errors.js";
-import { newestResultsIn } from "./locateResults.js";
 import type { ReferenceKind } from "./paperTables.js";
 import { runTable3, type Table3EvalRequest, type Table3Evaluator, type Table3Family } from "./table3Workflow.js";
 
@@ -98,8 +96,9 @@ export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
 
 /**
  * One model through the run command; returns the results file it wrote. `openAhead(device)`: whether to open the
- * next model while this one is evaluated (default: on a GPU only; on the CPU two models at once would double the host
- * memory a run needs).
+ * next model while this one is evaluated, and to report it scored before its metrics and files (so the workflow
+ * starts the next model while this one finishes). Default: on a GPU only; on the CPU two models at once would double
+ * the host memory a run needs.
  */
 export function harnessEvaluator(
     io: CliIO,
@@ -123,7 +122,6 @@ export function harnessEvaluator(
     });
     let ahead: { model: string; opened: Promise<OpenedModel> } | undefined;
     return async (request) => {
-        const started = Date.now();
         const opened = ahead?.model === request.model ? ahead.opened : undefined;
         if (ahead !== undefined && opened === undefined) void ahead.opened.then((m) => m.dispose(), () => undefined);
         ahead = undefined;
@@ -133,23 +131,16 @@ export function harnessEvaluator(
             next.catch(() => undefined);  // its error is reported when its turn comes
             ahead = { model: request.next, opened: next };
         };
-        const code = await runMain(runArgs(request, request.model), io, { memo, ...(opened ? { opened } : {}), onOpened: openNext });
+        let file: string | undefined;
+        const code = await runMain(runArgs(request, request.model), io, {
+            memo,
+            ...(opened ? { opened } : {}),
+            onOpened: openNext,
+            ...(openAhead(request.device) && request.onScored ? { onScored: request.onScored } : {}),
+            onResultsFile: (written) => (file = written),
+        });
         if (code !== 0) throw new MambaEvalError(`${request.model}: evaluation ended with status ${code}`);
-        const file = newestResultsWrittenSince(request.outputPath, started);
         if (file === undefined) throw new MambaEvalError(`${request.model}: the run wrote no results file under ${request.outputPath}`);
         return file;
     };
-}
-
-/** The newest results file in any model folder of outputPath modified at or after `since` (ms). */
-function newestResultsWrittenSince(outputPath: string, since: number): string | undefined {
-    let best: { file: string; mtime: number } | undefined;
-    for (const entry of readdirSync(outputPath, { withFileTypes: true })) {
-        if (!entry.isDirectory()) continue;
-        const file = newestResultsIn(join(outputPath, entry.name));
-        if (file === undefined) continue;
-        const mtime = statSync(file).mtimeMs;
-        if (mtime >= since - 1000 && (best === undefined || mtime > best.mtime)) best = { file, mtime };
-    }
-    return best?.file;
 }

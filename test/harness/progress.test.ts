@@ -60,6 +60,7 @@ describe("progress lines", () => {
         now = 2000;
         progress.update({ done: 2, total: 2, tokens: 20 });
         progress.finish();
+        progress.finish(); // once only
         expect(writes).toEqual([
             "\r\x1b[2Kll: 1/2 requests (50.0%), 10 tokens/s, ETA 1s",
             "\r\x1b[2Kll: 2/2 requests (100.0%), 10 tokens/s, ETA 0s",
