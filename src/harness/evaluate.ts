@@ -100,12 +100,17 @@ export async function evaluate(lm: LM, options: EvaluateOptions): Promise<TaskEv
     if (answers.length !== pooled.length) throw new Error(`the LM returned ${answers.length} answers for ${pooled.length} requests`);
     options.onScored?.();
     const iters = options.bootstrapIters ?? DEFAULT_BOOTSTRAP_ITERS;
+    const evaluations: TaskEvaluation[] = [];
     let offset = 0;
-    return plans.map((plan) => {
+    for (const plan of plans) {
+        // One task's metrics at a time, the event loop let in between: a next model's run (table3 on a GPU, started
+        // at onScored) keeps its calls going while this one's metrics are computed.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         const taskAnswers = answers.slice(offset, offset + plan.requests.length);
         offset += plan.requests.length;
-        return scoreTask(plan, taskAnswers, iters, options.logSamples === true);
-    });
+        evaluations.push(scoreTask(plan, taskAnswers, iters, options.logSamples === true));
+    }
+    return evaluations;
 }
 
 /** Per-document metrics, aggregate and samples of one task from its answers. */
