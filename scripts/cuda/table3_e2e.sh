@@ -191,8 +191,7 @@ with open(models_file, "a") as out:
         a = marks[k]
         b = marks[k + 1] if k + 1 < len(marks) else len(lines)
         part = lines[a:b]
-        # A model's "→ results" line may come after the next model's start (on a GPU the next one starts once this one
-        # is scored, and its metrics and files overlap the next scoring): its part of the wall time ends there.
+        # The model's own "→ results" line ends its part (found by name; its part ends at the next model's start at the latest).
         done = [float(t) for t, _, msg in lines if msg.startswith("table3: ") and " → " in msg
                 and os.path.basename(msg[len("table3: "):].split(" → ")[0]) == os.path.basename(model)]
         t0 = float(start) if k == 0 else float(part[0][0])
@@ -330,9 +329,7 @@ if all(n in done for n in MAMBA1):
                f"| Mamba-2 at the paired sizes | {num(seed_s)} | {num(seed_s / wall, 2) + '×' if seed_s else '–'} |")
 notes = [
     "",
-    "wall: the CLI run (node start → exit: load, checksum, data, tokenisation, scoring, metrics, results file; in one "
-    "`table3` process on a GPU a model's part ends where the next one starts, once it is scored: its metrics and files "
-    "overlap the next scoring). load: a separate "
+    "wall: the CLI run (node start → exit: load, checksum, data, tokenisation, scoring, metrics, results file). load: a separate "
     "`mamba-eval score` on 8 ids (node start, checkpoint open, weight upload, one call). to 1st call: run start → the first "
     "progress line (load + data + tokenisation + one native call). scoring: first progress line → the token-steps line "
     "(printed once every request is scored), × calls / (calls − 1) for the first call; – with a single call.",

@@ -167,8 +167,6 @@ export interface RunContext {
     opened?: Promise<OpenedModel>;
     /** Called once this run's model is open (table3 then starts opening the next one). */
     onOpened?: () => void;
-    /** Called once every request is scored, before the metrics and files (table3 may then start the next model). */
-    onScored?: () => void;
     /** Called with the results file this run wrote (with --output_path). */
     onResultsFile?: (file: string) => void;
 }
@@ -198,7 +196,6 @@ export async function runMain(args: RunArgs, io: CliIO, context: RunContext = {}
         const onScored = () => {
             const stats = model.lm.lastStats;
             if (stats) io.err(`token steps: ${stats.tokenSteps} (lm-eval would run ${stats.unsharedTokenSteps}), ${stats.calls} native calls\n`);
-            context.onScored?.();
         };
         const evaluated = await evaluateWithSignals(model, cache, tasks, dataDir, args, io, memo, onScored);
         const tokenizer = model.tokenizer!;

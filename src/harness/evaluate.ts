@@ -38,7 +38,7 @@ export interface EvaluateOptions {
     lm?: LMCallOptions | undefined;
     /** Documents shared with the other models of a table3 run (read once for all of them). */
     memo?: RunMemo | undefined;
-    /** Called once the LM call has answered every request, before the metrics (table3 starts the next model then). */
+    /** Called once the LM call has answered every request, before the metrics. */
     onScored?: (() => void) | undefined;
 }
 
@@ -100,17 +100,12 @@ export async function evaluate(lm: LM, options: EvaluateOptions): Promise<TaskEv
     if (answers.length !== pooled.length) throw new Error(`the LM returned ${answers.length} answers for ${pooled.length} requests`);
     options.onScored?.();
     const iters = options.bootstrapIters ?? DEFAULT_BOOTSTRAP_ITERS;
-    const evaluations: TaskEvaluation[] = [];
     let offset = 0;
-    for (const plan of plans) {
-        // One task's metrics at a time, the event loop let in between: a next model's run (table3 on a GPU, started
-        // at onScored) keeps its calls going while this one's metrics are computed.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+    return plans.map((plan) => {
         const taskAnswers = answers.slice(offset, offset + plan.requests.length);
         offset += plan.requests.length;
-        evaluations.push(scoreTask(plan, taskAnswers, iters, options.logSamples === true));
-    }
-    return evaluations;
+        return scoreTask(plan, taskAnswers, iters, options.logSamples === true);
+    });
 }
 
 /** Per-document metrics, aggregate and samples of one task from its answers. */

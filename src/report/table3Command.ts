@@ -96,9 +96,8 @@ export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
 
 /**
  * One model through the run command; returns the results file it wrote. `openAhead(device)`: whether to open the
- * next model while this one is evaluated, and to report it scored before its metrics and files (so the workflow
- * starts the next model while this one finishes). Default: on a GPU only; on the CPU two models at once would double
- * the host memory a run needs.
+ * next model while this one is evaluated (default: on a GPU only; on the CPU two models at once would double the host
+ * memory a run needs).
  */
 export function harnessEvaluator(
     io: CliIO,
@@ -136,7 +135,6 @@ export function harnessEvaluator(
             memo,
             ...(opened ? { opened } : {}),
             onOpened: openNext,
-            ...(openAhead(request.device) && request.onScored ? { onScored: request.onScored } : {}),
             onResultsFile: (written) => (file = written),
         });
         if (code !== 0) throw new MambaEvalError(`${request.model}: evaluation ended with status ${code}`);

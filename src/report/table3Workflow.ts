@@ -39,11 +39,6 @@ export interface Table3EvalRequest {
     cacheFile: string | undefined;
     /** The model evaluated after this one, if any (an evaluator may open it ahead). */
     next?: string;
-    /**
-     * An evaluator may call this once the model's requests are scored, before its metrics and files: the workflow
-     * then starts the next model while this one finishes (on a GPU the metrics then overlap the next scoring).
-     */
-    onScored?: () => void;
 }
 
 /** Evaluates one model and returns the path of the results file it wrote. */
@@ -99,59 +94,36 @@ export function table3CacheFile(useCache: string | undefined, model: string): st
     return useCache === undefined ? undefined : join(useCache, `${sanitiseModelName(model)}.db`);
 }
 
-/**
- * Runs the whole workflow; a model that fails is reported and the others still run. Model i + 1 starts when model i
- * has finished, or earlier once its evaluator reports it scored (request.onScored); the results files are listed
- * in model order either way.
- */
+/** Runs the whole workflow; a model that fails is reported and the others still run. */
 export async function runTable3(options: Table3Options, evaluate: Table3Evaluator): Promise<Table3Outcome> {
     const models = table3ModelList(options.models, options.family);
-    const resultFiles: Array<string | undefined> = [];
-    const failed: Array<{ model: string; message: string } | undefined> = [];
-    const finishing: Promise<void>[] = [];
-    let fatal: { error: unknown } | undefined;  // an error that is not one model's failure ends the run
+    const resultFiles: string[] = [];
+    const failures: Array<{ model: string; message: string }> = [];
     for (const [i, model] of models.entries()) {
-        if (fatal === undefined && options.signal?.aborted) {
-            fatal = { error: new MambaEvalError(`table3: interrupted before ${model}; run the same command to resume`) };
-        }
-        if (fatal !== undefined) break;
+        if (options.signal?.aborted) throw new MambaEvalError(`table3: interrupted before ${model}; run the same command to resume`);
         options.log(`table3: [${i + 1}/${models.length}] ${model} on ${TABLE3_TASKS.join(",")}`);
-        let scored!: () => void;
-        const scoredOrDone = new Promise<void>((resolve) => (scored = resolve));
-        const done = evaluate({
-            model,
-            tasks: TABLE3_TASKS,
-            device: options.device,
-            batchSize: options.batchSize,
-            outputPath: options.outputPath,
-            cacheFile: table3CacheFile(options.useCache, model),
-            ...(i + 1 < models.length ? { next: models[i + 1]! } : {}),
-            onScored: scored,
-        }).then(
-            (file) => {
-                resultFiles[i] = file;
-                options.log(`table3: ${model} → ${file}`);
-            },
-            (error: unknown) => {
-                if (!(error instanceof MambaEvalError) || options.signal?.aborted) {
-                    fatal ??= { error };
-                    return;
-                }
-                failed[i] = { model, message: error.message };
-                options.log(`table3: ${model} failed: ${error.message}`);
-            },
-        );
-        finishing.push(done);
-        await Promise.race([scoredOrDone, done]);
+        try {
+            const file = await evaluate({
+                model,
+                tasks: TABLE3_TASKS,
+                device: options.device,
+                batchSize: options.batchSize,
+                outputPath: options.outputPath,
+                cacheFile: table3CacheFile(options.useCache, model),
+                ...(i + 1 < models.length ? { next: models[i + 1]! } : {}),
+            });
+            resultFiles.push(file);
+            options.log(`table3: ${model} → ${file}`);
+        } catch (error) {
+            if (!(error instanceof MambaEvalError) || options.signal?.aborted) throw error;
+            failures.push({ model, message: error.message });
+            options.log(`table3: ${model} failed: ${error.message}`);
+        }
     }
-    await Promise.all(finishing);
-    if (fatal !== undefined) throw fatal.error;
-    const failures = failed.filter((f): f is { model: string; message: string } => f !== undefined);
-    const files = resultFiles.filter((f): f is string => f !== undefined);
-    if (files.length === 0) {
+    if (resultFiles.length === 0) {
         throw new MambaEvalError(`table3: every model failed (${failures.map((f) => `${f.model}: ${f.message}`).join("; ")})`);
     }
-    const table = buildTable3(files.map((file) => readResultsFile(file)), options.reference);
+    const table = buildTable3(resultFiles.map((file) => readResultsFile(file)), options.reference);
     const { written, markdown } = writeTable3Outputs(table, options.outputPath);
     return { table, written, markdown, failures };
 }

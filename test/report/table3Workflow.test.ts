@@ -8,7 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { DEFAULT_MODEL_DIR } from "../../src/cli/runCommand.js";
-import { MambaEvalError, UsageError } from "../../src/errors.js";
+import { UsageError } from "../../src/errors.js";
 import { runCompare } from "../../src/report/runCompare.js";
 import { readResultsFile } from "../../src/report/resultsFile.js";
 import { harnessEvaluator, table3Main } from "../../src/report/table3Command.js";
@@ -38,65 +38,6 @@ describe("table3 model list and cache files", () => {
         expect(sanitiseModelName("state-spaces/mamba-130m")).toBe("state-spaces__mamba-130m");
         expect(table3CacheFile("cache", "state-spaces/mamba-1.4b")).toBe(join("cache", "state-spaces__mamba-1.4b.db"));
         expect(table3CacheFile(undefined, "state-spaces/mamba-1.4b")).toBeUndefined();
-    });
-});
-
-describe("table3 pipelining (an evaluator that reports each model scored before it finishes)", () => {
-    const fixtureDir = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "table");
-    const files = [
-        join(fixtureDir, "state-spaces__mamba-790m-hf", "results_2026-03-04T16-42-07.301122.json"),
-        join(fixtureDir, "my-mamba-finetune", "results_2026-03-05T09-12-55.004411.json"),
-        join(fixtureDir, "mamba2-130m", "results.json"),
-    ];
-    const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-    /** Model i: scored after `scoredTicks[i]` ticks (default 1), finished `finishTicks[i]` later; `fail[i]` throws instead. */
-    function evaluator(events: string[], finishTicks: number[], fail: Array<Error | undefined> = [], scoredTicks: number[] = []) {
-        return async (request: { model: string; onScored?: () => void }): Promise<string> => {
-            const i = Number(request.model.slice(1));
-            events.push(`start ${request.model}`);
-            for (let t = 0; t < (scoredTicks[i] ?? 1); t++) await tick();
-            events.push(`scored ${request.model}`);
-            request.onScored?.();
-            for (let t = 0; t < finishTicks[i]!; t++) await tick();
-            if (fail[i]) {
-                events.push(`failed ${request.model}`);
-                throw fail[i];
-            }
-            events.push(`done ${request.model}`);
-            return files[i]!;
-        };
-    }
-    const work = mkdtempSync(join(tmpdir(), "mamba-eval-t3p-"));
-    afterAll(() => rmSync(work, { recursive: true, force: true }));
-    const options = (models: string[]) => ({
-        models, family: "mamba1" as const, device: undefined, batchSize: undefined, outputPath: mkdtempSync(join(work, "out-")),
-        useCache: undefined, reference: "paper" as const, log: () => {},
-    });
-
-    it("starts the next model once one is scored, and lists the results in model order", async () => {
-        const events: string[] = [];
-        const outcome = await runTable3(options(["m0", "m1", "m2"]), evaluator(events, [6, 1, 1]));
-        expect(events.indexOf("start m1")).toBe(events.indexOf("scored m0") + 1);
-        expect(events.indexOf("start m1")).toBeLessThan(events.indexOf("done m0"));
-        expect(events.indexOf("done m1")).toBeLessThan(events.indexOf("done m0"));  // m0 finished last, still listed first
-        expect(outcome.failures).toEqual([]);
-        const alone = await runTable3(options(["m0", "m1", "m2"]), evaluator([], [0, 0, 0]));  // each done before the next
-        expect(outcome.table.rows).toEqual(alone.table.rows);  // rows follow the models, not the finishing order
-        expect(outcome.table.rows).toHaveLength(3);
-    });
-
-    it("records a failure after scoring in model order, and rethrows an error that is not a model's failure after all finish", async () => {
-        const events: string[] = [];
-        const outcome = await runTable3(options(["m0", "m1", "m2"]), evaluator(events, [4, 1, 1], [new MambaEvalError("disk full"), undefined, undefined]));
-        expect(outcome.failures).toEqual([{ model: "m0", message: "disk full" }]);
-        expect(outcome.table.rows).toHaveLength(2);
-
-        const crash: string[] = [];
-        await expect(runTable3(options(["m0", "m1", "m2"]), evaluator(crash, [1, 1, 1], [new TypeError("bug"), undefined, undefined], [1, 6, 1])))
-            .rejects.toThrow(new TypeError("bug"));
-        expect(crash).toContain("done m1");  // the model already started ran to its end
-        expect(crash).not.toContain("start m2");  // and none started after the crash was seen
     });
 });
 
