@@ -268,8 +268,7 @@ async function evaluateWithSignals(
                 onScored();
             },
         });
-        progress.finish();
-        return evaluated;
+        return evaluated;  // the progress line was finished at onScored, which every successful evaluate calls
     } catch (e) {
         progress.finish();
         if (abort.signal.aborted) {
