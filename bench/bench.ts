@@ -17,7 +17,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { NativeBackend } from "../src/model/backends/NativeBackend.js";
+import { NativeBackend } from "../src/backend/NativeBackend.js";
 import { countTokenSteps, loadAllPairs, runSubset, tokenRequests } from "./evalWorkload.js";
 import { benchLlamaCpp } from "./llamaCpp.js";
 import { bestPeak, measureLimits } from "./limits.js";

@@ -6,9 +6,9 @@
  * bit-identical to the JS one. Prints wall time and ns per draw (per thread: wall × threads / draws).
  */
 import os from "node:os";
-import { inThreadResampleSums } from "../src/harness/bootstrapChunks.js";
-import { nativeResampleSums } from "../src/harness/nativeResample.js";
-import { PyRandom } from "../src/harness/pyrandom.js";
+import { inThreadResampleSums } from "../src/metrics/bootstrapChunks.js";
+import { nativeResampleSums } from "../src/metrics/nativeResample.js";
+import { PyRandom } from "../src/metrics/pyrandom.js";
 
 const documents = Number(process.argv[2] ?? 5153);
 const iterations = Number(process.argv[3] ?? 100000);

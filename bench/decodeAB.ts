@@ -16,7 +16,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import type { NativeAddon } from "../src/model/backends/addonTypes.js";
+import type { NativeAddon } from "../src/addon/addonTypes.js";
 import { checkedBuilds } from "./abArgs.js";
 import { measureLimits } from "./limits.js";
 import { median, tokenStream } from "./modelBench.js";

@@ -11,14 +11,15 @@
  */
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { encodePairs, truncatePair, type TokenRequest } from "../src/harness/encodePair.js";
-import { buildPrefixTree } from "../src/harness/prefixTree.js";
-import { buildTaskRequests } from "../src/harness/requests.js";
-import { scoreTokenRequests } from "../src/harness/scheduler.js";
-import type { NativeBackend } from "../src/model/backends/NativeBackend.js";
+import { encodePairs, truncatePair, type TokenRequest } from "../src/lm/encodePair.js";
+import { buildPrefixTree } from "../src/lm/prefixTree.js";
+import { buildTaskRequests } from "../src/evaluator/requests.js";
+import { scoreTokenRequests } from "../src/lm/scheduler.js";
+import type { NativeBackend } from "../src/backend/NativeBackend.js";
 import { loadTokenizerFile } from "../src/model/tokenizer.js";
 import { loadTaskDocs } from "../src/tasks/datasets.js";
 import { getTask } from "../src/tasks/registry.js";
+import { DEFAULT_TOKENS_PER_CALL } from "../src/lm/defaults.js";
 
 const LOCAL_TASKS = ["lambada_openai", "piqa", "arc_easy", "arc_challenge", "winogrande"] as const;
 
@@ -109,7 +110,7 @@ export interface SubsetRun {
 /** The subset through the scheduler, then each request in its own score() call; compares every result bit for bit. */
 export async function runSubset(model: NativeBackend, requests: readonly TokenRequest[]): Promise<SubsetRun> {
     const t0 = performance.now();
-    const shared = await scoreTokenRequests(model, requests);
+    const shared = await scoreTokenRequests(model, requests, { maxTokensPerCall: DEFAULT_TOKENS_PER_CALL.cpu, maxStateSlots: 64 });
     const treeSeconds = (performance.now() - t0) / 1000;
     const t1 = performance.now();
     let aloneTokens = 0;

@@ -4,8 +4,8 @@
  *   node --import tsx bench/memoryProbe.ts <spec.json> <T>
  */
 import { readFileSync } from "node:fs";
-import { NativeBackend } from "../src/model/backends/NativeBackend.js";
-import type { NativeModelSpec } from "../src/model/backends/addonTypes.js";
+import { NativeBackend } from "../src/backend/NativeBackend.js";
+import type { NativeModelSpec } from "../src/addon/addonTypes.js";
 import { fullScoreBatch, tokenStream } from "./modelBench.js";
 
 function statusKiB(field: string): number {

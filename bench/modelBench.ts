@@ -3,8 +3,8 @@
  * LM head on every row, step() of one sequence, and step() of several sequences at once. Times are the
  * median of `reps` runs after a warm-up (one full-length score() for prefill, three steps for decode).
  */
-import { NativeBackend } from "../src/model/backends/NativeBackend.js";
-import type { ScoreBatch } from "../src/model/backends/addonTypes.js";
+import { NativeBackend } from "../src/backend/NativeBackend.js";
+import type { ScoreBatch } from "../src/addon/addonTypes.js";
 import { benchSpec, flopsPerToken, randomCheckpoint, type BenchShape } from "./randomCheckpoint.js";
 
 /** Median of a list of numbers. */

@@ -13,7 +13,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import type { NativeAddon } from "../src/model/backends/addonTypes.js";
+import type { NativeAddon } from "../src/addon/addonTypes.js";
 import { checkedBuilds } from "./abArgs.js";
 import { fullScoreBatch, median, tokenStream } from "./modelBench.js";
 import { benchSpec, MAMBA_130M, randomCheckpoint } from "./randomCheckpoint.js";

@@ -6,7 +6,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, renameSync, statSync, writeSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { NativeModelSpec } from "../src/model/backends/addonTypes.js";
+import type { NativeModelSpec } from "../src/addon/addonTypes.js";
 import type { TensorSource } from "../src/model/types.js";
 
 /** The dimensions of one benchmark model (mamba_ssm config fields). */

@@ -21,7 +21,7 @@
  */
 import { appendFile, readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
-import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
+import { NativeBackend } from "../../src/backend/NativeBackend.js";
 import { readBenchCheckpoint } from "./benchCheckpoint.js";
 
 const SEGMENTS = 64;

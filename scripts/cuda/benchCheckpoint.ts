@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import type { NativeModelSpec } from "../../src/model/backends/addonTypes.js";
+import type { NativeModelSpec } from "../../src/addon/addonTypes.js";
 import { readSafetensorsHeader } from "../../src/model/safetensors.js";
 
 /** shape.json: the model's dimensions, and its parameter counts. */

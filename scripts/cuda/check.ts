@@ -19,7 +19,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { findWeightFiles } from "../../src/model/checkpointFiles.js";
 import { loadMambaConfig } from "../../src/model/config.js";
-import { NativeBackend, nativeSpecFromCheckpoint } from "../../src/model/backends/NativeBackend.js";
+import { NativeBackend, nativeSpecFromCheckpoint } from "../../src/backend/NativeBackend.js";
 import type { Checkpoint } from "../../src/model/types.js";
 import { mapCheckpointTensors } from "../../src/model/weightMap.js";
 import { firstArgmax, logSoftmaxAt, readFloat64Tensors, relativeDifference } from "./referenceFile.js";

@@ -15,14 +15,15 @@
  */
 import { appendFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
-import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
-import type { ScoreBatch, ScoreOutput } from "../../src/model/backends/addonTypes.js";
+import { NativeBackend } from "../../src/backend/NativeBackend.js";
+import type { ScoreBatch, ScoreOutput } from "../../src/addon/addonTypes.js";
 import { readBenchCheckpoint } from "./benchCheckpoint.js";
 import { loadTokenizerFile } from "../../src/model/tokenizer.js";
-import { DEFAULT_CUDA_STATE_BUDGET, DEFAULT_CUDA_TOKENS_PER_CALL, encodeTokenRequests } from "../../src/model/MambaLM.js";
-import { scoreTokenRequests } from "../../src/harness/scheduler.js";
-import { planTasks, pooledRequests } from "../../src/harness/evaluate.js";
-import { DEFAULT_MAX_LENGTH } from "../../src/harness/encodePair.js";
+import { encodeTokenRequests } from "../../src/lm/MambaLM.js";
+import { DEFAULT_STATE_BUDGET_BYTES, DEFAULT_TOKENS_PER_CALL } from "../../src/lm/defaults.js";
+import { scoreTokenRequests } from "../../src/lm/scheduler.js";
+import { planTasks, pooledRequests } from "../../src/evaluator/evaluate.js";
+import { DEFAULT_MAX_LENGTH } from "../../src/lm/encodePair.js";
 import { resolveTaskNames } from "../../src/tasks/registry.js";
 import { TABLE3_TASKS } from "../../src/report/table3Workflow.js";
 
@@ -67,7 +68,7 @@ async function recordCalls(dataDir: string, tokenizerFile: string, maxSlots: num
             events.push({ kind: "free", slot });
         },
     };
-    await scoreTokenRequests(engine, requests, { maxTokensPerCall: DEFAULT_CUDA_TOKENS_PER_CALL, maxStateSlots: maxSlots });
+    await scoreTokenRequests(engine, requests, { maxTokensPerCall: DEFAULT_TOKENS_PER_CALL.cuda, maxStateSlots: maxSlots });
     return events;
 }
 
@@ -119,7 +120,7 @@ async function main(): Promise<void> {
     try {
         const info = model.info();
         const slotBytes = (info.convStateFloats + info.ssmStateFloats) * 4;
-        const maxSlots = Math.max(2, Math.min(4096, Math.floor(DEFAULT_CUDA_STATE_BUDGET / slotBytes)));
+        const maxSlots = Math.max(2, Math.min(4096, Math.floor(DEFAULT_STATE_BUDGET_BYTES.cuda / slotBytes)));
         const t0 = performance.now();
         const all = await recordCalls(dataDir, tokenizerFile, maxSlots);
         const recordSeconds = (performance.now() - t0) / 1e3;

@@ -10,8 +10,9 @@ import { UsageError } from "../errors.js";
 import { resolveModelDir } from "../model/loadModel.js";
 import { addOptions, MODEL_OPTIONS } from "./commonOptions.js";
 import type { CliIO } from "./io.js";
-import { resolveModelSpec } from "./modelArgs.js";
-import { checkIds, openModel, parseIdList } from "./openModel.js";
+import { openOptions, resolveModelSpec } from "../evaluator/modelArgs.js";
+import { openModel } from "../lm/openModel.js";
+import { checkIds, parseIdList } from "./tokenIds.js";
 
 export interface GenerateArgs {
     model?: string;
@@ -52,7 +53,7 @@ export async function generateMain(args: GenerateArgs, io: CliIO): Promise<numbe
     // With token ids a tokenizer is only used (for text output) when one is at hand without downloading.
     let needTokenizer = args.prompt !== undefined || spec.tokenizer !== undefined;
     if (!needTokenizer) needTokenizer = existsSync(path.join(await resolveModelDir(spec.pretrained), "tokenizer.json"));
-    const model = await openModel(spec, { threads: args.threads, needTokenizer });
+    const model = await openModel(openOptions(spec, { threads: args.threads, needTokenizer }));
     try {
         const tok = model.tokenizer;
         const prompt = args.prompt !== undefined ? await tok!.encode(args.prompt) : parseIdList(args.ids!, "--ids");

@@ -1,16 +1,12 @@
+import { writeErrorMessage } from "../io/writeErrorMessage.js";
+
+export { writeErrorMessage };
 /** Where commands write: stdout for results, stderr for progress and notes. Injectable for tests. */
 export interface CliIO {
     out(text: string): void;
     err(text: string): void;
     /** Whether stderr is a terminal (progress line rewriting). */
     errIsTTY: boolean;
-}
-
-/** "cannot write FILE (ENOSPC: no space left on device)" for a failed file write. */
-export function writeErrorMessage(file: string, error: unknown): string {
-    const e = error as NodeJS.ErrnoException;
-    const reason = e?.code ? `${e.code}: ${String(e.message).replace(/^[A-Z]+: /, "").split(",")[0]}` : String(error);
-    return `cannot write ${file} (${reason})`;
 }
 
 let stdoutGuarded = false;

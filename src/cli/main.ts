@@ -5,16 +5,16 @@
  */
 import yargs from "yargs";
 import { MambaEvalError, UsageError } from "../errors.js";
-import { compareCommand } from "../report/compareCommand.js";
-import { table3Command } from "../report/table3Command.js";
-import { tableCommand } from "../report/tableCommand.js";
+import { compareCommand } from "./compareCommand.js";
+import { table3Command } from "./table3Command.js";
+import { tableCommand } from "./tableCommand.js";
 import { generateCommand } from "./generateCommand.js";
 import { processIO, type CliIO } from "./io.js";
 import { lsCommand } from "./lsCommand.js";
 import { runCommand } from "./runCommand.js";
 import { scoreCommand } from "./scoreCommand.js";
 import { registeredFlags } from "./commonOptions.js";
-import { didYouMean } from "./suggest.js";
+import { didYouMean } from "../io/suggest.js";
 
 const COMMANDS = ["run", "ls", "score", "generate", "compare", "table", "table3"];
 

@@ -10,9 +10,10 @@ import type { Argv, CommandModule } from "yargs";
 import { DataFormatError, UsageError } from "../errors.js";
 import { addOptions, MODEL_OPTIONS } from "./commonOptions.js";
 import type { CliIO } from "./io.js";
-import { resolveModelSpec } from "./modelArgs.js";
-import { checkIds, openModel, parseIdList } from "./openModel.js";
-import { writeSafetensorsF32, type F32Tensor } from "./safetensorsWriter.js";
+import { openOptions, resolveModelSpec } from "../evaluator/modelArgs.js";
+import { openModel } from "../lm/openModel.js";
+import { checkIds, parseIdList } from "./tokenIds.js";
+import { writeSafetensorsF32, type F32Tensor } from "../io/safetensorsWriter.js";
 
 export interface ScoreArgs {
     model?: string;
@@ -63,7 +64,7 @@ export async function scoreMain(args: ScoreArgs, io: CliIO): Promise<number> {
         throw new UsageError(`--logits-out ${args.logits_out}: its folder does not exist`);
     }
     const spec = resolveModelSpec({ model: args.model, modelArgs: args.model_args, dtype: args.dtype, device: args.device, tokenizer: args.tokenizer });
-    const model = await openModel(spec, { threads: args.threads, needTokenizer: args.text !== undefined });
+    const model = await openModel(openOptions(spec, { threads: args.threads, needTokenizer: args.text !== undefined }));
     try {
         let sequences: number[][];
         if (args.text !== undefined) sequences = [await model.tokenizer!.encode(args.text)];

@@ -10,7 +10,7 @@ import path from "node:path";
 import { DownloadError, UsageError } from "../errors.js";
 import { findWeightFiles, preferredWeightFile } from "./checkpointFiles.js";
 import { loadMambaConfig } from "./config.js";
-import { hubSnapshot, isHubRepoId, type HubOptions, type SnapshotChooser } from "./hub.js";
+import { hubSnapshot, isHubRepoId, type HubOptions, type SnapshotChooser } from "../hub/hub.js";
 import { loadTokenizer, type TextTokenizer } from "./tokenizer.js";
 import type { Checkpoint, TensorSource } from "./types.js";
 import { mapCheckpointTensors } from "./weightMap.js";

@@ -12,7 +12,7 @@ import { gunzipSync } from "node:zlib";
 import path from "node:path";
 import { Tokenizer } from "tokenizers";
 import { ConfigError, UsageError } from "../errors.js";
-import { hubDownloadFile, isHubRepoId, type HubOptions } from "./hub.js";
+import { hubDownloadFile, isHubRepoId, type HubOptions } from "../hub/hub.js";
 
 /** What the harness needs from a tokenizer. */
 export interface TextTokenizer {

@@ -44,23 +44,8 @@ export interface MambaConfig {
     residualInFp32: boolean;
 }
 
-/** Element types a checkpoint tensor may have on disk. */
-export type TensorDType = "F32" | "F16" | "BF16";
-
-/**
- * Where one tensor's bytes are: a contiguous, row-major run of `byteLength` bytes at `offset` in `file`.
- * Both safetensors and PyTorch zip checkpoints (stored, uncompressed entries) reduce to this, so the
- * native side can memory-map the file and make a bounds-checked view without copying in JS.
- */
-export interface TensorSource {
-    /** Canonical name (mamba_ssm naming, see weightMap.ts), e.g. "backbone.layers.3.mixer.in_proj.weight". */
-    name: string;
-    dtype: TensorDType;
-    shape: number[];
-    file: string;
-    offset: number;
-    byteLength: number;
-}
+export type { TensorDType, TensorSource } from "../addon/addonTypes.js";
+import type { TensorSource } from "../addon/addonTypes.js";
 
 /** A loaded checkpoint: config plus one TensorSource per canonical weight name. */
 export interface Checkpoint {

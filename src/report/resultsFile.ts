@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { DataFormatError } from "../errors.js";
 import { firstIssueLine, formatFieldPath } from "./fieldPath.js";
-import { numberFromJson, parsePythonJson } from "./pythonJson.js";
+import { numberFromJson, parsePythonJson } from "../io/pythonJson.js";
 
 /** A metric's aggregate value and standard error (null when the file has none or "N/A"). */
 export interface MetricValue {

@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { z } from "zod";
 import { DataFormatError } from "../errors.js";
 import { formatFieldPath } from "./fieldPath.js";
-import { numberFromJson, parsePythonJson } from "./pythonJson.js";
+import { numberFromJson, parsePythonJson } from "../io/pythonJson.js";
 import type { ResultsRun } from "./resultsFile.js";
 
 /** One request of a document: its arguments and the model's answer. */

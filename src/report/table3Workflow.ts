@@ -3,8 +3,10 @@
  * each with its own cache file (so an interrupted run resumes where it stopped), then write the
  * Table-3 view (markdown + csv + svg) from the results.
  *
- * The evaluation itself is the harness's; this module only needs `Table3Evaluator` (one model → one
- * results file), which table3Command.ts builds on src/harness/evaluate.ts.
+ * The evaluation itself is the evaluator's (simpleEvaluate, as `mamba-eval run` does it); this module needs only a
+ * `Table3Evaluator` (one model → one results file), by default `simpleEvaluator` below. The models share one
+ * RunMemo, so the task documents are read and the requests tokenised once for all of them, and on a GPU the next
+ * model is opened while the current one runs.
  */
 import { join } from "node:path";
 import { MambaEvalError, UsageError } from "../errors.js";
@@ -13,7 +15,10 @@ import { renderTable3Csv, renderTable3Markdown } from "./renderTable3.js";
 import { renderTable3Svg } from "./renderSvg.js";
 import { readResultsFile } from "./resultsFile.js";
 import { buildTable3, type Table3 } from "./table3.js";
-import { writeFileAtomic } from "./writeOutput.js";
+import { writeFileAtomic } from "../io/atomicWrite.js";
+import type { OpenedModel } from "../lm/openModel.js";
+import { RunMemo } from "../evaluator/runMemo.js";
+import { openForEvaluation, simpleEvaluate, type SimpleEvaluateOptions, type SimpleEvaluateResult } from "../evaluator/simpleEvaluate.js";
 
 /** The six tasks of Table 3, in lm-eval names. */
 export const TABLE3_TASKS = ["lambada_openai", "hellaswag", "piqa", "arc_easy", "arc_challenge", "winogrande"] as const;
@@ -137,4 +142,47 @@ export function writeTable3Outputs(table: Table3, outputPath: string): { written
     writeFileAtomic(written.csv, renderTable3Csv(table));
     writeFileAtomic(written.svg, renderTable3Svg(table));
     return { written, markdown };
+}
+
+/** What every model of a table3 run is evaluated with, besides the model, tasks, device, batch size and files. */
+export type Table3EvaluationSettings = Omit<SimpleEvaluateOptions, "model" | "modelArgs" | "tasks" | "device" | "batchSize" | "outputPath" | "useCache" | "memo" | "opened" | "onOpened">;
+
+/**
+ * The default evaluator: each model through simpleEvaluate, as `mamba-eval run --model mamba_ssm --model_args
+ * pretrained=<model>` would evaluate it, with one RunMemo for all. `openAhead(device)`: whether to open the next
+ * model while this one is evaluated (default: on a GPU only; on the CPU two models at once would double the host
+ * memory a run needs). `onEvaluated` receives each model's result (the CLI prints its table).
+ */
+export function simpleEvaluator(
+    settings: Table3EvaluationSettings,
+    openAhead: (device: string | undefined) => boolean = (device) => device === "cuda",
+    onEvaluated?: (model: string, result: SimpleEvaluateResult) => void,
+): Table3Evaluator {
+    const memo = new RunMemo();
+    const optionsFor = (request: Table3EvalRequest, model: string): SimpleEvaluateOptions => ({
+        ...settings,
+        model: "mamba_ssm",
+        modelArgs: `pretrained=${model}`,
+        tasks: request.tasks,
+        device: request.device as SimpleEvaluateOptions["device"],
+        batchSize: request.batchSize,
+        outputPath: request.outputPath,
+        useCache: request.cacheFile,
+    });
+    let ahead: { model: string; opened: Promise<OpenedModel> } | undefined;
+    return async (request) => {
+        const opened = ahead?.model === request.model ? ahead.opened : undefined;
+        if (ahead !== undefined && opened === undefined) void ahead.opened.then((m) => m.dispose(), () => undefined);
+        ahead = undefined;
+        const openNext = () => {
+            if (request.next === undefined || !openAhead(request.device)) return;
+            const next = openForEvaluation(optionsFor(request, request.next), memo);
+            next.catch(() => undefined);  // its error is reported when its turn comes
+            ahead = { model: request.next, opened: next };
+        };
+        const result = await simpleEvaluate({ ...optionsFor(request, request.model), memo, ...(opened ? { opened } : {}), onOpened: openNext });
+        onEvaluated?.(request.model, result);
+        if (result.resultsFile === undefined) throw new MambaEvalError(`${request.model}: the run wrote no results file under ${request.outputPath}`);
+        return result.resultsFile;
+    };
 }

@@ -6,7 +6,7 @@
  *
  * API: `loadTaskDocs(task, { dataDir?, hub? })` → Doc[].
  */
-import type { HubOptions } from "../model/hub.js";
+import type { HubOptions } from "../hub/hub.js";
 import { loadHubRows } from "./hubParquet.js";
 import { loadLocalRows } from "./localFiles.js";
 import type { Doc, TaskSpec } from "./types.js";

@@ -17,7 +17,7 @@
 import { parquetMetadataAsync, parquetReadObjects, asyncBufferFromFile } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { DataFormatError, TaskError } from "../errors.js";
-import { hubDownloadFile, hubListFiles, type HubOptions } from "../model/hub.js";
+import { hubDownloadFile, hubListFiles, type HubOptions } from "../hub/hub.js";
 import type { DatasetSpec, Doc, DocValue } from "./types.js";
 
 /** The revision holding the hub's automatic parquet conversion. */

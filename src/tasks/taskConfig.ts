@@ -3,7 +3,7 @@
  * field order and its rule that None-valued top-level fields are dropped. Python functions (lm-eval dumps their
  * source text) are represented by the YAML reference that names them, e.g. "!function utils.process_docs".
  */
-import { pyFloat, type JsonLike } from "../harness/pyjson.js";
+import { pyFloat, type JsonLike } from "../io/pyjson.js";
 import type { MetricSpec } from "./types.js";
 
 /** The parts of a task's YAML that differ between the six tasks. */

@@ -5,8 +5,8 @@
  * and (for multiple choice) a list of choices. Tasks never see tokens. `config` mirrors what lm-eval dumps into the
  * results' "configs" section.
  */
-import type { AggregationName } from "../harness/metrics.js";
-import type { JsonLike } from "../harness/pyjson.js";
+import type { AggregationName } from "../metrics/metrics.js";
+import type { JsonLike } from "../io/pyjson.js";
 
 /** A JSON value as the HF dataset row holds it (ints stay integral numbers). */
 export type DocValue = string | number | boolean | null | DocValue[] | { [key: string]: DocValue };

@@ -1,7 +1,7 @@
 /** --model / --model_args resolution: state_budget_gb (our extension) and the errors that name the argument. */
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.js";
-import { resolveModelSpec } from "../../src/cli/modelArgs.js";
+import { resolveModelSpec } from "../../src/evaluator/modelArgs.js";
 
 describe("resolveModelSpec state_budget_gb", () => {
     it("turns GiB into bytes, and leaves the default to the backend when absent", () => {

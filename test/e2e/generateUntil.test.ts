@@ -6,8 +6,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NativeBackend } from "../../src/model/backends/NativeBackend.js";
-import type { MambaLM } from "../../src/model/MambaLM.js";
+import type { NativeBackend } from "../../src/backend/NativeBackend.js";
+import type { MambaLM } from "../../src/lm/MambaLM.js";
 import { openFixtureLM, repoRoot } from "./helpers.js";
 
 const greedy = (JSON.parse(readFileSync(path.join(repoRoot, "fixtures/neox-mamba1/reference.json"), "utf8")) as {

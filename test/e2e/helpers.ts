@@ -7,8 +7,8 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
-import { MambaLM } from "../../src/model/MambaLM.js";
+import { NativeBackend } from "../../src/backend/NativeBackend.js";
+import { MambaLM } from "../../src/lm/MambaLM.js";
 import { loadCheckpoint } from "../../src/model/loadModel.js";
 import { loadTokenizerFile, type TextTokenizer } from "../../src/model/tokenizer.js";
 

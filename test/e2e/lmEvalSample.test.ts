@@ -6,9 +6,9 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodePairs } from "../../src/harness/encodePair.js";
-import type { NativeBackend } from "../../src/model/backends/NativeBackend.js";
-import type { MambaLM } from "../../src/model/MambaLM.js";
+import { encodePairs } from "../../src/lm/encodePair.js";
+import type { NativeBackend } from "../../src/backend/NativeBackend.js";
+import type { MambaLM } from "../../src/lm/MambaLM.js";
 import { neoxTokenizer, openFixtureLM, repoRoot } from "./helpers.js";
 
 interface SampleResult {

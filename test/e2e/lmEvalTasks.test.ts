@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.js";
-import { isMultipleInput, processResults } from "../../src/harness/requests.js";
+import { isMultipleInput, processResults } from "../../src/evaluator/requests.js";
 import { loadTaskDocs } from "../../src/tasks/datasets.js";
 import { getTask } from "../../src/tasks/registry.js";
 import { taskSampleRequests } from "../../scripts/fixtures/dump_task_requests.js";

@@ -19,8 +19,8 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync }
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ScoreBatch } from "../../src/model/backends/addonTypes.js";
-import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
+import type { ScoreBatch } from "../../src/addon/addonTypes.js";
+import { NativeBackend } from "../../src/backend/NativeBackend.js";
 import { loadCheckpoint } from "../../src/model/loadModel.js";
 import { bytesToF32, readTensorBytes } from "../../src/model/tensorData.js";
 import type { MambaConfig, TensorSource } from "../../src/model/types.js";

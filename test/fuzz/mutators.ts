@@ -6,11 +6,11 @@
  * Every mutator takes the file's bytes and a PRNG and returns the new bytes plus a short description; the
  * description and the case's seed are enough to replay a case.
  */
-import type { Mulberry32 as Prng } from "../../src/prng.js";
+import type { Mulberry32 as Prng } from "../../src/lm/prng.js";
 import { crc32 } from "node:zlib";
 
 /** The fuzzers' seeded PRNG (mulberry32, shared with generate --seed). */
-export { Mulberry32 as Prng } from "../../src/prng.js";
+export { Mulberry32 as Prng } from "../../src/lm/prng.js";
 
 /** The outcome of one mutation. */
 export interface Mutation {

@@ -14,7 +14,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildTaskRequests, goldIndex, isMultipleInput, processResults } from "../../src/harness/requests.js";
+import { buildTaskRequests, goldIndex, isMultipleInput, processResults } from "../../src/evaluator/requests.js";
 import { loadTaskDocs } from "../../src/tasks/datasets.js";
 import { localDataFiles } from "../../src/tasks/localFiles.js";
 import { getTask } from "../../src/tasks/registry.js";

@@ -5,11 +5,11 @@
  */
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.js";
-import { loadAddon } from "../../src/model/backends/NativeBackend.js";
-import { inThreadBootstrapReplicates, inThreadResampleSums } from "../../src/harness/bootstrapChunks.js";
-import { bootstrapPerplexityReplicates, bootstrapPerplexityStderr, correctlyRoundedExp } from "../../src/harness/metrics.js";
-import { nativeResampleSums } from "../../src/harness/nativeResample.js";
-import { PyRandom, resampleSumsFromSeed } from "../../src/harness/pyrandom.js";
+import { loadAddon } from "../../src/addon/loadAddon.js";
+import { inThreadBootstrapReplicates, inThreadResampleSums } from "../../src/metrics/bootstrapChunks.js";
+import { bootstrapPerplexityReplicates, bootstrapPerplexityStderr, correctlyRoundedExp } from "../../src/metrics/metrics.js";
+import { nativeResampleSums } from "../../src/metrics/nativeResample.js";
+import { PyRandom, resampleSumsFromSeed } from "../../src/metrics/pyrandom.js";
 
 // The spec's §1.5 vectors (CPython 3.11 + lm-eval's bootstrap).
 const specLls = [-1.5, -0.25, -3.0, -2.125, -0.5, -4.0, -1.0, -0.75];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { bootstrapPerplexityStderr, correctlyRoundedExp, mean, meanStderr, perplexity, stderrFor } from "../../src/harness/metrics.js";
-import { PyRandom } from "../../src/harness/pyrandom.js";
+import { bootstrapPerplexityStderr, correctlyRoundedExp, mean, meanStderr, perplexity, stderrFor } from "../../src/metrics/metrics.js";
+import { PyRandom } from "../../src/metrics/pyrandom.js";
 
 // Test vectors: spec §1.5 (CPython 3.11).
 describe("PyRandom (CPython random.Random)", () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { pyFloat, pyFloatRepr, pyJsonDumps } from "../../src/harness/pyjson.js";
-import { fileDateId, modelNameFromArgs, outputLocation, sanitizeModelName } from "../../src/harness/results.js";
-import { pyFormatFixed } from "../../src/harness/table.js";
+import { pyFloat, pyFloatRepr, pyJsonDumps } from "../../src/io/pyjson.js";
+import { fileDateId, modelNameFromArgs, outputLocation, sanitizeModelName } from "../../src/evaluator/results.js";
+import { pyFormatFixed } from "../../src/evaluator/table.js";
 
 describe("Python float repr", () => {
     it.each([

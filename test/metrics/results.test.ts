@@ -2,10 +2,10 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { buildTaskRequests, processResults } from "../../src/harness/requests.js";
-import { pyJsonDumps } from "../../src/harness/pyjson.js";
-import { aggregateTask, buildResults, writeResultsFile, type RunConfig } from "../../src/harness/results.js";
-import { buildSampleRecord, samplesFileName, sha256Hex, taskHash, writeSamplesFile } from "../../src/harness/samples.js";
+import { buildTaskRequests, processResults } from "../../src/evaluator/requests.js";
+import { pyJsonDumps } from "../../src/io/pyjson.js";
+import { aggregateTask, buildResults, writeResultsFile, type RunConfig } from "../../src/evaluator/results.js";
+import { buildSampleRecord, samplesFileName, sha256Hex, taskHash, writeSamplesFile } from "../../src/evaluator/samples.js";
 import { getTask } from "../../src/tasks/registry.js";
 
 describe("results and samples", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { pyFloat } from "../../src/harness/pyjson.js";
-import { makeTable, tableHeaderLine } from "../../src/harness/table.js";
+import { pyFloat } from "../../src/io/pyjson.js";
+import { makeTable, tableHeaderLine } from "../../src/evaluator/table.js";
 
 // Golden texts: lm-eval main tests/testdata/ai2_arc_10_hf_pretrained-EleutherAI-pythia-14m-deduped-dtype-float32-device-cpu.txt
 // and lambada_openai_10_…txt (pythia-14m, limit 10, bootstrap_iters 0), rebuilt from their result values.

@@ -6,7 +6,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DownloadError } from "../../src/errors.js";
-import { hubDownloadFile, hubListFiles, type HubOptions } from "../../src/model/hub.js";
+import { hubDownloadFile, hubListFiles, type HubOptions } from "../../src/hub/hub.js";
 import { loadCheckpoint, resolveModelDir } from "../../src/model/loadModel.js";
 import { tempDir, writeSafetensors, modelTensorSpecs } from "./helpers.js";
 import { parseMambaConfig } from "../../src/model/config.js";

@@ -5,8 +5,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
-import type { ScoreBatch } from "../../src/model/backends/addonTypes.js";
+import { NativeBackend } from "../../src/backend/NativeBackend.js";
+import type { ScoreBatch } from "../../src/addon/addonTypes.js";
 import { referenceLogits } from "./reference64.js";
 import { MAMBA1_SHAPE, MAMBA2_SHAPE, randomWeights, removeTempDirs, tempDir, tinySpec, writeSafetensors, type TinyShape, wholeBatch } from "./tinyModel.js";
 

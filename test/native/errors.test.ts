@@ -5,8 +5,9 @@
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NativeError, NumericError } from "../../src/errors.js";
-import { NativeBackend, loadAddon } from "../../src/model/backends/NativeBackend.js";
-import type { NativeModelSpec, ScoreBatch } from "../../src/model/backends/addonTypes.js";
+import { NativeBackend } from "../../src/backend/NativeBackend.js";
+import { loadAddon } from "../../src/addon/loadAddon.js";
+import type { NativeModelSpec, ScoreBatch } from "../../src/addon/addonTypes.js";
 import { MAMBA1_SHAPE, randomWeights, removeTempDirs, tempDir, tinySpec, writeSafetensors } from "./tinyModel.js";
 
 afterAll(removeTempDirs);

@@ -7,8 +7,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
-import type { ScoreBatch } from "../../src/model/backends/addonTypes.js";
+import { NativeBackend } from "../../src/backend/NativeBackend.js";
+import type { ScoreBatch } from "../../src/addon/addonTypes.js";
 import { wholeBatch } from "./tinyModel.js";
 import { loadCheckpoint } from "../../src/model/loadModel.js";
 

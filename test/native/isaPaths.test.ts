@@ -7,8 +7,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
-import type { ScoreBatch } from "../../src/model/backends/addonTypes.js";
+import { NativeBackend } from "../../src/backend/NativeBackend.js";
+import type { ScoreBatch } from "../../src/addon/addonTypes.js";
 import { MAMBA1_SHAPE, MAMBA2_SHAPE, randomWeights, removeTempDirs, tempDir, tinySpec, writeSafetensors, type TinyShape } from "./tinyModel.js";
 
 afterAll(removeTempDirs);

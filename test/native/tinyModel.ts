@@ -5,9 +5,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { NativeModelSpec, ScoreBatch } from "../../src/model/backends/addonTypes.js";
+import type { NativeModelSpec, ScoreBatch } from "../../src/addon/addonTypes.js";
 import type { TensorDType, TensorSource } from "../../src/model/types.js";
-import { Mulberry32 } from "../../src/prng.js";
+import { Mulberry32 } from "../../src/lm/prng.js";
 
 /** Shapes of a tiny model. */
 export interface TinyShape {

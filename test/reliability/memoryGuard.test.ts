@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../src/errors.js";
-import { NativeBackend } from "../../src/model/backends/NativeBackend.js";
+import { NativeBackend } from "../../src/backend/NativeBackend.js";
 import { parseMambaConfig } from "../../src/model/config.js";
 import { loadCheckpoint } from "../../src/model/loadModel.js";
 import { availableMemory, checkMemory, estimateMemory, parseMemAvailable } from "../../src/model/memoryGuard.js";

@@ -5,7 +5,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { compareMain } from "../../src/report/compareCommand.js";
+import { compareMain } from "../../src/cli/compareCommand.js";
 import { combinedStderr, compareMetric, DEFAULT_COMPARE_OPTIONS } from "../../src/report/compareResults.js";
 import { runCompare } from "../../src/report/runCompare.js";
 

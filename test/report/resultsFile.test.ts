@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { DataFormatError, UsageError } from "../../src/errors.js";
 import { resolveResultsFile, resolveResultsFiles } from "../../src/report/locateResults.js";
-import { parsePythonJson, quoteNonFiniteTokens } from "../../src/report/pythonJson.js";
+import { parsePythonJson, quoteNonFiniteTokens } from "../../src/io/pythonJson.js";
 import { parseResultsJson, pretrainedFromModelArgs, readResultsFile } from "../../src/report/resultsFile.js";
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");

@@ -16,7 +16,7 @@ import { normaliseModelName } from "../../src/report/modelName.js";
 import { renderTable3Csv, renderTable3Markdown } from "../../src/report/renderTable3.js";
 import { renderTable3Svg } from "../../src/report/renderSvg.js";
 import { loadTable3 } from "../../src/report/runTable.js";
-import { tableMain } from "../../src/report/tableCommand.js";
+import { tableMain } from "../../src/cli/tableCommand.js";
 import { checkWellFormedXml } from "./wellFormedXml.js";
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");

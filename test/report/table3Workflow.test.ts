@@ -11,7 +11,7 @@ import { DEFAULT_MODEL_DIR } from "../../src/cli/runCommand.js";
 import { UsageError } from "../../src/errors.js";
 import { runCompare } from "../../src/report/runCompare.js";
 import { readResultsFile } from "../../src/report/resultsFile.js";
-import { harnessEvaluator, table3Main } from "../../src/report/table3Command.js";
+import { table3Evaluator, table3Main } from "../../src/cli/table3Command.js";
 import { runTable3, sanitiseModelName, table3CacheFile, table3ModelList } from "../../src/report/table3Workflow.js";
 import { checkWellFormedXml } from "./wellFormedXml.js";
 
@@ -84,7 +84,7 @@ describe("table3 end to end on the tiny fixture checkpoints", () => {
             const a = { ...args(outputPath, modelList.join(",")), use_cache: undefined, log_samples: true };
             return runTable3(
                 { models: modelList, family: "mamba1", device: undefined, batchSize: undefined, outputPath, useCache: undefined, reference: "paper", log: () => {} },
-                harnessEvaluator(io, a, () => ahead),
+                table3Evaluator(io, a, undefined, () => ahead),
             );
         };
         await run(join(work, "alone"), false);

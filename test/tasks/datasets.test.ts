@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { docHash } from "../../src/harness/samples.js";
+import { docHash } from "../../src/evaluator/samples.js";
 import { loadTaskDocs } from "../../src/tasks/datasets.js";
 import { loadHubRows, resolveSplitFiles } from "../../src/tasks/hubParquet.js";
 import { getTask } from "../../src/tasks/registry.js";

@@ -1,9 +1,9 @@
 /** Shared paths and helpers for the task tests. */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Instance } from "../../src/harness/requests.js";
-import { pyJsonDumps } from "../../src/harness/pyjson.js";
-import { sha256Hex } from "../../src/harness/samples.js";
+import type { Instance } from "../../src/evaluator/requests.js";
+import { pyJsonDumps } from "../../src/io/pyjson.js";
+import { sha256Hex } from "../../src/evaluator/samples.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 /** The real task data (read-only, outside the repo). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildTaskRequests, docLimit, isMultipleInput, processResults } from "../../src/harness/requests.js";
+import { buildTaskRequests, docLimit, isMultipleInput, processResults } from "../../src/evaluator/requests.js";
 import { loadTaskDocs } from "../../src/tasks/datasets.js";
 import { getTask } from "../../src/tasks/registry.js";
 import type { Doc } from "../../src/tasks/types.js";
