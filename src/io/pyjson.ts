@@ -1,14 +1,10 @@
 /**
  * Python-compatible JSON for lm-eval's files: `json.dumps(..., ensure_ascii=False)` with or without `indent`,
  * Python's float repr, a marker for floats that must print as floats even when integral, Python's repr of a
- * dict (the table header's model_args), and atomic file writes.
+ * dict (the table header's model_args).
  *
- * API: `PyFloat`/`pyFloat`, `JsonLike`, `pyFloatRepr`, `pyJsonDumps`, `pyRepr`, `writeFileAtomic`.
+ * API: `PyFloat`/`pyFloat`, `JsonLike`, `pyFloatRepr`, `pyJsonDumps`, `pyRepr`.
  */
-import { randomBytes } from "node:crypto";
-import { rename, rm, writeFile } from "node:fs/promises";
-import { makeDirs } from "./dirs.js";
-import path from "node:path";
 
 /**
  * A float that must print as a Python float even when it is integral (`1.0`, not `1`). Plain JS numbers print as
@@ -141,17 +137,4 @@ function pyStringRepr(s: string): string {
         else out += ch;
     }
     return out + quote;
-}
-
-/** Writes a file through a temporary sibling and a rename, creating the folder; no partial file is ever visible. */
-export async function writeFileAtomic(file: string, content: string): Promise<void> {
-    makeDirs(path.dirname(file));
-    const temp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-    try {
-        await writeFile(temp, content, "utf8");
-        await rename(temp, file);
-    } catch (error) {
-        await rm(temp, { force: true });
-        throw error;
-    }
 }
