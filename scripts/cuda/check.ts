@@ -60,7 +60,7 @@ interface ReferenceMeta {
 
 async function loadFixtureCheckpoint(dir: string): Promise<Checkpoint> {
     const { config: declared } = await loadMambaConfig(dir);
-    const weights = await findWeightFiles(dir);
+    const weights = await findWeightFiles(dir, declared.layout);
     const { config, tensors } = mapCheckpointTensors(await weights.read(), declared, weights.entry);
     return { dir, config, tensors, fingerprint: "" };
 }

@@ -3,7 +3,7 @@
  * needs one (score/generate with token ids load none).
  */
 import os from "node:os";
-import { loadCheckpoint, resolveModelDir } from "../model/loadModel.js";
+import { checkTokenizerFits, loadCheckpoint, resolveModelDir } from "../model/loadModel.js";
 import { checkMemory } from "../model/memoryGuard.js";
 import { loadTokenizer, type TextTokenizer } from "../model/tokenizer.js";
 import type { Backend } from "../backend/Backend.js";
@@ -58,6 +58,7 @@ export async function openModel(options: OpenModelOptions): Promise<OpenedModel>
     const dir = await resolveModelDir(options.pretrained, options.hub);
     const checkpoint = await loadCheckpoint(dir);
     const tokenizer = options.needTokenizer === false ? undefined : await loadTokenizer(options.tokenizer, dir, options.hub);
+    if (tokenizer !== undefined) checkTokenizerFits(tokenizer, checkpoint);
     if (tokenizer !== undefined) options.onTokenizer?.(tokenizer);
     const weightType = options.dtype === "bfloat16" ? "bf16" : "f32";
     // Refuse, with a remedy, before loading what would not fit (host memory; the GPU checks its own on allocation).

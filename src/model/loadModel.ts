@@ -3,16 +3,19 @@
  *
  * `--model` is a local checkpoint folder or a hub id (downloaded into the Hugging Face cache through hub.ts).
  * A checkpoint is its config.json plus one TensorSource per canonical weight (headers only; no weight bytes read).
+ * Every file is checked to be a regular file before it is opened, and config.json is read under a size limit
+ * (src/io/safeFile.ts), so a FIFO or a device in a checkpoint folder is refused instead of blocking the run.
  */
 import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import { DownloadError, UsageError } from "../errors.js";
-import { findWeightFiles, preferredWeightFile } from "./checkpointFiles.js";
-import { loadMambaConfig } from "./config.js";
-import { hubSnapshot, isHubRepoId, type HubOptions, type SnapshotChooser } from "../hub/hub.js";
+import { ConfigError, DownloadError, UsageError } from "../errors.js";
+import { describeFileKind, FileAccessError, readSmallFile, SIZE_LIMITS, decodeUtf8Strict } from "../io/safeFile.js";
+import { findWeightFiles, preferredWeightFile, weightChoiceNote } from "./checkpointFiles.js";
+import { parseMambaConfig } from "./config.js";
+import { hubDownloadFile, hubSnapshot, isHubRepoId, type HubOptions, type SnapshotChooser } from "../hub/hub.js";
 import { loadTokenizer, type TextTokenizer } from "./tokenizer.js";
-import type { Checkpoint, TensorSource } from "./types.js";
+import type { Checkpoint, CheckpointLayout, MambaConfig, TensorSource } from "./types.js";
 import { mapCheckpointTensors } from "./weightMap.js";
 
 /**
@@ -33,11 +36,33 @@ export async function checkpointFingerprint(configBytes: Uint8Array, tensors: re
     return hash.digest("hex");
 }
 
-/** Loads the checkpoint in `dir`: config.json + the preferred weight format → canonical, shape-checked tensors. */
-export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
+/** Reads and normalises `<dir>/config.json` (a regular file of at most 16 MiB, UTF-8 JSON); also returns its bytes. */
+export async function readCheckpointConfig(dir: string): Promise<{ config: MambaConfig; bytes: Buffer; file: string }> {
+    const file = path.join(dir, "config.json");
+    let bytes: Buffer;
+    let json: unknown;
+    try {
+        bytes = await readSmallFile(file, { limit: SIZE_LIMITS.config, what: "a config.json" });
+        json = JSON.parse(decodeUtf8Strict(bytes, file));
+    } catch (e) {
+        if (e instanceof FileAccessError) {
+            throw new ConfigError(e.code === "ENOENT" ? `${file}: cannot read the model's config.json (no such file)` : e.message);
+        }
+        throw new ConfigError(`${file}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
+    }
+    return { config: parseMambaConfig(json, file), bytes, file };
+}
+
+/**
+ * Loads the checkpoint in `dir`: config.json + the weight format its layout's Python loader reads → canonical,
+ * shape-checked tensors. `note` receives a line when the folder holds several weight formats (which one is read).
+ */
+export async function loadCheckpoint(dir: string, note?: (line: string) => void): Promise<Checkpoint> {
     const absolute = path.resolve(dir);
-    const { config: declared, bytes } = await loadMambaConfig(absolute);
-    const weights = await findWeightFiles(absolute);
+    const { config: declared, bytes } = await readCheckpointConfig(absolute);
+    const weights = await findWeightFiles(absolute, declared.layout);
+    const choice = weightChoiceNote(weights, declared.layout);
+    if (choice !== undefined) note?.(choice);
     const raw = await weights.read();
     const { config, tensors } = mapCheckpointTensors(raw, declared, weights.entry);
     return { dir: absolute, config, tensors, fingerprint: await checkpointFingerprint(bytes, tensors) };
@@ -46,16 +71,30 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
 /** Options for resolving a hub id (all default from the HF_* environment variables; see hub.ts). */
 export type ResolveModelOptions = Omit<HubOptions, "repoType">;
 
-/** The files of a hub model repo needed to load it: config, the preferred weights (and their shards), tokenizer. */
-const modelFilesToFetch: SnapshotChooser = async (files, readIndex, where) => {
-    const weights = preferredWeightFile(files);
-    if (!files.includes("config.json")) throw new DownloadError(`${where}: has no config.json`);
-    if (weights === undefined) throw new DownloadError(`${where}: has no weights (model.safetensors or pytorch_model.bin)`);
-    const wanted = ["config.json", weights];
-    if (weights.endsWith(".index.json")) wanted.push(...(await readIndex(weights)));
-    if (files.includes("tokenizer.json")) wanted.push("tokenizer.json");
-    return wanted;
-};
+/** The layout of a hub repo's config.json (fetched into the cache). */
+async function hubLayout(model: string, opts: ResolveModelOptions): Promise<CheckpointLayout> {
+    const file = await hubDownloadFile(model, "config.json", { ...opts, repoType: "model" });
+    return (await readCheckpointConfig(path.dirname(file))).config.layout;
+}
+
+/**
+ * The files of a hub model repo needed to load it: config, the weights its layout's loader reads (and their shards),
+ * tokenizer. The layout (config.json) is read first only when the repo holds both weight formats.
+ */
+function modelFilesToFetch(model: string, opts: ResolveModelOptions): SnapshotChooser {
+    return async (files, readIndex, where) => {
+        if (!files.includes("config.json")) throw new DownloadError(`${where}: has no config.json`);
+        const hasTorch = files.some((f) => f.startsWith("pytorch_model.bin"));
+        const hasSafetensors = files.some((f) => f.startsWith("model.safetensors"));
+        const layout: CheckpointLayout = hasTorch && hasSafetensors ? await hubLayout(model, opts) : "mamba_ssm";
+        const weights = preferredWeightFile(files, layout);
+        if (weights === undefined) throw new DownloadError(`${where}: has no weights (model.safetensors or pytorch_model.bin)`);
+        const wanted = ["config.json", weights];
+        if (weights.endsWith(".index.json")) wanted.push(...(await readIndex(weights)));
+        if (files.includes("tokenizer.json")) wanted.push("tokenizer.json");
+        return wanted;
+    };
+}
 
 /**
  * `--model` → a local folder: an existing directory as is; otherwise a hub id "org/name" whose config, weights and
@@ -64,11 +103,25 @@ const modelFilesToFetch: SnapshotChooser = async (files, readIndex, where) => {
 export async function resolveModelDir(model: string, opts: ResolveModelOptions = {}): Promise<string> {
     const local = await stat(model).catch(() => undefined);
     if (local?.isDirectory()) return path.resolve(model);
-    if (local) throw new UsageError(`--model ${model}: is a file; expected a checkpoint folder or a hub id such as state-spaces/mamba-130m`);
+    if (local) throw new UsageError(`--model ${model}: is ${describeFileKind(local)}; expected a checkpoint folder or a hub id such as state-spaces/mamba-130m`);
     if (!isHubRepoId(model)) {
         throw new UsageError(`--model ${model}: no such folder, and not a hub id of the form org/name`);
     }
-    return hubSnapshot(model, { ...opts, repoType: "model" }, modelFilesToFetch);
+    return hubSnapshot(model, { ...opts, repoType: "model" }, modelFilesToFetch(model, opts));
+}
+
+/**
+ * Refuses a tokenizer whose ids do not all have a row in the model's embedding (every id it can produce must be a
+ * row of the embedding and of the LM head).
+ */
+export function checkTokenizerFits(tokenizer: Pick<TextTokenizer, "vocabSize" | "source">, checkpoint: Pick<Checkpoint, "dir" | "config">): void {
+    const rows = checkpoint.config.paddedVocabSize;
+    if (tokenizer.vocabSize > rows) {
+        throw new ConfigError(
+            `the tokenizer's vocabulary (${tokenizer.vocabSize} ids, ${tokenizer.source}) does not fit the model's embedding ` +
+                `(${rows} rows, ${checkpoint.dir}): use the tokenizer the model was trained with (--tokenizer)`,
+        );
+    }
 }
 
 /** A loaded model: the checkpoint and the tokenizer to feed it. */
@@ -81,5 +134,7 @@ export interface LoadedModel {
 export async function loadModel(model: string, tokenizer: string | undefined, opts: ResolveModelOptions = {}): Promise<LoadedModel> {
     const dir = await resolveModelDir(model, opts);
     const checkpoint = await loadCheckpoint(dir);
-    return { checkpoint, tokenizer: await loadTokenizer(tokenizer, dir, opts) };
+    const loaded = await loadTokenizer(tokenizer, dir, opts);
+    checkTokenizerFits(loaded, checkpoint);
+    return { checkpoint, tokenizer: loaded };
 }

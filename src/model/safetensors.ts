@@ -5,8 +5,8 @@
  * "__metadata__"?: {...}}`, then the data; offsets are relative to the byte after the header. Only headers are read.
  * Sharded checkpoints have `model.safetensors.index.json` with `weight_map: {tensor name: shard file}`.
  */
-import { open } from "node:fs/promises";
 import { CheckpointFormatError } from "../errors.js";
+import { FileAccessError, openRegularFile } from "../io/safeFile.js";
 import { readShardedIndex } from "./shardedIndex.js";
 import { DTYPE_BYTES, elementCount } from "./tensorData.js";
 import type { TensorDType, TensorSource } from "./types.js";
@@ -70,11 +70,11 @@ function checkNoOverlaps(file: string, tensors: TensorSource[]): void {
 
 /** Parses one .safetensors file's header → its tensors (only F32/F16/BF16 accepted), in header order. */
 export async function readSafetensorsHeader(file: string): Promise<TensorSource[]> {
-    const handle = await open(file, "r").catch(() => {
-        throw new CheckpointFormatError(`${file}: cannot open the safetensors file`);
+    const { handle, size } = await openRegularFile(file).catch((e: unknown) => {
+        const why = e instanceof FileAccessError && e.code === "ENOTREG" ? e.reason : "cannot open the safetensors file";
+        throw new CheckpointFormatError(`${file}: ${why}`);
     });
     try {
-        const { size } = await handle.stat();
         const lengthBytes = Buffer.alloc(8);
         if (size < 8 || (await handle.read(lengthBytes, 0, 8, 0)).bytesRead !== 8) {
             throw new CheckpointFormatError(`${file}: too short for a safetensors file (${size} bytes)`);

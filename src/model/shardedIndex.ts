@@ -2,9 +2,9 @@
  * Sharded checkpoints (`model.safetensors.index.json`, `pytorch_model.bin.index.json`): a JSON file whose
  * `weight_map` maps each tensor name to the shard file holding it, in the same folder.
  */
-import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { CheckpointFormatError } from "../errors.js";
+import { decodeUtf8Strict, FileAccessError, readSmallFile, requireRegularFile, SIZE_LIMITS } from "../io/safeFile.js";
 import type { TensorSource } from "./types.js";
 
 /** A shard file name from an index must stay inside the checkpoint folder. */
@@ -25,8 +25,9 @@ export async function readShardedIndex(
 ): Promise<TensorSource[]> {
     let index: unknown;
     try {
-        index = JSON.parse(await readFile(indexFile, "utf8"));
+        index = JSON.parse(decodeUtf8Strict(await readSmallFile(indexFile, { limit: SIZE_LIMITS.index, what: "an index file" }), indexFile));
     } catch (e) {
+        if (e instanceof FileAccessError) throw new CheckpointFormatError(e.message);
         throw new CheckpointFormatError(`${indexFile}: cannot read the index as JSON (${(e as Error).message.split("\n")[0]})`);
     }
     const weightMap = (index as { weight_map?: unknown } | null)?.weight_map;
@@ -45,7 +46,8 @@ export async function readShardedIndex(
     }
     const tensors: TensorSource[] = [];
     for (const [file, names] of [...byShard].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-        await stat(file).catch(() => {
+        await requireRegularFile(file).catch((e: unknown) => {
+            if (e instanceof FileAccessError && e.code !== "ENOENT") throw new CheckpointFormatError(`${indexFile}: shard ${e.message}`);
             throw new CheckpointFormatError(`${indexFile}: shard ${path.basename(file)} is missing from ${dir}`);
         });
         const shardTensors = await readShard(file);

@@ -6,12 +6,13 @@
  * file, a folder holding tokenizer.json, or a hub id (its tokenizer.json through hub.ts); default
  * "EleutherAI/gpt-neox-20b", the tokenizer lm-eval's mamba_ssm wrapper defaults to.
  */
-import { readFile, stat } from "node:fs/promises";
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { stat } from "node:fs/promises";
 import { gunzipSync } from "node:zlib";
 import path from "node:path";
 import { Tokenizer } from "tokenizers";
 import { ConfigError, UsageError } from "../errors.js";
+import { decodeUtf8Strict, describeFileKind, FileAccessError, readSmallFile, SIZE_LIMITS } from "../io/safeFile.js";
 import { hubDownloadFile, isHubRepoId, type HubOptions } from "../hub/hub.js";
 
 /** What the harness needs from a tokenizer. */
@@ -28,6 +29,8 @@ export interface TextTokenizer {
     vocabSize: number;
     /** The tokenizer file it was loaded from. */
     source: string;
+    /** sha256 of the tokenizer.json text (decompressed when the file is .gz): what the request cache is bound to. */
+    contentSha256: string;
     /** See `splitsBeforeSpace`: encode(a + b) = encode(a) ++ encode(b) when a ends in a non-space and b starts with " ". */
     splitsBeforeSpace: boolean;
 }
@@ -74,13 +77,19 @@ const EOS_CANDIDATES = ["<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>"];
 /** eos_token from a tokenizer_config.json / special_tokens_map.json beside the tokenizer file, if any. */
 async function declaredEosToken(dir: string): Promise<string | undefined> {
     for (const name of ["tokenizer_config.json", "special_tokens_map.json"]) {
-        const text = await readFile(path.join(dir, name), "utf8").catch(() => undefined);
-        if (text === undefined) continue;
+        const file = path.join(dir, name);
+        let text: string;
+        try {
+            text = decodeUtf8Strict(await readSmallFile(file, { limit: SIZE_LIMITS.config, what: `a ${name}` }), file);
+        } catch (e) {
+            if (e instanceof FileAccessError && e.code === "ENOENT") continue;
+            throw new ConfigError((e as Error).message);
+        }
         let json: unknown;
         try {
             json = JSON.parse(text);
         } catch {
-            throw new ConfigError(`${path.join(dir, name)}: not valid JSON`);
+            throw new ConfigError(`${file}: not valid JSON`);
         }
         const eos = (json as { eos_token?: unknown } | null)?.eos_token;
         if (typeof eos === "string") return eos;
@@ -91,14 +100,22 @@ async function declaredEosToken(dir: string): Promise<string | undefined> {
     return undefined;
 }
 
+/** Largest decompressed tokenizer.json accepted from a .gz file. */
+const MAX_TOKENIZER_JSON = SIZE_LIMITS.tokenizer;
+
 /** Loads a tokenizer.json file (or a gzip-compressed tokenizer.json.gz) as a `TextTokenizer`. */
 export async function loadTokenizerFile(file: string): Promise<TextTokenizer> {
     let tokenizer: Tokenizer;
     let config: unknown;
+    let json: string;
     try {
         // A gzip-compressed tokenizer.json (file name ending in .gz) is accepted too: the bundled default ships one.
-        const raw = readFileSync(file);
-        const json = (file.endsWith(".gz") ? gunzipSync(raw) : raw).toString("utf8");
+        const raw = await readSmallFile(file, { limit: SIZE_LIMITS.tokenizer, what: "a tokenizer.json" });
+        json = decodeUtf8Strict(file.endsWith(".gz") ? gunzipSync(raw, { maxOutputLength: MAX_TOKENIZER_JSON }) : raw, file);
+    } catch (e) {
+        throw new ConfigError(e instanceof FileAccessError ? e.message : `${file}: cannot load as a tokenizer.json (${(e as Error).message.split("\n")[0]})`);
+    }
+    try {
         tokenizer = Tokenizer.fromString(json);
         config = JSON.parse(json);
     } catch (e) {
@@ -127,12 +144,9 @@ export async function loadTokenizerFile(file: string): Promise<TextTokenizer> {
         eosTokenId,
         vocabSize: tokenizer.getVocabSize(true),
         source: file,
+        contentSha256: createHash("sha256").update(json, "utf8").digest("hex"),
         splitsBeforeSpace: splitsBeforeSpace(config),
     };
-}
-
-async function isFile(p: string): Promise<boolean> {
-    return (await stat(p).catch(() => undefined))?.isFile() ?? false;
 }
 
 /** `--tokenizer` (or the default) → a tokenizer file on disk. */
@@ -141,9 +155,12 @@ async function resolveTokenizerFile(spec: string, hubOpts: Omit<HubOptions, "rep
     if (info?.isFile()) return path.resolve(spec);
     if (info?.isDirectory()) {
         const file = path.resolve(spec, "tokenizer.json");
-        if (await isFile(file)) return file;
+        const inside = await stat(file).catch(() => undefined);
+        if (inside?.isFile()) return file;
+        if (inside) throw new UsageError(`--tokenizer ${spec}: its tokenizer.json is ${describeFileKind(inside)}, not a regular file`);
         throw new UsageError(`--tokenizer ${spec}: the folder has no tokenizer.json`);
     }
+    if (info) throw new UsageError(`--tokenizer ${spec}: is ${describeFileKind(info)}; expected a tokenizer.json file, a folder holding one, or a hub id`);
     if (!isHubRepoId(spec)) throw new UsageError(`--tokenizer ${spec}: no such file or folder, and not a hub id of the form org/name`);
     return hubDownloadFile(spec, "tokenizer.json", { ...hubOpts, repoType: "model" });
 }
@@ -159,7 +176,8 @@ export async function loadTokenizer(
 ): Promise<TextTokenizer> {
     if (modelDir !== undefined) {
         const inModel = path.join(modelDir, "tokenizer.json");
-        if (await isFile(inModel)) return loadTokenizerFile(inModel);
+        // Anything at that name is the model's tokenizer: a FIFO or a folder there is refused by the load, not skipped.
+        if (await stat(inModel).catch(() => undefined)) return loadTokenizerFile(inModel);
     }
     return loadTokenizerFile(await resolveTokenizerFile(spec ?? DEFAULT_TOKENIZER, hubOpts));
 }

@@ -8,8 +8,8 @@
  * {file, offset = its data entry's offset + storage_offset × element size, shape, dtype}; tensors must be contiguous
  * (row-major). Tensors that share a storage (a tied lm_head) resolve to the same bytes.
  */
-import { open } from "node:fs/promises";
 import { CheckpointFormatError } from "../errors.js";
+import { FileAccessError, openRegularFile } from "../io/safeFile.js";
 import { PyDict, PyGlobal, PyTuple, restrictedUnpickle, type PyValue, type UnpickleHooks } from "./pickle.js";
 import { DTYPE_BYTES, elementCount } from "./tensorData.js";
 import type { TensorDType, TensorSource } from "./types.js";
@@ -171,8 +171,9 @@ function archivePrefix(archive: ZipArchive): string {
 
 /** Refuses the legacy (pre-1.6, non-zip) torch.save format and other non-zip files with a clear message. */
 async function requireZip(file: string): Promise<void> {
-    const handle = await open(file, "r").catch(() => {
-        throw new CheckpointFormatError(`${file}: cannot open the PyTorch checkpoint`);
+    const { handle } = await openRegularFile(file).catch((e: unknown) => {
+        const why = e instanceof FileAccessError && e.code === "ENOTREG" ? e.reason : "cannot open the PyTorch checkpoint";
+        throw new CheckpointFormatError(`${file}: ${why}`);
     });
     try {
         const head = Buffer.alloc(4);

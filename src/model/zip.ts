@@ -3,9 +3,18 @@
  * (uncompressed) entry's bytes start, so tensors can be memory-mapped in place. ZIP64 records are honoured.
  * Compressed or encrypted entries are refused by name (torch.save writes every entry stored).
  */
-import { open, type FileHandle } from "node:fs/promises";
+import { type FileHandle } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import { CheckpointFormatError } from "../errors.js";
+import { FileAccessError, openRegularFile } from "../io/safeFile.js";
+
+/** Opens the archive after checking it is a regular file (a FIFO never blocks the open). */
+async function openArchive(file: string): Promise<{ handle: FileHandle; size: number }> {
+    return openRegularFile(file).catch((e: unknown) => {
+        const why = e instanceof FileAccessError && e.code === "ENOTREG" ? e.reason : "cannot open the zip archive";
+        throw new CheckpointFormatError(`${file}: ${why}`);
+    });
+}
 
 /** One file inside the archive. */
 export interface ZipEntry {
@@ -32,6 +41,8 @@ const ZIP64_EOCD_SIGNATURE = 0x06064b50;
 const CENTRAL_SIGNATURE = 0x02014b50;
 const LOCAL_SIGNATURE = 0x04034b50;
 const EOCD_SIZE = 22;
+/** Most bytes read whole from an archive: its central directory, or one entry such as data.pkl (MiB in practice). */
+const MAX_READ_WHOLE = 256 * 1024 * 1024;
 const MAX_COMMENT = 0xffff;
 
 async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
@@ -77,6 +88,7 @@ async function findCentralDirectory(handle: FileHandle, file: string, fileSize: 
         }
     }
     if (offset + size > fileSize) throw new CheckpointFormatError(`${file}: zip central directory runs past the end of the file`);
+    if (size > MAX_READ_WHOLE) throw new CheckpointFormatError(`${file}: zip central directory of ${size} bytes is not sane (limit ${MAX_READ_WHOLE})`);
     return [offset, size, count];
 }
 
@@ -107,11 +119,8 @@ function applyZip64Extra(
 
 /** Reads the central directory and every entry's local header (to find where its data starts). */
 export async function readZipArchive(file: string): Promise<ZipArchive> {
-    const handle = await open(file, "r").catch(() => {
-        throw new CheckpointFormatError(`${file}: cannot open the zip archive`);
-    });
+    const { handle, size: fileSize } = await openArchive(file);
     try {
-        const { size: fileSize } = await handle.stat();
         const [cdOffset, cdSize, count] = await findCentralDirectory(handle, file, fileSize);
         const directory = await readAt(handle, cdOffset, cdSize);
         const entries = new Map<string, ZipEntry>();
@@ -165,7 +174,8 @@ export function requireStored(archive: ZipArchive, entry: ZipEntry): void {
 /** Reads a whole stored entry (for small ones such as data.pkl) and checks its CRC-32. */
 export async function readZipEntry(archive: ZipArchive, entry: ZipEntry): Promise<Buffer> {
     requireStored(archive, entry);
-    const handle = await open(archive.file, "r");
+    if (entry.size > MAX_READ_WHOLE) throw new CheckpointFormatError(`${archive.file}: zip entry ${entry.name} of ${entry.size} bytes is too large to read whole (limit ${MAX_READ_WHOLE})`);
+    const { handle } = await openArchive(archive.file);
     try {
         const bytes = await readAt(handle, entry.dataOffset, entry.size);
         if (bytes.length !== entry.size || crc32(bytes) !== entry.crc32) {

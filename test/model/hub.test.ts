@@ -81,7 +81,9 @@ beforeAll(async () => {
     repos.set("models:org/tiny", new Map([
         ["config.json", { body: Buffer.from(JSON.stringify(CONFIG)), lfs: false }],
         ["model.safetensors", { body: weights, lfs: true }],
-        ["pytorch_model.bin", { body: Buffer.from("never fetched: safetensors is preferred"), lfs: true }],
+        // Both formats, as some repos have: a mamba_ssm-layout checkpoint is read from pytorch_model.bin, as
+        // mamba_ssm's from_pretrained reads it; model.safetensors is never fetched.
+        ["pytorch_model.bin", { body: await readFile(path.join(import.meta.dirname, "fixtures/tiny-mamba1-bin/pytorch_model.bin")), lfs: true }],
         ["README.md", { body: Buffer.from("# tiny"), lfs: false }],
     ]));
     repos.set("models:org/files", new Map([
@@ -174,7 +176,7 @@ describe("resolveModelDir with a hub id", () => {
     it("fetches config and the preferred weights into a snapshot that loads, then works offline", async () => {
         const dir = await resolveModelDir("org/tiny", opts());
         expect(dir).toBe(path.join(root, "cache", "models--org--tiny", "snapshots", COMMIT));
-        expect((await readdir(dir)).sort()).toEqual(["config.json", "model.safetensors"]);
+        expect((await readdir(dir)).sort()).toEqual(["config.json", "pytorch_model.bin"]);
         const ckpt = await loadCheckpoint(dir);
         expect(ckpt.config.paddedVocabSize).toBe(16);
         expect(await resolveModelDir("org/tiny", opts({ offline: true }))).toBe(dir);

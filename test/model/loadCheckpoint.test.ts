@@ -1,4 +1,4 @@
-import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { copyFile, cp, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -102,7 +102,7 @@ describe("loadCheckpoint (safetensors)", () => {
         await mkdir(dir);
         await expect(loadCheckpoint(dir)).rejects.toThrow(/config\.json: cannot read/);
         await writeFile(path.join(dir, "config.json"), JSON.stringify(MAMBA1));
-        await expect(loadCheckpoint(dir)).rejects.toThrow(/no weights found; expected one of model\.safetensors\.index\.json/);
+        await expect(loadCheckpoint(dir)).rejects.toThrow(/no weights found; expected one of pytorch_model\.bin, pytorch_model\.bin\.index\.json, model\.safetensors/);
     });
 });
 
@@ -117,13 +117,24 @@ describe("loadCheckpoint (pytorch_model.bin written by the Python stdlib emulati
         expect(Array.from(await readTensorF32(byName.get("backbone.norm_f.weight")!))).toEqual([11.25, 11.5, 11.75, 12]);
     });
 
-    it("prefers model.safetensors when the folder has both formats", async () => {
+    it("reads what the layout's Python loader reads when the folder has both formats, and says so", async () => {
+        // mamba_ssm layout: MambaLMHeadModel.from_pretrained reads pytorch_model.bin only.
         const dir = await makeCheckpoint(
             { d_model: 4, n_layer: 1, vocab_size: 10, ssm_cfg: { d_state: 2, d_conv: 2 }, rms_norm: true, pad_vocab_size_multiple: 8 },
             (c) => modelTensorSpecs(c, "mamba_ssm", 16, false),
         );
         await copyFile(path.join(fixtures, "tiny-mamba1-bin", "pytorch_model.bin"), path.join(dir, "pytorch_model.bin"));
-        const ckpt = await loadCheckpoint(dir);
-        expect(new Set(ckpt.tensors.map((t) => path.basename(t.file)))).toEqual(new Set(["model.safetensors"]));
+        const notes: string[] = [];
+        const ckpt = await loadCheckpoint(dir, (line) => notes.push(line));
+        expect(new Set(ckpt.tensors.map((t) => path.basename(t.file)))).toEqual(new Set(["pytorch_model.bin"]));
+        expect(notes).toEqual([`${dir} holds pytorch_model.bin and model.safetensors: reading pytorch_model.bin, as mamba_ssm's MambaLMHeadModel.from_pretrained (lm-eval --model mamba_ssm) does`]);
+        // transformers layout: from_pretrained prefers model.safetensors.
+        const hf = path.join(dir, "..", "hf-both");
+        await cp(path.join(fixtures, "../../../fixtures/mamba1-hf"), hf, { recursive: true });
+        await writeFile(path.join(hf, "pytorch_model.bin"), "not read: transformers prefers model.safetensors");
+        const hfNotes: string[] = [];
+        const hfCkpt = await loadCheckpoint(hf, (line) => hfNotes.push(line));
+        expect(new Set(hfCkpt.tensors.map((t) => path.basename(t.file)))).toEqual(new Set(["model.safetensors"]));
+        expect(hfNotes[0]).toMatch(/reading model\.safetensors, as transformers' from_pretrained \(lm-eval --model hf\) does$/);
     });
 });
