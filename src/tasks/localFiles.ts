@@ -16,12 +16,14 @@
  *                                                                                → {sentence, option1, option2, answer}
  *
  * API: `localDataFiles(taskName)` (relative paths read), `loadLocalRows(dataDir, taskName)` → rows before
- * process_docs. A missing or malformed file throws DataFormatError naming the file and line.
+ * process_docs, `loadLocalSource` → the same with each row's file:line. A missing or malformed file throws
+ * DataFormatError naming the file and line: a file that is not a regular file (a FIFO is never opened for a blocking
+ * read), one over 512 MiB, bytes that are not UTF-8 (never replaced silently), a file without any document.
  */
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { DataFormatError } from "../errors.js";
+import { decodeUtf8Strict, FileAccessError, readSmallFile, SIZE_LIMITS } from "../io/safeFile.js";
 import type { Doc, DocValue } from "./types.js";
 
 type RowConverter = (record: unknown, where: string) => Doc;
@@ -63,9 +65,17 @@ export function localDataFiles(taskName: string): string[] {
 
 /** Reads a task's original file(s) under `dataDir` and returns HF-schema rows in file order. */
 export async function loadLocalRows(dataDir: string, taskName: string): Promise<Doc[]> {
+    return (await loadLocalSource(dataDir, taskName)).rows;
+}
+
+/** loadLocalRows, with the "file:line" each row was read from (for messages about a document). */
+export async function loadLocalSource(dataDir: string, taskName: string): Promise<{ rows: Doc[]; locations: string[] }> {
     const source = sourceOf(taskName);
     const file = path.join(dataDir, source.file);
-    const rows = (await readLines(file)).map(({ text, line }) => source.convert(parseJson(text, `${file}:${line}`), `${file}:${line}`));
+    const lines = await readLines(file);
+    if (lines.length === 0) throw new DataFormatError(`${file}: holds no documents (the file is empty)`);
+    const locations = lines.map(({ line }) => `${file}:${line}`);
+    const rows = lines.map(({ text }, i) => source.convert(parseJson(text, locations[i]!), locations[i]!));
     if (source.labels) {
         const labelFile = path.join(dataDir, source.labels);
         const labels = await readLines(labelFile);
@@ -78,7 +88,7 @@ export async function loadLocalRows(dataDir: string, taskName: string): Promise<
             rows[i]!["label"] = Number(label);
         });
     }
-    return rows;
+    return { rows, locations };
 }
 
 function sourceOf(taskName: string): LocalSource {
@@ -90,8 +100,9 @@ function sourceOf(taskName: string): LocalSource {
 async function readLines(file: string): Promise<{ text: string; line: number }[]> {
     let content: string;
     try {
-        content = await readFile(file, "utf8");
+        content = decodeUtf8Strict(await readSmallFile(file, { limit: SIZE_LIMITS.data, what: "a task data file" }), file);
     } catch (error) {
+        if (error instanceof FileAccessError && error.code !== "ENOENT") throw new DataFormatError(error.message);
         const code = (error as NodeJS.ErrnoException).code;
         // A folder laid out like ../shared/data has HellaSwag only in llama.cpp's derived text form, which lacks
         // ctx_a/ctx_b and so cannot give lm-eval's prompts: say so instead of a bare ENOENT.
