@@ -100,29 +100,42 @@ export async function evaluate(lm: LM, options: EvaluateOptions): Promise<TaskEv
     if (answers.length !== pooled.length) throw new Error(`the LM returned ${answers.length} answers for ${pooled.length} requests`);
     options.onScored?.();
     const iters = options.bootstrapIters ?? DEFAULT_BOOTSTRAP_ITERS;
+    const signal = options.lm?.signal;
     let offset = 0;
-    return plans.map((plan) => {
+    const evaluations: TaskEvaluation[] = [];
+    for (const plan of plans) {
         const taskAnswers = answers.slice(offset, offset + plan.requests.length);
         offset += plan.requests.length;
-        return scoreTask(plan, taskAnswers, iters, options.logSamples === true);
-    });
+        evaluations.push(await scoreTask(plan, taskAnswers, iters, options.logSamples === true, signal));
+    }
+    return evaluations;
 }
 
-/** Per-document metrics, aggregate and samples of one task from its answers. */
-function scoreTask(plan: TaskPlan, answers: LoglikelihoodResult[], bootstrapIters: number, logSamples: boolean): TaskEvaluation {
+/** Documents whose metrics are computed between two turns of the event loop (a signal is seen between them). */
+const DOCS_PER_TURN = 1000;
+
+/** Per-document metrics, aggregate and samples of one task from its answers; stops when `signal` aborts. */
+async function scoreTask(plan: TaskPlan, answers: LoglikelihoodResult[], bootstrapIters: number, logSamples: boolean, signal: AbortSignal | undefined): Promise<TaskEvaluation> {
     const { task, docs, requests } = plan;
     const multipleInput = isMultipleInput(task, docs);
     const docMetrics: DocMetrics[] = [];
     const samples: SampleRecord[] = [];
     let at = 0;
-    docs.forEach((doc, docId) => {
+    for (let docId = 0; docId < docs.length; docId++) {
+        if (docId % DOCS_PER_TURN === 0) {
+            await new Promise((resolve) => setImmediate(resolve));
+            signal?.throwIfAborted();
+        }
+        const doc = docs[docId]!;
         const start = at;
         while (at < requests.length && requests[at]!.docId === docId) at++;
         const docAnswers = answers.slice(start, at);
         const metrics = processResults(task, doc, docAnswers, multipleInput);
         docMetrics.push(metrics);
         if (logSamples) samples.push(buildSampleRecord(task, docId, doc, requests.slice(start, at), docAnswers, metrics));
-    });
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    signal?.throwIfAborted();
     return {
         task,
         originalCount: plan.originalCount,

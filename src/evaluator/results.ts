@@ -6,14 +6,17 @@
  * - `aggregateTask(task, docMetrics, originalCount, bootstrapIters)` → one task's aggregated metrics;
  * - `buildResults({ tasks, run, … })` → the results object (key order as lm-eval writes it, plus our
  *   `mamba_eval` provenance block);
- * - `writeResultsFile(results, { outputPath, modelNameSanitized, dateId })` → the path written (atomically);
- * - `modelNameFromArgs`, `sanitizeModelName`, `fileDateId`, `outputLocation`: lm-eval's naming rules.
+ * - `writeResultsFile(results, { outputPath, modelNameSanitized, dateId })` → the path written (atomically, never
+ *   over an existing file);
+ * - `modelNameFromArgs`, `sanitizeModelName`, `fileDateId`, `fileDateIdFromMicros`, `outputLocation`: lm-eval's
+ *   naming rules (runFiles.ts makes a run's names unique).
  * The Python-compatible serialisation it uses lives in pyjson.ts.
  */
 import path from "node:path";
 import type { TaskSpec } from "../tasks/types.js";
 import { aggregate, stderrFor } from "../metrics/metrics.js";
-import { pyFloat, pyFloatRepr, pyJsonDumps, writeFileAtomic, type JsonLike, type PyFloat } from "../io/pyjson.js";
+import { writeFileAtomic } from "../io/atomicWrite.js";
+import { pyFloat, pyFloatRepr, pyJsonDumps, type JsonLike, type PyFloat } from "../io/pyjson.js";
 
 // ---- aggregation ----------------------------------------------------------------------------------------------
 
@@ -185,17 +188,33 @@ export function modelNameFromArgs(modelArgs: string | Readonly<Record<string, Js
     return null;
 }
 
-/** lm-eval's `sanitize_model_name`: runs of `"<>:/|\?*[]` become "__" (state-spaces/mamba-130m → state-spaces__mamba-130m). */
+/**
+ * lm-eval's `sanitize_model_name`: runs of `"<>:/|\?*[]` become "__" (state-spaces/mamba-130m → state-spaces__mamba-130m).
+ * A name made only of dots ("." or "..", e.g. `--model ..`) would name the output folder itself or its parent, and
+ * results would land outside --output_path: its dots become underscores ("..": "__").
+ */
 export function sanitizeModelName(name: string): string {
-    return name.replace(/["<>:/|\\?*[\]]+/g, "__");
+    const sanitized = name.replace(/["<>:/|\\?*[\]]+/g, "__");
+    return /^\.*$/.test(sanitized) ? sanitized.replaceAll(".", "_") || "_" : sanitized;
 }
 
 /** Python's `datetime.now().isoformat().replace(":", "-")` for `date` (local time; microseconds omitted when 0). */
 export function fileDateId(date: Date): string {
+    return fileDateIdFromMicros(date.getTime() * 1000);
+}
+
+/** fileDateId of a time in microseconds since the epoch (the microsecond digits kept, as Python's datetime keeps them). */
+export function fileDateIdFromMicros(micros: number): string {
+    const date = new Date(Math.floor(micros / 1000));
     const p = (n: number, w = 2) => String(n).padStart(w, "0");
     const base = `${date.getFullYear()}-${p(date.getMonth() + 1)}-${p(date.getDate())}T${p(date.getHours())}-${p(date.getMinutes())}-${p(date.getSeconds())}`;
-    const micros = date.getMilliseconds() * 1000;
-    return micros === 0 ? base : `${base}.${p(micros, 6)}`;
+    const fraction = ((micros % 1_000_000) + 1_000_000) % 1_000_000;
+    return fraction === 0 ? base : `${base}.${p(fraction, 6)}`;
+}
+
+/** Now, in whole microseconds since the epoch (the wall clock, with the monotonic clock's sub-millisecond digits). */
+export function nowMicros(): number {
+    return Math.floor((performance.timeOrigin + performance.now()) * 1000);
 }
 
 /** Where lm-eval main puts files for an --output_path: a ".json" path writes next to it, otherwise into `<dir>/<model>`. */
@@ -208,12 +227,15 @@ export function outputLocation(outputPath: string, modelNameSanitized: string, d
     return { dir, resultsFile: path.join(dir, `results_${dateId}.json`) };
 }
 
-/** Writes `results` as lm-eval does (indent 2, ensure_ascii=False) to its lm-eval location; returns the path. */
+/**
+ * Writes `results` as lm-eval does (indent 2, ensure_ascii=False) to its lm-eval location, atomically and never
+ * over an existing file (FileExistsError: see runFiles.ts, which picks a free date id); returns the path.
+ */
 export async function writeResultsFile(
     results: Readonly<Record<string, JsonLike>>,
     where: { outputPath: string; modelNameSanitized: string; dateId: string },
 ): Promise<string> {
     const { resultsFile } = outputLocation(where.outputPath, where.modelNameSanitized, where.dateId);
-    await writeFileAtomic(resultsFile, pyJsonDumps(results, 2));
+    writeFileAtomic(resultsFile, pyJsonDumps(results, 2), { noClobber: true });
     return resultsFile;
 }

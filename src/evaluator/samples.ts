@@ -11,7 +11,8 @@ import { createHash } from "node:crypto";
 import type { Doc, TaskSpec } from "../tasks/types.js";
 import type { LoglikelihoodResult } from "../lm/LM.js";
 import type { Instance } from "./requests.js";
-import { pyFloat, pyFloatRepr, pyJsonDumps, writeFileAtomic, type JsonLike } from "../io/pyjson.js";
+import { writeFileAtomic } from "../io/atomicWrite.js";
+import { pyFloat, pyFloatRepr, pyJsonDumps, type JsonLike } from "../io/pyjson.js";
 
 /** sha256 of the UTF-8 text, hex (lm-eval's `hash_string`). */
 export function sha256Hex(text: string): string {
@@ -73,7 +74,12 @@ export function samplesFileName(taskName: string, dateId: string): string {
     return `samples_${taskName}_${dateId}.jsonl`;
 }
 
-/** Writes the records as JSONL (Python `json.dumps(record, ensure_ascii=False)` per line), atomically. */
+/** The records as JSONL (Python `json.dumps(record, ensure_ascii=False)` per line). */
+export function samplesJsonl(records: readonly SampleRecord[]): string {
+    return records.map((r) => pyJsonDumps(r) + "\n").join("");
+}
+
+/** Writes the records as JSONL, atomically and never over an existing file. */
 export async function writeSamplesFile(file: string, records: readonly SampleRecord[]): Promise<void> {
-    await writeFileAtomic(file, records.map((r) => pyJsonDumps(r) + "\n").join(""));
+    writeFileAtomic(file, samplesJsonl(records), { noClobber: true });
 }

@@ -10,13 +10,13 @@
  * With `useCache`, finished requests are kept in an SQLite file as they finish, so an aborted run (`signal`)
  * resumes where it stopped.
  */
-import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { MambaEvalError, TaskError, UsageError } from "../errors.js";
-import { makeDirs } from "../io/dirs.js";
+import { probeWritableFolder } from "../io/atomicWrite.js";
 import type { JsonLike } from "../io/pyjson.js";
-import { pyRepr } from "../io/pyjson.js";
+import { pyJsonDumps, pyRepr } from "../io/pyjson.js";
 import { writeErrorMessage } from "../io/writeErrorMessage.js";
+import { checkpointWeightNote } from "../model/checkpointFiles.js";
 import { startWeightsChecksum } from "../model/checksum.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
 import { DEFAULT_MAX_LENGTH } from "../lm/defaults.js";
@@ -28,10 +28,12 @@ import type { TaskSpec } from "../tasks/types.js";
 import { CachingLM, ResultCache } from "./cache.js";
 import { evaluate, planTasks, pooledRequests, type EvaluateOptions, type TaskEvaluation } from "./evaluate.js";
 import { openOptions, parseModelArgs, resolveModelSpec, type ModelSpec } from "./modelArgs.js";
-import { fileDateId, outputLocation, sanitizeModelName, writeResultsFile } from "./results.js";
+import { toolVersion } from "./provenance.js";
+import { fileDateIdFromMicros, nowMicros, outputLocation, sanitizeModelName } from "./results.js";
+import { writeRunFiles, type WrittenRunFiles } from "./runFiles.js";
 import { parseSeeds, runModelName, runResults } from "./runResults.js";
 import { RunMemo } from "./runMemo.js";
-import { samplesFileName, writeSamplesFile } from "./samples.js";
+import { samplesJsonl } from "./samples.js";
 import { makeTable, tableHeaderLine } from "./table.js";
 
 /** What to evaluate, and how: lm-eval's simple_evaluate arguments (camelCase) plus ours. */
@@ -170,13 +172,13 @@ function primeInputs(memo: RunMemo, tokenizer: TextTokenizer, maxLength: number,
 export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<SimpleEvaluateResult> {
     const memo = options.memo ?? new RunMemo();
     const log = options.log ?? (() => undefined);
-    const startTime = Date.now() / 1000;
-    const dateId = fileDateId(new Date());
+    const startMicros = nowMicros();
+    const startTime = startMicros / 1e6;
     let resolved: ResolvedEvaluation;
     try {
         resolved = resolve(options);
         if (options.outputPath !== undefined) {
-            await checkOutputFolder(options.outputPath, outputLocation(options.outputPath, sanitizeModelName(runModelName(resolved.spec)), dateId).dir);
+            checkOutputFolder(options.outputPath, outputLocation(options.outputPath, sanitizeModelName(runModelName(resolved.spec)), "x").dir);
         }
     } catch (error) {
         void options.opened?.then((m) => m.dispose(), () => undefined);  // a model opened ahead for this run
@@ -188,8 +190,27 @@ export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<Si
     const checksum = startWeightsChecksum(model.checkpoint);  // hashed on a worker while the evaluation runs
     let cache: ResultCache | undefined;
     try {
-        cache = options.useCache ? ResultCache.open(options.useCache, { fingerprint: model.checkpoint.fingerprint, dtype: spec.dtype }) : undefined;
-        const lm: LM = cache ? new CachingLM(model.lm, cache) : model.lm;
+        const interrupted = () => interruption(options.signal, cache);
+        if (options.signal?.aborted) throw interrupted();
+        const note = await checkpointWeightNote(model.checkpoint);
+        if (note !== undefined) log(`note: ${note}`);
+        const info = model.backend.info();
+        const tokenizer = model.tokenizer!;
+        let lm: LM = model.lm;
+        if (options.useCache) {
+            cache = ResultCache.open(options.useCache, {
+                fingerprint: model.checkpoint.fingerprint,
+                dtype: spec.dtype,
+                device: info.device,
+                tokenizerSha256: tokenizer.contentSha256,
+                eosTokenId: tokenizer.eosTokenId,
+                maxLength: spec.maxLength,
+                toolVersion: toolVersion(),
+            });
+            // The one configuration whose answers depend on the run's set of requests (docs/architecture.md).
+            const bindRequestSet = info.device === "cuda" && spec.dtype === "bfloat16" && model.checkpoint.config.family === "mamba2";
+            lm = new CachingLM(model.lm, cache, { weightsSha256: checksum, bindRequestSet });
+        }
         let evaluations: TaskEvaluation[];
         try {
             evaluations = await evaluate(lm, {
@@ -208,15 +229,12 @@ export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<Si
                 },
             });
         } catch (e) {
-            if (options.signal?.aborted) {
-                const reason = options.signal.reason instanceof Error ? options.signal.reason.message : "interrupted";
-                const saved = cache ? `; ${cache.size()} finished requests are saved in ${cache.file}, run the same command to resume` : "";
-                throw new MambaEvalError(`${reason}${saved}`);
-            }
+            if (options.signal?.aborted) throw interrupted();
             throw e;
         }
-        const tokenizer = model.tokenizer!;
-        const info = model.backend.info();
+        // The metrics ran without a turn of the event loop: let a signal that came meanwhile be seen now.
+        await turnOfEventLoop();
+        if (options.signal?.aborted) throw interrupted();
         const batchSize = options.batchSize === undefined ? "auto" : String(options.batchSize);
         const results = runResults(evaluations, {
             spec,
@@ -234,7 +252,9 @@ export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<Si
             startTime,
             totalSeconds: Date.now() / 1000 - startTime,
         });
-        const written = options.outputPath !== undefined ? await writeOutputs(options.outputPath, results, evaluations, dateId, log) : undefined;
+        await turnOfEventLoop();
+        if (options.signal?.aborted) throw interrupted();
+        const written = options.outputPath !== undefined ? writeOutputs(options.outputPath, results, evaluations, startMicros, log) : undefined;
         const header = tableHeaderLine({
             model: spec.modelType,
             modelArgs: pyRepr(parseModelArgs(spec.modelArgs) as Record<string, JsonLike>),
@@ -251,44 +271,47 @@ export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<Si
     }
 }
 
+/** Resolves after one turn of the event loop (signal handlers, timers and I/O callbacks get to run). */
+function turnOfEventLoop(): Promise<void> {
+    return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** The error of a run stopped by `signal`: its reason, and where the finished requests are kept. */
+function interruption(signal: AbortSignal | undefined, cache: ResultCache | undefined): MambaEvalError {
+    const reason = signal?.reason instanceof Error ? signal.reason.message : "interrupted";
+    const saved = cache ? `; ${cache.size()} finished requests are saved in ${cache.file}, run the same command to resume` : "";
+    return new MambaEvalError(`${reason}${saved}`);
+}
+
 /**
- * Creates the folder the results will go to and proves it writable (a probe file), before any work is done, so a
- * bad --output_path fails in a second rather than after the evaluation.
+ * Creates the folder the results will go to and proves it writable (a probe file created exclusively under an
+ * unpredictable name, then removed), before any work is done, so a bad --output_path fails in a second rather than
+ * after the evaluation.
  */
-async function checkOutputFolder(outputPath: string, dir: string): Promise<void> {
-    const probe = path.join(dir, `.mamba-eval-write-test-${process.pid}`);
+function checkOutputFolder(outputPath: string, dir: string): void {
     try {
-        makeDirs(dir);
-        await writeFile(probe, "");
-        await rm(probe, { force: true });
+        probeWritableFolder(dir);
     } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         throw new UsageError(`--output_path ${outputPath}: cannot create or write the folder ${dir} (${code ?? String(e)})`);
     }
 }
 
-/** The results file, then (with samples) one samples file per task, named with one date id. */
-async function writeOutputs(outputPath: string, results: Record<string, JsonLike>, evaluations: readonly TaskEvaluation[], dateId: string, log: (line: string) => void): Promise<{ resultsFile: string; samplesFiles: string[] }> {
+/**
+ * The results file, then (with samples) one samples file per task, under one date id that no existing file uses
+ * (runFiles.ts); a failed write (a full disk, a read-only mount) becomes one line naming the file.
+ */
+function writeOutputs(outputPath: string, results: Record<string, JsonLike>, evaluations: readonly TaskEvaluation[], startMicros: number, log: (line: string) => void): { resultsFile: string; samplesFiles: string[] } {
     const modelNameSanitized = sanitizeModelName(String(results["model_name"]));
-    const { dir, resultsFile } = outputLocation(outputPath, modelNameSanitized, dateId);
-    await withWriteError(resultsFile, () => writeResultsFile(results, { outputPath, modelNameSanitized, dateId }));
-    log(`wrote ${resultsFile}`);
-    const samplesFiles: string[] = [];
-    for (const t of evaluations) {
-        if (!t.samples) continue;
-        const samplesFile = path.join(dir, samplesFileName(t.task.name, dateId));
-        await withWriteError(samplesFile, () => writeSamplesFile(samplesFile, t.samples!));
-        log(`wrote ${samplesFile}`);
-        samplesFiles.push(samplesFile);
-    }
-    return { resultsFile, samplesFiles };
-}
-
-/** Runs a file write; a filesystem error (a full disk, a read-only mount) becomes one line naming the file. */
-async function withWriteError<T>(file: string, write: () => Promise<T>): Promise<T> {
+    const samples = evaluations.filter((t) => t.samples).map((t) => ({ task: t.task.name, jsonl: samplesJsonl(t.samples!) }));
+    let written: WrittenRunFiles;
     try {
-        return await write();
+        written = writeRunFiles(outputPath, modelNameSanitized, startMicros, pyJsonDumps(results, 2), samples);
     } catch (e) {
-        throw new MambaEvalError(writeErrorMessage(file, e));
+        if (e instanceof MambaEvalError) throw e;
+        throw new MambaEvalError(writeErrorMessage(outputLocation(outputPath, modelNameSanitized, fileDateIdFromMicros(startMicros)).resultsFile, e));
     }
+    log(`wrote ${written.resultsFile}`);
+    for (const file of written.samplesFiles) log(`wrote ${file}`);
+    return { resultsFile: written.resultsFile, samplesFiles: written.samplesFiles };
 }
