@@ -193,9 +193,29 @@ private:
     std::function<void()> finally_;
 };
 
-// A Float32Array that takes over a vector's memory (no copy; freed when JS collects the array).
+// Most bytes of floats one call hands to JS. Node's napi_create_external_arraybuffer goes through node::Buffer::New,
+// which refuses more than node::Buffer::kMaxLength bytes (2^32 in Node 20, the version-dependent limit of a Buffer);
+// on refusal it calls the finalizer at once (freeing the data) AND reports failure, after which node-addon-api's
+// ArrayBuffer::New deletes its finalizer record a second time: the double free past 4 GiB. Staying at or below
+// 2^31 - 1 bytes keeps every supported Node far from that path (and from fs.writeSync's 2^31 - 1 limit in JS):
+// a larger result is refused before any work, with a message saying to ask for fewer rows per call.
+constexpr uint64_t kMaxReturnedFloatBytes = (uint64_t(1) << 31) - 1;
+
+// "" when `rows` rows of `width` floats fit in one returned array, else the refusal message.
+std::string too_many_floats(const char* what, uint64_t rows, uint64_t width) {
+    const uint64_t bytes = rows * width * sizeof(float);  // rows < 2^31, width < 2^30: no overflow in 64 bits
+    if (bytes <= kMaxReturnedFloatBytes) return "";
+    return std::string(what) + ": " + std::to_string(rows) + " rows of " + std::to_string(width) + " logits are " +
+           std::to_string(bytes) + " bytes, more than one call may return (" + std::to_string(kMaxReturnedFloatBytes) +
+           "); ask for fewer rows per call";
+}
+
+// A Float32Array that takes over a vector's memory (no copy; freed when JS collects the array). The vector must
+// hold at most kMaxReturnedFloatBytes (checked before the work, see too_many_floats; checked again here).
 Napi::Float32Array adopt_floats(Napi::Env env, std::vector<float>&& v) {
     if (v.empty()) return Napi::Float32Array::New(env, 0);
+    if (uint64_t(v.size()) * sizeof(float) > kMaxReturnedFloatBytes)
+        throw Napi::RangeError::New(env, "native result of " + std::to_string(v.size()) + " floats is larger than one call may return");
     auto* owned = new std::vector<float>(std::move(v));
     Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, owned->data(), owned->size() * sizeof(float),
                                                    [](Napi::Env, void*, std::vector<float>* p) { delete p; }, owned);
@@ -285,6 +305,7 @@ private:
         batch->score_targets = int32_array(o.Get("scoreTargets"), "score: batch.scoreTargets");
         Napi::Value lr = o.Get("logitRows");
         if (!lr.IsUndefined()) batch->logit_rows = int32_array(lr, "score: batch.logitRows");
+        if (auto msg = too_many_floats("score", batch->logit_rows.size(), uint64_t(vocab_)); !msg.empty()) return rejected(env, msg);
         auto out = std::make_shared<mamba::ScoreOutput>();
         std::shared_ptr<Backend> be = backend_;
         return queue(
@@ -312,6 +333,7 @@ private:
             type_error(env, "step: slots and tokens differ in length (" + std::to_string(slots->size()) + " vs " +
                                 std::to_string(tokens->size()) + ")");
         if (slots->empty()) type_error(env, "step: slots must not be empty");
+        if (auto msg = too_many_floats("step", slots->size(), uint64_t(vocab_)); !msg.empty()) return rejected(env, msg);
         auto logits = std::make_shared<std::vector<float>>(slots->size() * size_t(vocab_));
         std::shared_ptr<Backend> be = backend_;
         return queue(
