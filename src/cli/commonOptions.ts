@@ -3,6 +3,7 @@
  * and accepted with dashes too (`--output_path` = `--output-path`).
  */
 import type { Argv, Options } from "yargs";
+import { integerFlag, nonEmptyFlag } from "./flags.js";
 
 /** The other spelling of a flag name (underscores ⇄ dashes), or undefined when it has neither. */
 export function otherSpelling(name: string): string | undefined {
@@ -29,11 +30,11 @@ export function addOptions<T>(yargs: Argv<T>, options: Record<string, Options>):
 
 /** Options of every model-loading command. */
 export const MODEL_OPTIONS: Record<string, Options> = {
-    model: { type: "string", describe: "mamba_ssm | hf (with --model_args pretrained=…), or a checkpoint folder / hub id" },
+    model: { type: "string", coerce: nonEmptyFlag("--model"), describe: "mamba_ssm | hf (with --model_args pretrained=…), or a checkpoint folder / hub id" },
     model_args: { type: "string", describe: "lm-eval style key=value list: pretrained=…,dtype=…,max_length=…,tokenizer=…" },
-    tokenizer: { type: "string", describe: "tokenizer.json file, folder or hub id (default: the model folder's, else EleutherAI/gpt-neox-20b)" },
+    tokenizer: { type: "string", coerce: nonEmptyFlag("--tokenizer"), describe: "tokenizer.json file, folder or hub id (default: the model folder's, else EleutherAI/gpt-neox-20b)" },
     dtype: { type: "string", describe: "compute dtype of the weights: float32 | bfloat16 (default float32)" },
     device: { type: "string", describe: "cpu | cuda (default cpu)" },
-    threads: { type: "number", describe: "CPU threads (default: all cores)" },
+    threads: { type: "string", coerce: integerFlag("--threads", 1, 256), describe: "CPU threads (default: all cores)" },
     verbose: { type: "boolean", default: false, describe: "print stack traces with errors" },
 };

@@ -9,6 +9,7 @@ import { MambaEvalError, UsageError } from "../errors.js";
 import { DEFAULT_COMPARE_OPTIONS } from "../report/compareResults.js";
 import { compareReportJson, formatCompareText, summaryLine } from "../report/formatCompare.js";
 import { runCompare } from "../report/runCompare.js";
+import { integerFlag, numberFlag } from "./flags.js";
 
 export interface CompareArgs {
     baseline: string;
@@ -27,11 +28,11 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
         yargs
             .positional("baseline", { type: "string", demandOption: true, describe: "baseline results JSON, or a folder holding results_*.json" })
             .positional("current", { type: "string", demandOption: true, describe: "current results JSON, or a folder holding results_*.json" })
-            .option("k", { type: "number", default: DEFAULT_COMPARE_OPTIONS.k, describe: "a regression is worse by more than k combined standard errors" })
-            .option("floor", { type: "number", default: DEFAULT_COMPARE_OPTIONS.floor, describe: "… and by more than this absolute amount" })
+            .option("k", { type: "string", default: String(DEFAULT_COMPARE_OPTIONS.k), coerce: numberFlag("--k", 0), describe: "a regression is worse by more than k combined standard errors" })
+            .option("floor", { type: "string", default: String(DEFAULT_COMPARE_OPTIONS.floor), coerce: numberFlag("--floor", 0), describe: "… and by more than this absolute amount" })
             .option("exact", { type: "boolean", default: false, describe: "fail on any difference at all (CI baselines)" })
             .option("json", { type: "boolean", default: false, describe: "print the report as JSON" })
-            .option("show", { type: "number", default: 5, describe: "how many changed documents to show" }),
+            .option("show", { type: "string", default: "5", coerce: integerFlag("--show", 0), describe: "how many changed documents to show" }),
     handler: (args) => {
         const code = compareMain(args, (text) => process.stdout.write(text), (line) => {
             throw new ComparisonFailed(line);

@@ -9,6 +9,9 @@ import type { Argv, CommandModule } from "yargs";
 import { UsageError } from "../errors.js";
 import { resolveModelDir } from "../model/loadModel.js";
 import { addOptions, MODEL_OPTIONS } from "./commonOptions.js";
+import { integerFlag, numberFlag } from "./flags.js";
+import { handleInterrupts } from "./interrupt.js";
+import { validateEnvironment } from "./environment.js";
 import type { CliIO } from "./io.js";
 import { openOptions, resolveModelSpec } from "../evaluator/modelArgs.js";
 import { openModel } from "../lm/openModel.js";
@@ -36,24 +39,32 @@ export function generateBuilder<T>(y: Argv<T>): Argv<T> {
         ...MODEL_OPTIONS,
         prompt: { type: "string", describe: "prompt text" },
         ids: { type: "string", describe: "prompt as comma-separated token ids" },
-        max_new_tokens: { type: "number", default: 32, describe: "most new tokens" },
-        temperature: { type: "number", describe: "sampling temperature (default 0: greedy)" },
-        top_k: { type: "number", describe: "sample from the k most likely tokens" },
-        top_p: { type: "number", describe: "sample from the smallest set reaching probability p" },
-        seed: { type: "number", default: 0, describe: "sampling seed" },
+        max_new_tokens: { type: "string", default: "32", coerce: integerFlag("--max_new_tokens", 0), describe: "most new tokens" },
+        temperature: { type: "string", coerce: numberFlag("--temperature", 0), describe: "sampling temperature (default 0: greedy)" },
+        top_k: { type: "string", coerce: integerFlag("--top_k", 0), describe: "sample from the k most likely tokens (0: all)" },
+        top_p: { type: "string", coerce: numberFlag("--top_p", 0, 1, true), describe: "sample from the smallest set reaching probability p" },
+        seed: { type: "string", default: "0", coerce: integerFlag("--seed", 0, 2 ** 32 - 1), describe: "sampling seed" },
         json: { type: "boolean", default: false, describe: "print {tokens, text} as JSON on the last line" },
     });
 }
 
 /** Runs the command; returns the exit status. */
 export async function generateMain(args: GenerateArgs, io: CliIO): Promise<number> {
+    validateEnvironment();
     if ((args.prompt === undefined) === (args.ids === undefined)) throw new UsageError("generate: give exactly one of --prompt, --ids");
     if (!args.model) throw new UsageError("generate: --model is required");
     const spec = resolveModelSpec({ model: args.model, modelArgs: args.model_args, dtype: args.dtype, device: args.device, tokenizer: args.tokenizer });
     // With token ids a tokenizer is only used (for text output) when one is at hand without downloading.
     let needTokenizer = args.prompt !== undefined || spec.tokenizer !== undefined;
     if (!needTokenizer) needTokenizer = existsSync(path.join(await resolveModelDir(spec.pretrained), "tokenizer.json"));
-    const model = await openModel(openOptions(spec, { threads: args.threads, needTokenizer }));
+    const interrupts = handleInterrupts(io);
+    let model: Awaited<ReturnType<typeof openModel>>;
+    try {
+        model = await openModel(openOptions(spec, { threads: args.threads, needTokenizer }));
+    } catch (e) {
+        interrupts.dispose();
+        throw e;
+    }
     try {
         const tok = model.tokenizer;
         const prompt = args.prompt !== undefined ? await tok!.encode(args.prompt) : parseIdList(args.ids!, "--ids");
@@ -68,6 +79,7 @@ export async function generateMain(args: GenerateArgs, io: CliIO): Promise<numbe
             topP: args.top_p,
             seed: args.seed,
             onToken: async (t) => {
+                interrupts.signal.throwIfAborted();
                 produced.push(t);
                 if (!tok) {
                     if (!args.json) io.out(`${produced.length > 1 ? " " : ""}${t}`);
@@ -90,6 +102,7 @@ export async function generateMain(args: GenerateArgs, io: CliIO): Promise<numbe
         }
         return 0;
     } finally {
+        interrupts.dispose();
         await model.dispose();
     }
 }

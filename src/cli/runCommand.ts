@@ -8,14 +8,17 @@
  * the six Table-3 tasks. SIGINT/SIGTERM stop the run cleanly; with --use_cache the finished requests are kept
  * for a resumed run.
  */
-import { existsSync } from "node:fs";
 import type { Argv, CommandModule } from "yargs";
-import { MambaEvalError, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { ProgressReporter } from "../evaluator/progress.js";
 import { DEFAULT_SEED, simpleEvaluate, type SimpleEvaluateOptions } from "../evaluator/simpleEvaluate.js";
 import { BUNDLED_MODEL_DIR, BUNDLED_TASKS_DIR, BUNDLED_TOKENIZER, displayPath, TABLE3_TASKS } from "../io/bundled.js";
 import { DEFAULT_TOKENS_PER_CALL } from "../lm/defaults.js";
+import { requireFolder } from "../io/safeFile.js";
 import { addOptions, MODEL_OPTIONS } from "./commonOptions.js";
+import { integerFlag, nonEmptyFlag } from "./flags.js";
+import { handleInterrupts } from "./interrupt.js";
+import { validateEnvironment } from "./environment.js";
 import type { CliIO } from "./io.js";
 
 /** The run command's flags (yargs names). */
@@ -49,16 +52,16 @@ export const ALL_TASKS = TABLE3_TASKS.join(",");
 export function runBuilder<T>(y: Argv<T>): Argv<T> {
     return addOptions(y, {
         ...MODEL_OPTIONS,
-        tasks: { type: "string", describe: `comma-separated task names or tags (default: ${ALL_TASKS})` },
+        tasks: { type: "string", coerce: nonEmptyFlag("--tasks"), describe: `comma-separated task names or tags (default: ${ALL_TASKS})` },
         batch_size: { type: "string", default: "auto", describe: `N or auto: tokens per native call = N×256 (auto: ${DEFAULT_TOKENS_PER_CALL.cpu} on the CPU, ${DEFAULT_TOKENS_PER_CALL.cuda} on a GPU); results do not depend on it` },
         limit: { type: "string", coerce: parseLimit, describe: "first N docs per task, or a fraction < 1 (for testing only)" },
-        output_path: { type: "string", describe: "folder (or .json file) for the results file" },
+        output_path: { type: "string", coerce: nonEmptyFlag("--output_path"), describe: "folder (or .json file) for the results file" },
         log_samples: { type: "boolean", default: false, describe: "also write per-document samples JSONL (needs --output_path)" },
         seed: { type: "string", default: DEFAULT_SEED, describe: "recorded for lm-eval compatibility; zero-shot scores do not use it" },
-        use_cache: { type: "string", describe: "SQLite file of finished requests; a rerun resumes from it" },
+        use_cache: { type: "string", coerce: nonEmptyFlag("--use_cache"), describe: "SQLite file of finished requests; a rerun resumes from it" },
         write_out: { type: "boolean", default: false, describe: "print the first document's prompt and target per task" },
-        num_fewshot: { type: "number", describe: "only 0 is supported (the Table-3 tasks are zero-shot)" },
-        data_dir: { type: "string", describe: "folder with the tasks' original files (layout of ../shared/data); default: the HF datasets (the bundled samples when no --model)" },
+        num_fewshot: { type: "string", coerce: integerFlag("--num_fewshot", 0), describe: "only 0 is supported (the Table-3 tasks are zero-shot)" },
+        data_dir: { type: "string", coerce: nonEmptyFlag("--data_dir"), describe: "folder with the tasks' original files (layout of ../shared/data); default: the HF datasets (the bundled samples when no --model)" },
     });
 }
 
@@ -74,7 +77,13 @@ export function runOptions(args: RunArgs): { options: SimpleEvaluateOptions; not
     }
     if (args.tasks === undefined) notes.push(`no --tasks: the Table-3 tasks ${ALL_TASKS}`);
     const dataDir = args.data_dir ?? (bundledModel ? BUNDLED_TASKS_DIR : undefined);
-    if (dataDir !== undefined && !existsSync(dataDir)) throw new UsageError(`--data_dir ${dataDir}: no such folder`);
+    if (dataDir !== undefined) {
+        try {
+            requireFolder(dataDir);
+        } catch (e) {
+            throw new UsageError(`--data_dir ${(e as Error).message}`);
+        }
+    }
     const options: SimpleEvaluateOptions = {
         model: args.model ?? displayPath(BUNDLED_MODEL_DIR),
         modelArgs: args.model_args,
@@ -97,12 +106,10 @@ export function runOptions(args: RunArgs): { options: SimpleEvaluateOptions; not
 
 /** Runs the command: lm-eval's run through simpleEvaluate, progress on stderr, SIGINT/SIGTERM a clean stop. */
 export async function runMain(args: RunArgs, io: CliIO): Promise<number> {
+    validateEnvironment();
     const { options, notes } = runOptions(args);
     if (notes.length > 0) io.err(`mamba-eval: using ${notes.join("; ")}\n`);
-    const abort = new AbortController();
-    const onSignal = (signal: NodeJS.Signals) => abort.abort(new MambaEvalError(`interrupted by ${signal}`));
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    const interrupts = handleInterrupts(io);
     const progress = new ProgressReporter("loglikelihood", { write: (t) => io.err(t), isTTY: io.errIsTTY });
     try {
         const run = await simpleEvaluate({
@@ -111,15 +118,14 @@ export async function runMain(args: RunArgs, io: CliIO): Promise<number> {
             onProgress: progress.update,
             onScored: () => progress.finish(),
             log: (line) => io.err(`${line}\n`),
-            signal: abort.signal,
+            signal: interrupts.signal,
         });
         io.out(`${run.header}\n`);
         io.out(`${run.table}\n`);
         return 0;
     } finally {
         progress.finish();
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
+        interrupts.dispose();
     }
 }
 

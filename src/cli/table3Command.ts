@@ -6,10 +6,15 @@
  * --output_path and prints the markdown. Each model is evaluated as `mamba-eval run` evaluates it (simpleEvaluate),
  * so results files are exactly what run writes; src/report/table3Workflow.ts is the workflow as a library.
  */
-import { mkdirSync } from "node:fs";
 import type { Argv, CommandModule } from "yargs";
 import { ProgressReporter } from "../evaluator/progress.js";
 import { addOptions } from "./commonOptions.js";
+import { integerFlag, nonEmptyFlag } from "./flags.js";
+import { handleInterrupts } from "./interrupt.js";
+import { makeDirs } from "../io/dirs.js";
+import { describeFileKind } from "../io/safeFile.js";
+import { statSync } from "node:fs";
+import { validateEnvironment } from "./environment.js";
 import { processIO, type CliIO } from "./io.js";
 import { MambaEvalError, UsageError } from "../errors.js";
 import type { ReferenceKind } from "../report/paperTables.js";
@@ -36,11 +41,11 @@ function table3Builder<T>(y: Argv<T>): Argv<T> {
         family: { type: "string", default: "mamba1", choices: ["mamba1", "mamba2"], describe: "which published sizes to run by default" },
         device: { type: "string", describe: "cpu | cuda (default cpu)" },
         batch_size: { type: "string", describe: "as for run: N or auto (results do not depend on it)" },
-        output_path: { type: "string", default: "results/table3", describe: "results go to <output_path>/<model>/; the table to <output_path>/table3.{md,csv,svg}" },
-        use_cache: { type: "string", describe: "folder for one request cache per model (<model>.db); an interrupted run resumes from it" },
+        output_path: { type: "string", default: "results/table3", coerce: nonEmptyFlag("--output_path"), describe: "results go to <output_path>/<model>/; the table to <output_path>/table3.{md,csv,svg}" },
+        use_cache: { type: "string", coerce: nonEmptyFlag("--use_cache"), describe: "folder for one request cache per model (<model>.db); an interrupted run resumes from it" },
         log_samples: { type: "boolean", default: false, describe: "also write per-document samples (for compare)" },
         data_dir: { type: "string", describe: "folder with the tasks' original files (layout of ../shared/data); default: the HF datasets" },
-        threads: { type: "number", describe: "CPU threads (default: all cores)" },
+        threads: { type: "string", coerce: integerFlag("--threads", 1, 256), describe: "CPU threads (default: all cores)" },
         dtype: { type: "string", describe: "compute dtype: float32 | bfloat16" },
         tokenizer: { type: "string", describe: "tokenizer.json file, folder or hub id (default EleutherAI/gpt-neox-20b)" },
         reference: { type: "string", default: "paper", choices: ["paper", "repro"], describe: "compare with the papers or the lm-eval 0.4.9.1 reproduction" },
@@ -58,13 +63,20 @@ export const table3Command: CommandModule<object, Table3Args> = {
 
 /** Runs the workflow; throws a MambaEvalError (exit 1) when some model failed. */
 export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
+    validateEnvironment();
     if (args.family !== "mamba1" && args.family !== "mamba2") throw new UsageError(`--family ${args.family}: expected mamba1 or mamba2`);
     if (args.reference !== "paper" && args.reference !== "repro") throw new UsageError(`--reference ${args.reference}: expected paper or repro`);
-    if (args.use_cache !== undefined) mkdirSync(args.use_cache, { recursive: true });
-    const abort = new AbortController();
-    const onSignal = (signal: NodeJS.Signals) => abort.abort(new MambaEvalError(`interrupted by ${signal}`));
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
+    if (args.use_cache !== undefined) {
+        const existing = statSync(args.use_cache, { throwIfNoEntry: false });
+        if (existing && !existing.isDirectory()) throw new UsageError(`--use_cache ${args.use_cache}: is ${describeFileKind(existing)}; table3 expects a folder (one cache file per model)`);
+        try {
+            makeDirs(args.use_cache);
+        } catch (e) {
+            throw new UsageError(`--use_cache ${args.use_cache}: cannot create the folder (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+        }
+    }
+    const interrupts = handleInterrupts(io);
+    const abort = { signal: interrupts.signal };
     try {
         const outcome = await runTable3(
             {
@@ -86,8 +98,7 @@ export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
             throw new MambaEvalError(`table3: ${outcome.failures.length} model(s) failed: ${outcome.failures.map((f) => `${f.model} (${f.message})`).join("; ")}`);
         }
     } finally {
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
+        interrupts.dispose();
     }
 }
 
