@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { neoxTokenizer, runCli, sharedData, tinyNeoxModel } from "./cliHelpers.js";
+import { taskDataDir } from "../testData.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "mamba-eval-cli-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -91,7 +92,7 @@ describe("score and generate", () => {
 });
 
 describe("run", () => {
-    it("evaluates tasks from --data_dir and writes lm-eval-shaped results and samples", () => {
+    it.skipIf(taskDataDir === undefined)("evaluates tasks from --data_dir (the real data) and writes lm-eval-shaped results and samples", () => {
         const outDir = path.join(tmp, "out");
         const r = runCli([
             "run", "--model", tinyNeoxModel, "--tokenizer", neoxTokenizer, "--tasks", "piqa,winogrande,lambada_openai",
