@@ -123,6 +123,11 @@ function resolve(options: SimpleEvaluateOptions): ResolvedEvaluation {
     return { spec, tasks, seeds: parseSeeds(options.seed ?? DEFAULT_SEED), maxTokensPerCall: tokensPerCall(options.batchSize) };
 }
 
+/** Checks the options (tasks, model arguments, seeds, batch size) without opening anything; throws UsageError. */
+export function checkEvaluateOptions(options: SimpleEvaluateOptions): void {
+    resolve(options);
+}
+
 /** lm-eval's default --seed. */
 export const DEFAULT_SEED = "0,1234,1234,1234";
 

@@ -117,3 +117,38 @@ describe("run", () => {
         }
     });
 });
+
+describe("offline with what the package ships, and clear lines for mistakes", () => {
+    const offline = { HF_HUB_OFFLINE: "1" };
+
+    it("every bundled checkpoint runs offline on the bundled tokenizer and samples, saying so", () => {
+        const r = runCli(["--model", "fixtures/neox-mamba2", "--tasks", "piqa", "--limit", "2"], offline);
+        expect(r.code).toBe(0);
+        expect(r.stderr).toMatch(/^mamba-eval: using the bundled checkpoint fixtures\/neox-mamba2 .*the bundled GPT-NeoX-20B tokenizer .*the bundled sample documents/m);
+        expect(r.stdout).toMatch(/^\|piqa\s*\|/m);
+    });
+
+    it("a mistyped local folder is named as such, with the closest one, not sent to the hub", () => {
+        const r = runCli(["--model", "fixtures/neox-mambaX", "--tasks", "piqa"], offline);
+        expect(r.code).toBe(2);
+        expect(r.stderr.trim().split("\n").at(-1)).toMatch(/^mamba-eval: --model fixtures\/neox-mambaX: no such folder; did you mean fixtures\/neox-mamba[12]\?$/);
+        const dotted = runCli(["--model", "./no-such-checkpoint", "--tasks", "piqa"], offline);
+        expect(dotted.stderr.trim().split("\n").at(-1)).toBe("mamba-eval: --model ./no-such-checkpoint: no such folder");
+    });
+
+    it("--device cuda on a build without CUDA names the build flag", () => {
+        const r = runCli(["--model", tinyNeoxModel, "--tasks", "piqa", "--device", "cuda"], offline);
+        const last = r.stderr.trim().split("\n").at(-1)!;
+        if (/has no CUDA backend/.test(last)) expect(last).toContain("MAMBA_EVAL_CUDA=ON npm run build:native");
+        else expect(r.code).toBe(0);  // a CUDA build on a machine with a GPU
+    });
+
+    it("--help wraps at word boundaries", () => {
+        const r = runCli(["--help"]);
+        expect(r.code).toBe(0);
+        // Joined back at its line breaks, every description reads whole: a word cut mid-line would leave "t oken".
+        const joined = r.stdout.replace(/\s*\n\s+/g, " ");
+        expect(joined).toContain("Per-token log-probabilities and perplexity of a text or token ids");
+        expect(joined).toContain("Evaluate every published Mamba size on the six Table-3 tasks and write the table");
+    });
+});

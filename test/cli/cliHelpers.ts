@@ -17,8 +17,8 @@ export interface CliResult {
 }
 
 /** Runs `mamba-eval args…` to completion (the built dist/ when up to date, else the sources through tsx). */
-export function runCli(args: string[]): CliResult {
-    const r = spawnSync(process.execPath, [...cliEntry(), ...args], { cwd: repoRoot, encoding: "utf8", timeout: 120_000 });
+export function runCli(args: string[], env: Record<string, string> = {}): CliResult {
+    const r = spawnSync(process.execPath, [...cliEntry(), ...args], { cwd: repoRoot, encoding: "utf8", timeout: 120_000, env: { ...process.env, ...env } });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
