@@ -182,7 +182,7 @@ export async function hubListFiles(repo: string, opts: HubOptions = {}): Promise
     return guarded(s, async () => {
         const cachedListing = async (): Promise<HubListing | undefined> => {
             const commit = await cache.cachedCommit(s.revision);
-            if (commit === undefined || !(await stat(cache.snapshotDir(commit)).catch(() => undefined))) return undefined;
+            if (commit === undefined || !(await cache.hasSnapshot(commit))) return undefined;
             return { commit, files: await cache.snapshotFiles(commit), fromCache: true };
         };
         if (s.offline) {

@@ -10,9 +10,36 @@
  * Reading refuses what this layout cannot hold (a refs file that is not a commit hash, a folder where a file
  * belongs) with one line naming the path, instead of guessing.
  */
-import { copyFile, lstat, mkdir, readFile, readdir, rename, stat, symlink, unlink, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import type { Stats } from "node:fs";
+import { copyFile, lstat, mkdir, readFile, readdir, rename, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DownloadError } from "../errors.js";
+
+/** A name part no other writer (process or concurrent call) uses at the same time. */
+const uniqueSuffix = (): string => `${process.pid}-${randomBytes(6).toString("hex")}`;
+
+/** stat, or undefined when nothing is there; a file where a folder belongs above it (ENOTDIR) is thrown. */
+async function statIfExists(file: string): Promise<Stats | undefined> {
+    try {
+        return await stat(file);
+    } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw e;
+    }
+}
+
+/** A file's text, or undefined when it does not exist; a folder in its place is refused by name. */
+async function readTextIfExists(file: string): Promise<string | undefined> {
+    try {
+        return await readFile(file, "utf8");
+    } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "ENOENT") return undefined;
+        if (code === "EISDIR") throw new DownloadError(`${file}: is a folder where the hub cache needs a file (a cache written by another tool? remove it to fetch again)`);
+        throw e; // a file where a folder belongs above it (ENOTDIR): hubFs.ts names it
+    }
+}
 
 /** A hub repository kind. */
 export type HubRepoType = "model" | "dataset";
@@ -90,14 +117,8 @@ export class HubRepoCache {
     async cachedCommit(revision: string): Promise<string | undefined> {
         if (isCommitHash(revision)) return revision;
         const file = this.refPath(revision);
-        let text: string;
-        try {
-            text = await readFile(file, "utf8");
-        } catch (e) {
-            const code = (e as NodeJS.ErrnoException).code;
-            if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-            throw e;
-        }
+        const text = await readTextIfExists(file);
+        if (text === undefined) return undefined;
         const commit = text.trim();
         if (!isCommitHash(commit)) {
             throw new DownloadError(
@@ -112,12 +133,9 @@ export class HubRepoCache {
         if (revision === commit) return;
         const file = this.refPath(revision);
         await mkdir(path.dirname(file), { recursive: true });
-        const current = await readFile(file, "utf8").catch((e: NodeJS.ErrnoException) => {
-            if (e.code === "ENOENT") return undefined;
-            throw e;
-        });
+        const current = await readTextIfExists(file);
         if (current !== commit) {
-            const temporary = `${file}.${process.pid}.tmp`;
+            const temporary = `${file}.${uniqueSuffix()}.tmp`;
             await writeFile(temporary, commit);
             await rename(temporary, file);
         }
@@ -126,7 +144,7 @@ export class HubRepoCache {
     /** The cached copy of a file at a commit, if there is one; a folder in its place is refused. */
     async snapshotFile(commit: string, filePath: string): Promise<string | undefined> {
         const file = this.snapshotPath(commit, filePath);
-        const info = await stat(file).catch(() => undefined);
+        const info = await statIfExists(file);
         if (info === undefined) return undefined;
         if (!info.isFile()) throw new DownloadError(`${file}: is not a file (a cache written by another tool, or damaged); remove it to fetch the file again`);
         return file;
@@ -139,8 +157,7 @@ export class HubRepoCache {
         await mkdir(path.dirname(pointer), { recursive: true });
         const existing = await lstat(pointer).catch(() => undefined);
         if (existing?.isDirectory()) throw new DownloadError(`${pointer}: is a folder where the hub cache needs a file (a cache written by another tool? remove it to fetch again)`);
-        const temporary = `${pointer}.${process.pid}.tmp`;
-        await unlink(temporary).catch(() => undefined);
+        const temporary = `${pointer}.${uniqueSuffix()}.tmp`;
         try {
             await symlink(path.relative(path.dirname(pointer), blob), temporary);
         } catch {
@@ -150,12 +167,19 @@ export class HubRepoCache {
         return pointer;
     }
 
+    /** Whether snapshots/<commit> exists (a file in its place, or above it, is refused). */
+    async hasSnapshot(commit: string): Promise<boolean> {
+        const dir = this.snapshotDir(commit);
+        const info = await statIfExists(dir);
+        if (info === undefined) return false;
+        if (!info.isDirectory()) throw new DownloadError(`${dir}: is a file where the hub cache needs a folder (a cache written by another tool, or damaged)`);
+        return true;
+    }
+
     /** Files present in a cached snapshot, as repo paths with "/" separators (sorted). */
     async snapshotFiles(commit: string): Promise<string[]> {
+        if (!(await this.hasSnapshot(commit))) return [];
         const dir = this.snapshotDir(commit);
-        const info = await stat(dir).catch(() => undefined);
-        if (info === undefined) return [];
-        if (!info.isDirectory()) throw new DownloadError(`${dir}: is a file where the hub cache needs a folder (a cache written by another tool, or damaged)`);
         const entries = await readdir(dir, { recursive: true });
         const files: string[] = [];
         for (const entry of entries.sort()) {
