@@ -31,9 +31,13 @@ interface Shortfall {
 
 const sizeOf = async (file: string): Promise<number> => (await stat(file).catch(() => undefined))?.size ?? 0;
 
-async function sha256Of(file: string): Promise<string> {
+/** The file's sha256 (abortable between chunks: hashing gigabytes takes seconds). */
+async function sha256Of(file: string, signal: AbortSignal | undefined): Promise<string> {
     const hash = createHash("sha256");
-    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+    for await (const chunk of createReadStream(file)) {
+        if (signal?.aborted) throw abortReason(signal);
+        hash.update(chunk as Buffer);
+    }
     return hash.digest("hex");
 }
 
@@ -146,7 +150,7 @@ export async function downloadBlob(
     const got = await sizeOf(partial);
     if (got !== first.size) throw new DownloadError(`${what}: got ${got} of ${first.size} bytes`);
     if (/^[0-9a-f]{64}$/.test(first.etag)) {
-        const actual = await sha256Of(partial);
+        const actual = await sha256Of(partial, s.signal);
         if (actual !== first.etag) {
             await unlink(partial).catch(() => undefined);
             throw new DownloadError(`${what}: sha256 mismatch (expected ${first.etag}, got ${actual}); the partial file was removed`);

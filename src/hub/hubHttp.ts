@@ -95,7 +95,9 @@ export function httpRequest(url: string, request: HttpRequest): Promise<HttpAnsw
             idleTimer = setTimeout(() => stop(new HubNetworkError(url, `no ${phase} within ${seconds(timeoutMs)}`)), timeoutMs);
         };
 
-        const req = transport.request(target, { method: request.method, headers: request.headers });
+        // No connection reuse: a kept-alive socket the server has since closed would fail the request spuriously
+        // (and a first-try failure may send a caller to its cache); hub calls are few and large.
+        const req = transport.request(target, { method: request.method, headers: request.headers, agent: false });
         signal?.addEventListener("abort", onAbort, { once: true });
         req.on("socket", (socket) => {
             if (!socket.connecting) return armIdle("answer");

@@ -36,6 +36,18 @@ export function shownUrl(url: string): string {
     return `${parsed.origin}${parsed.pathname}`;
 }
 
+/** A Location header resolved against the URL that sent it; refused unless it is an http(s) URL. */
+function redirectTarget(location: string, base: string, what: string): string {
+    let target: URL;
+    try {
+        target = new URL(location, base);
+    } catch {
+        throw new DownloadError(`${what}: the server redirected to ${JSON.stringify(location.slice(0, 100))}, which is not a URL`);
+    }
+    if (target.protocol !== "http:" && target.protocol !== "https:") throw new DownloadError(`${what}: the server redirected to a ${target.protocol} URL`);
+    return target.toString();
+}
+
 /** Headers for a request to `url`: the token only when it goes to the hub's own origin. */
 export function requestHeaders(call: HubCall, url: string, extra: Record<string, string> = {}): Record<string, string> {
     const headers: Record<string, string> = { "user-agent": "mamba-eval (hub client)", "accept-encoding": "identity", ...extra };
@@ -72,7 +84,7 @@ export async function hubRequest(call: HubCall, url: string, options: HubRequest
         if (answer.status >= 300 && answer.status < 400 && location !== undefined) {
             if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location) || location.startsWith("//")) return answer;
             answer.discard();
-            current = new URL(location, target).toString();
+            current = redirectTarget(location, target, options.what);
             continue;
         }
         if (answer.status >= 200 && answer.status < 300) return answer;
@@ -119,7 +131,7 @@ export async function fileMetadata(call: HubCall, filePath: string, revision: st
     const size = sizeText === undefined ? NaN : Number(sizeText);
     if (!Number.isSafeInteger(size) || size < 0) throw new DownloadError(`${what}: the server sent no file size`);
     const etag = normaliseEtag(single(headers["x-linked-etag"]) ?? single(headers.etag), what);
-    const url = redirected ? new URL(single(headers.location)!, answer.url).toString() : answer.url;
+    const url = redirected ? redirectTarget(single(headers.location)!, answer.url, what) : answer.url;
     return { commit, etag, size, url };
 }
 
