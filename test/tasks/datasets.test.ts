@@ -97,11 +97,13 @@ describe("HF parquet through the hub cache (local HTTP server)", () => {
             if (url === "/api/datasets/baber/piqa/revision/main") {
                 res.setHeader("content-type", "application/json");
                 res.end(JSON.stringify({ sha: commit, siblings: [{ rfilename: "README.md" }, { rfilename: "data/validation-00000-of-00001.parquet" }] }));
-            } else if (url === "/datasets/baber/piqa/resolve/main/data/validation-00000-of-00001.parquet") {
+            } else if (new RegExp(`^/datasets/baber/piqa/resolve/(main|${commit})/(README\\.md|data/validation-00000-of-00001\\.parquet)$`).test(url)) {
+                // The hub answers a branch or a commit; the card has no configs, so the layout names the split.
+                const body = url.endsWith("README.md") ? Buffer.from("---\nlicense: afl-3.0\n---\n# piqa\n") : parquet;
                 res.setHeader("x-repo-commit", commit);
-                res.setHeader("etag", `"${etag}"`);
-                res.setHeader("content-length", String(parquet.length));
-                res.end(req.method === "HEAD" ? undefined : parquet);
+                res.setHeader("etag", `"${url.endsWith("README.md") ? "0f3e1a" : etag}"`);
+                res.setHeader("content-length", String(body.length));
+                res.end(req.method === "HEAD" ? undefined : body);
             } else {
                 res.statusCode = 404;
                 res.end();
