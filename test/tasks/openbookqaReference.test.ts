@@ -1,6 +1,6 @@
 /**
  * openbookqa on the bundled samples against lm-eval's procedure in float64 (fixtures/lm-eval-tasks/openbookqa/<model>.json:
- * scripts/fixtures/lm_eval_reference.py on scripts/fixtures/openbookqa_sample_requests.json, run on the GPU machine;
+ * scripts/fixtures/lm_eval_reference.py on scripts/fixtures/openbookqa_sample_requests.json;
  * see fixtures/lm-eval-tasks/README.md): the CLI's per-request ll within 1e-3, is_greedy identical, and acc / acc_norm
  * of every document identical to what the reference's numbers give. Skipped, visibly, until the reference files exist.
  */
