@@ -1,10 +1,11 @@
 /**
- * The environment variables mamba-eval reads, checked once when the CLI starts, each bad value refused with one
- * line naming the variable and what it accepts (instead of being ignored, misread, or failing deep inside a run
- * as an internal error):
- * - Hugging Face: HF_HOME and HF_HUB_CACHE (a folder, when they exist), HF_ENDPOINT (an http(s) URL), HF_HUB_OFFLINE
- *   (1/0, true/false, yes/no, on/off), HF_TOKEN (no spaces or line breaks: a token read from a file with its newline
- *   would make every request fail);
+ * The environment variables mamba-eval reads, checked once when a command starts, each bad value refused with one
+ * line naming the variable and what it accepts (instead of being ignored, misread, or failing deep inside a run):
+ * - Hugging Face: HF_ENDPOINT through the hub's own check (src/hub/hubEnv.ts, the same line the hub gives, only
+ *   earlier); HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE must be a yes or a no (1/0, true/false, yes/no, on/off), not a
+ *   value the hub would silently read as "online". The cache folders (HF_HOME, HF_HUB_CACHE) and the token are the
+ *   hub's to judge when it is used (it names the setting: "…: is a file where the hub cache needs a folder (cache
+ *   from HF_HOME=…)"), since a run on local files never touches them.
  * - ours: MAMBA_EVAL_ADDON (an addon file), MAMBA_EVAL_ISA, MAMBA_EVAL_PROFILE and the CUDA switches of
  *   docs/cuda.md (native/src/cpu/*.cc and native/cuda/*.cu read them with getenv; the accepted values below are the
  *   ones that code acts on, and must follow it). A MAMBA_EVAL_* name that is a near miss of one of these (a typo)
@@ -13,6 +14,7 @@
  */
 import { statSync } from "node:fs";
 import { UsageError } from "../errors.js";
+import { checkEndpoint } from "../hub/hubEnv.js";
 import { describeFileKind } from "../io/safeFile.js";
 import { editDistance } from "../io/suggest.js";
 
@@ -43,45 +45,14 @@ const BUILD_NAMES = ["MAMBA_EVAL_CUDA", "MAMBA_EVAL_CUBLAS_ROOT"];
 
 const OFFLINE_VALUES = /^(1|0|true|false|yes|no|on|off)?$/i;
 
-function checkFolderVariable(env: NodeJS.ProcessEnv, name: string): void {
-    const value = env[name];
-    if (value === undefined) return;
-    if (value === "") throw new UsageError(`${name} is set but empty; expected a folder (or unset it)`);
-    let stats;
-    try {
-        stats = statSync(value);
-    } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === "ENOENT") return; // created when first needed
-        if (code === "ENOTDIR") throw new UsageError(`${name}=${value}: a part of the path is a file, not a folder`);
-        throw new UsageError(`${name}=${value}: cannot be read (${code ?? String(e)})`);
-    }
-    if (!stats.isDirectory()) throw new UsageError(`${name}=${value}: is ${describeFileKind(stats)}, not a folder`);
-}
-
 /** Checks the variables described in the module comment; throws a UsageError naming the first bad one. */
 export function validateEnvironment(env: NodeJS.ProcessEnv = process.env): void {
-    checkFolderVariable(env, "HF_HOME");
-    checkFolderVariable(env, "HF_HUB_CACHE");
-    const endpoint = env.HF_ENDPOINT;
-    if (endpoint !== undefined) {
-        let url: URL | undefined;
-        try {
-            url = new URL(endpoint);
-        } catch {
-            url = undefined;
+    if (env.HF_ENDPOINT) checkEndpoint(env.HF_ENDPOINT, true);
+    for (const name of ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"]) {
+        const value = env[name];
+        if (value !== undefined && !OFFLINE_VALUES.test(value.trim())) {
+            throw new UsageError(`${name}=${value}: expected 1 or 0 (also true/false, yes/no, on/off)`);
         }
-        if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:") || url.host === "") {
-            throw new UsageError(`HF_ENDPOINT=${endpoint}: expected an http(s) URL such as https://huggingface.co`);
-        }
-    }
-    const offline = env.HF_HUB_OFFLINE;
-    if (offline !== undefined && !OFFLINE_VALUES.test(offline.trim())) {
-        throw new UsageError(`HF_HUB_OFFLINE=${offline}: expected 1 or 0 (also true/false, yes/no, on/off)`);
-    }
-    const token = env.HF_TOKEN;
-    if (token !== undefined && /[\s\p{Cc}]/u.test(token)) {
-        throw new UsageError("HF_TOKEN holds a space or a line break (a token read from a file with its newline?); expected the bare token");
     }
     const addon = env.MAMBA_EVAL_ADDON;
     if (addon !== undefined && addon !== "") {

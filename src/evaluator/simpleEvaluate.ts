@@ -14,7 +14,7 @@ import path from "node:path";
 import { MambaEvalError, TaskError, UsageError } from "../errors.js";
 import { probeWritableFolder } from "../io/atomicWrite.js";
 import type { JsonLike } from "../io/pyjson.js";
-import { pyJsonDumps, pyRepr } from "../io/pyjson.js";
+import { pyJsonDumps, pyRepr, toPlainJson, type PlainJson } from "../io/pyjson.js";
 import { writeErrorMessage } from "../io/writeErrorMessage.js";
 import { checkpointWeightNote } from "../model/checkpointFiles.js";
 import { startWeightsChecksum } from "../model/checksum.js";
@@ -86,8 +86,8 @@ export interface SimpleEvaluateOptions {
 }
 
 export interface SimpleEvaluateResult {
-    /** lm-eval's results object (what results_<date>.json holds). */
-    results: Record<string, JsonLike>;
+    /** lm-eval's results object, what results_<date>.json holds, as plain values (results.results.piqa["acc,none"]). */
+    results: Record<string, PlainJson>;
     /** Per task: documents, requests, answers, per-document metrics, aggregate, samples. */
     evaluations: TaskEvaluation[];
     /** lm-eval's printed header line and markdown table. */
@@ -125,6 +125,11 @@ function resolve(options: SimpleEvaluateOptions): ResolvedEvaluation {
     return { spec, tasks, seeds: parseSeeds(options.seed ?? DEFAULT_SEED), maxTokensPerCall: tokensPerCall(options.batchSize) };
 }
 
+/** Checks the options (tasks, model arguments, seeds, batch size) without opening anything; throws UsageError. */
+export function checkEvaluateOptions(options: SimpleEvaluateOptions): void {
+    resolve(options);
+}
+
 /** lm-eval's default --seed. */
 export const DEFAULT_SEED = "0,1234,1234,1234";
 
@@ -145,11 +150,12 @@ export function openForEvaluation(options: SimpleEvaluateOptions, memo?: RunMemo
     const { spec, tasks, maxTokensPerCall } = resolve(options);
     return openModel(openOptions(spec, {
         threads: options.threads,
+        ...(options.signal ? { hub: { signal: options.signal } } : {}),
         lm: {
             ...(maxTokensPerCall ? { maxTokensPerCall } : {}),
             ...(memo ? { memo } : {}),
         },
-        ...(memo ? { onTokenizer: (tokenizer: TextTokenizer) => primeInputs(memo, tokenizer, spec.maxLength ?? DEFAULT_MAX_LENGTH, { tasks, dataDir: options.dataDir, limit: options.limit }) } : {}),
+        ...(memo ? { onTokenizer: (tokenizer: TextTokenizer) => primeInputs(memo, tokenizer, spec.maxLength ?? DEFAULT_MAX_LENGTH, { tasks, dataDir: options.dataDir, limit: options.limit, ...(options.signal ? { hub: { signal: options.signal } } : {}) }) } : {}),
     }));
 }
 
@@ -158,7 +164,7 @@ export function openForEvaluation(options: SimpleEvaluateOptions, memo?: RunMemo
  * background, exactly as the evaluation will ask for them (evaluate → MambaLM.loglikelihood finds them there), so
  * this work overlaps the weight upload. A failure here is left for the evaluation to meet and report.
  */
-function primeInputs(memo: RunMemo, tokenizer: TextTokenizer, maxLength: number, options: Pick<EvaluateOptions, "tasks" | "dataDir" | "limit">): void {
+function primeInputs(memo: RunMemo, tokenizer: TextTokenizer, maxLength: number, options: Pick<EvaluateOptions, "tasks" | "dataDir" | "limit" | "hub">): void {
     const key = tokenRequestsKey(tokenizer, maxLength);
     if (key === undefined) return;
     void (async () => {
@@ -217,6 +223,7 @@ export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<Si
                 tasks,
                 limit: options.limit,
                 dataDir: options.dataDir,
+                ...(options.signal ? { hub: { signal: options.signal } } : {}),
                 logSamples: Boolean(options.logSamples),
                 writeOut: options.writeOut,
                 bootstrapIters: options.bootstrapIters,
@@ -264,7 +271,7 @@ export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<Si
             batchSize,
             batchSizes: [],
         });
-        return { results, evaluations, header, table: makeTable(results), resultsFile: written?.resultsFile, samplesFiles: written?.samplesFiles ?? [] };
+        return { results: toPlainJson(results) as Record<string, PlainJson>, evaluations, header, table: makeTable(results), resultsFile: written?.resultsFile, samplesFiles: written?.samplesFiles ?? [] };
     } finally {
         cache?.close();
         await model.dispose();

@@ -1,8 +1,8 @@
 /**
- * `--data_dir DIR`: the six tasks' original published files, converted to the Hugging Face dataset's row schema
+ * `--data_dir DIR`: the tasks' original published files, converted to the Hugging Face dataset's row schema
  * (the doc dicts lm-eval's functions see, with the HF column order and types, since docs are logged and hashed).
  *
- * Layout (that of /work/shared/data and fixtures/tasks):
+ * Layout (that of fixtures/tasks, the bundled samples):
  *   lambada_openai/lambada_test.jsonl                {text}                      → {text}
  *   hellaswag/hellaswag_val.jsonl                    rowanz/hellaswag schema     → {ind, activity_label, ctx_a,
  *                                                                                   ctx_b, ctx, endings, source_id,
@@ -14,6 +14,12 @@
  *                                                                                   label[]}, answerKey}
  *   winogrande/dev.jsonl                             {qID, sentence, option1, option2, answer}
  *                                                                                → {sentence, option1, option2, answer}
+ *   openbookqa/test.jsonl                            either the hub's schema (config main)
+ *                                                    {id, question_stem, choices{text[], label[]}, answerKey}
+ *                                                    or the original release's Data/Main/test.jsonl
+ *                                                    {id, question{stem, choices[{text,label}]}, answerKey}
+ *                                                                                → {id, question_stem, choices{text[],
+ *                                                                                   label[]}, answerKey}
  *
  * API: `localDataFiles(taskName)` (relative paths read), `loadLocalRows(dataDir, taskName)` → rows before
  * process_docs, `loadLocalSource` → the same with each row's file:line. A missing or malformed file throws
@@ -55,6 +61,7 @@ const SOURCES: Readonly<Record<string, LocalSource>> = {
             answer: str(r, "answer", w),
         }),
     },
+    openbookqa: { file: "openbookqa/test.jsonl", convert: openbookqaRow },
 };
 
 /** The files (relative to the data dir) a task reads. */
@@ -104,7 +111,7 @@ async function readLines(file: string): Promise<{ text: string; line: number }[]
     } catch (error) {
         if (error instanceof FileAccessError && error.code !== "ENOENT") throw new DataFormatError(error.message);
         const code = (error as NodeJS.ErrnoException).code;
-        // A folder laid out like ../shared/data has HellaSwag only in llama.cpp's derived text form, which lacks
+        // A folder may hold HellaSwag only in llama.cpp's derived text form (hellaswag_val_full.txt.bz2), which lacks
         // ctx_a/ctx_b and so cannot give lm-eval's prompts: say so instead of a bare ENOENT.
         const derived = path.join(path.dirname(file), "hellaswag_val_full.txt.bz2");
         const hint = code === "ENOENT" && existsSync(derived)
@@ -187,4 +194,30 @@ function arcRow(r: unknown, where: string): Doc {
         choices: { text, label },
         answerKey: str(r, "answerKey", where),
     };
+}
+
+function openbookqaRow(r: unknown, where: string): Doc {
+    // The original release nests the stem and the choices under "question", as ARC does.
+    if (r !== null && typeof r === "object" && !("question_stem" in r) && "question" in r) {
+        const { id, question, choices, answerKey } = arcRow(r, where);
+        return { id: id!, question_stem: question!, choices: choices!, answerKey: answerKey! };
+    }
+    const choices = field(r, "choices", where);
+    const text = stringList(choices, "text", `${where} choices`);
+    const label = stringList(choices, "label", `${where} choices`);
+    if (text.length === 0 || text.length !== label.length) {
+        throw new DataFormatError(`${where}: field "choices" must hold as many labels as texts (at least one), got ${text.length} texts and ${label.length} labels`);
+    }
+    return {
+        id: str(r, "id", where),
+        question_stem: str(r, "question_stem", where),
+        choices: { text, label },
+        answerKey: str(r, "answerKey", where),
+    };
+}
+
+function stringList(record: unknown, key: string, where: string): string[] {
+    const value = field(record, key, where);
+    if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) throw new DataFormatError(`${where}: field "${key}" must be a list of strings`);
+    return value as string[];
 }
