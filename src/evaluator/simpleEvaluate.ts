@@ -4,11 +4,13 @@
  *   open the model (checkpoint, tokenizer, backend, LM; the documents are read and tokenised while the weights load)
  *   → evaluate (evaluate.ts: every task's requests in one pooled loglikelihood call, per-document metrics,
  *     aggregation and stderr) → the results object (lm-eval main's layout plus a `mamba_eval` provenance block)
- *   → results_<date>.json and samples_<task>_<date>.jsonl under outputPath/<model>/ (when asked).
+ *   → results_<date>.json and samples_<task>_<date>.jsonl under outputPath/<model>/ (when asked; runFiles.ts: never
+ *     over an existing file).
  *
  * The CLI's `run` and the `table3` workflow call this; a program calls it the same way (src/index.ts).
  * With `useCache`, finished requests are kept in an SQLite file as they finish, so an aborted run (`signal`)
- * resumes where it stopped.
+ * resumes where it stopped; the file answers only for this run's configuration (cache.ts). `signal` is honoured in
+ * every phase: by the LM call, between the metrics of documents, and before anything is written.
  */
 import path from "node:path";
 import { MambaEvalError, TaskError, UsageError } from "../errors.js";

@@ -7,6 +7,7 @@
 import { readdirSync, statSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../errors.js";
+import { describeFileKind } from "../io/safeFile.js";
 
 const RESULTS_NAME = /^results(_.+)?\.json$/;
 
@@ -64,9 +65,12 @@ function subfolders(dir: string): string[] {
 }
 
 function statOrThrow(path: string, flag: string): Stats {
+    let stats: Stats;
     try {
-        return statSync(path);
+        stats = statSync(path);
     } catch {
         throw new UsageError(`${flag} ${path}: no such file or folder`);
     }
+    if (!stats.isFile() && !stats.isDirectory()) throw new UsageError(`${flag} ${path}: is ${describeFileKind(stats)}; expected a results file or a folder`);
+    return stats;
 }

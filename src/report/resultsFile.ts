@@ -4,7 +4,7 @@
  * metric key ("acc,none"), the value and its standard error (null when missing or "N/A").
  * The file is validated with zod; a malformed one → DataFormatError naming the file and field.
  */
-import { readFileSync } from "node:fs";
+import { FileAccessError, readSmallTextFileSync, SIZE_LIMITS } from "../io/safeFile.js";
 import { z } from "zod";
 import { DataFormatError } from "../errors.js";
 import { firstIssueLine, formatFieldPath } from "./fieldPath.js";
@@ -55,8 +55,9 @@ const resultsSchema = z.looseObject({
 export function readResultsFile(path: string): ResultsRun {
     let text: string;
     try {
-        text = readFileSync(path, "utf8");
+        text = readSmallTextFileSync(path, { limit: SIZE_LIMITS.data, what: "a results file" });
     } catch (error) {
+        if (error instanceof FileAccessError && error.code !== "ENOENT") throw new DataFormatError(error.message);
         throw new DataFormatError(`${path}: cannot read results file (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
     }
     let json: unknown;

@@ -7,7 +7,8 @@
  *   - v0.4.2: `<model_args with / and = → __>_<task>.jsonl` next to `results.json`, one indented JSON
  *     array; `arguments` = [[ctx, cont], …]; resps leaves are native numbers/booleans.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { FileAccessError, readSmallTextFileSync, SIZE_LIMITS } from "../io/safeFile.js";
+import { existsSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { DataFormatError } from "../errors.js";
@@ -104,8 +105,9 @@ function legacySamplesPrefix(modelArgs: ResultsRun["modelArgs"]): string | undef
 export function readSamplesFile(path: string, task: string): SampleRecord[] {
     let text: string;
     try {
-        text = readFileSync(path, "utf8");
+        text = readSmallTextFileSync(path, { limit: SIZE_LIMITS.data, what: "a samples file" });
     } catch (error) {
+        if (error instanceof FileAccessError && error.code !== "ENOENT") throw new DataFormatError(error.message);
         throw new DataFormatError(`${path}: cannot read samples file (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
     }
     const records: SampleRecord[] = [];

@@ -118,6 +118,15 @@ describe("a FIFO, a device, a socket or a folder where a file is expected", () =
     });
 });
 
+describe("results files given to compare and table", () => {
+    it("a FIFO as a results file", () => {
+        const fifo = path.join(tmp, "results.fifo");
+        fifoAt(fifo);
+        expectOneLineError(cli(["compare", fifo, fifo], quick), /BASELINE .*results\.fifo: is a FIFO \(named pipe\); expected a results file or a folder/);
+        expectOneLineError(cli(["table", fifo], quick), /RESULTS .*results\.fifo: is a FIFO \(named pipe\); expected a results file or a folder/);
+    });
+});
+
 // ---- signals in every phase ------------------------------------------------------------------------------------
 
 /** A workload long enough to catch each phase: many lambada documents (tokenising, scoring, the perplexity bootstrap). */
