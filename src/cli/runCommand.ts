@@ -112,8 +112,8 @@ export async function runMain(args: RunArgs, io: CliIO): Promise<number> {
     validateEnvironment();
     const { options, notes } = runOptions(args);
     checkEvaluateOptions(options);  // a bad flag is its own one line, before the notes on defaults
+    const interrupts = handleInterrupts(io);  // set before anything is printed: a signal from then on is ours
     if (notes.length > 0) io.err(`mamba-eval: using ${notes.join("; ")}\n`);
-    const interrupts = handleInterrupts(io);
     const progress = new ProgressReporter("loglikelihood", { write: (t) => io.err(t), isTTY: io.errIsTTY });
     try {
         const run = await simpleEvaluate({

@@ -145,7 +145,7 @@ beforeAll(() => {
  */
 async function interruptWhen(name: string, signal: NodeJS.Signals, ready: (stderr: string) => boolean): Promise<void> {
     const out = path.join(tmp, `out-${name}`);
-    // The bundled model (no --model), whose first stderr line ("using …") comes just before the handlers are set.
+    // The bundled model (no --model), whose first stderr line ("using …") comes once the handlers are set.
     const run = startCli(["run", "--data_dir", bigData, "--tasks", "lambada_openai", "--threads", "1", "--output_path", out, "--log_samples"]);
     await waitFor(() => ready(run.stderrSoFar()), 60_000, `the ${name} phase`);
     const sentAt = Date.now();
