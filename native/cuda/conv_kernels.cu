@@ -1,7 +1,8 @@
 // conv_kernels.cu — causal depthwise conv1d + bias + SiLU over packed segments, and the conv state after a segment.
 //
-// Conv state of one channel: the last K−1 inputs before the next token, oldest first. Output row t of a
-// segment: bias + Σ_k w[k]·x[t−(K−1)+k], where positions before the segment's start come from its
+// Channel c, token t of a segment (K = d_conv, w [C×K], inputs x before the segment's first row from its history):
+//   out_t[c] = SiLU( b[c] + Σ_{k=0}^{K−1} w[c][k] · x_{t−(K−1)+k}[c] )        k ascending
+// Conv state of one channel: the last K−1 inputs before the next token, oldest first. Positions before the segment's start come from its
 // history (ConvHistory: rows of in-call ancestors, a saved state, or zeros), so every level of a call runs in
 // one launch. One thread per (channel, chunk of ≤ kConvChunkRows rows) loads all of its K−1+rows inputs first,
 // then computes, so the loads are in flight together instead of one row at a time.
@@ -59,8 +60,8 @@ __global__ void __launch_bounds__(kConvThreads)
         if (r < rows) {
             float acc = b;
 #pragma unroll
-            for (int k = 0; k < K; ++k) acc += wk[k] * v[r + k];
-            const float y = silu(acc);
+            for (int k = 0; k < K; ++k) acc += wk[k] * v[r + k];  // b + Σ_k w[k]·x[t−(K−1)+k]
+            const float y = silu(acc);                            // SiLU(v) = v / (1 + e^{−v})
             const size_t at = static_cast<size_t>(chunk.row_begin + r) * C + c;
             out[at] = y;
             if (out_copy.ptr != nullptr) store_act(out_copy, at, y);

@@ -1,5 +1,13 @@
 // cuda_backend.cu — the CUDA Backend: Mamba-1 / Mamba-2 forward over packed segments on one GPU.
 //
+// The model (mamba_ssm semantics; R is the fp32 residual stream of a token):
+//   R = emb[token];  per layer: R += out_proj(mixer(RMSNorm(R)));  logits = head(RMSNorm_f(R))
+//   Mamba-1 mixer:  [x, z] = in_proj(u);  x = SiLU(conv(x) + b);  [dt_low, B, C] = x_proj(x);  dt = dt_proj(dt_low)
+//                   y = selective_scan(x, dt, A, B, C, D) · SiLU(z)                         (scan_kernels.cu)
+//   Mamba-2 mixer:  [z, xBC, dt] = in_proj(u);  xBC = SiLU(conv(xBC) + b);  y = SSD(x, dt, A, B, C, D)
+//                   y = RMSNorm_group(y ⊙ SiLU(z))                           (scan_kernels.cu, ssd_kernels.cu)
+// log p(next token) = log_softmax(logits)[target] (logits_kernels.cu).
+//
 // score(): embed all rows → per layer (add + RMSNorm → in_proj → conv + SiLU → [x_proj → dt_proj] →
 // scan [→ gated norm] → out_proj) → norm_f + LM head on the distinct requested rows only → fused
 // log-softmax + gather. GEMMs run on all packed rows at once (cuBLASLt, one fixed algorithm per shape);
@@ -11,7 +19,6 @@
 // exchange layout (conv [layer][C][K-1] oldest first; ssm [layer][E][N] or [layer][H][P][N]).
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -131,20 +138,6 @@ private:
     int n_ = -1, warm_n_ = -1;
 };
 
-/** Whether step() may use CUDA graphs: MAMBA_EVAL_CUDA_GRAPHS=0 turns them off, and so does the phase profiler. */
-/** MAMBA_EVAL_CUDA_SCAN_ORDER=levels: one scan launch per level instead of one queued launch (an A/B knob). */
-bool scan_by_levels() {
-    const char* v = std::getenv("MAMBA_EVAL_CUDA_SCAN_ORDER");
-    return v != nullptr && std::string(v) == "levels";
-}
-
-bool step_graphs_enabled() {
-    const char* graphs = std::getenv("MAMBA_EVAL_CUDA_GRAPHS");
-    const char* profile = std::getenv("MAMBA_EVAL_CUDA_PROFILE");
-    const bool off = graphs != nullptr && std::string(graphs) == "0";
-    return !off && (profile == nullptr || profile[0] == '\0');
-}
-
 std::string slot_str(int slot) { return "slot " + std::to_string(slot); }
 
 void check_slot_id(int slot, const std::string& what) {
@@ -211,7 +204,7 @@ public:
             explicit StepMode(bool& f) : flag(f) { flag = true; }
             ~StepMode() { flag = false; }
         } step_mode(step_mode_);
-        if (n > kHeadChunkRows || !step_graphs_enabled()) {
+        if (n > kHeadChunkRows || cuda::PhaseClock::enabled()) {  // the profiler's events need eager launches
             graph_.drop();
             ScoreOutput out;
             run(b, out);
@@ -317,24 +310,14 @@ private:
     size_t ssm_bytes() const { return ssm_state_floats() * sizeof(float); }
     size_t act_bytes() const { return bf16_ ? 2 : 4; }
 
-    /**
-     * y = x·Wᵀ through cuBLASLt (one algorithm per shape), or in step() with MAMBA_EVAL_CUDA_GEMV=1 through the
-     * bandwidth-bound GEMV (gemv_kernels.cu): faster at a few sequences, slower at many (docs/cuda.md, v6). Each
-     * path has its own fixed per-output order, so a row's result does not depend on the batch either way; with the
-     * GEMV, step() and score() may differ in the last bits.
-     */
+    /** y = x·Wᵀ through cuBLASLt, one algorithm per weight shape whatever T (gemm.cuh), so rows never depend on the batch. */
     void project(const void* w, int N, int K, const void* x, int ldx, int T, float* y, int ldy) {
-        if (step_mode_ && gemv_decode_) {
-            cuda::launch_gemv(bf16_, w, N, K, x, ldx, T, y, ldy, stream_);
-        } else {
-            gemm_.run(w, N, K, x, ldx, T, y, ldy);
-        }
+        gemm_.run(w, N, K, x, ldx, T, y, ldy);
     }
 
     /** Mamba-2 in score(): the chunked SSD on tensor cores for bf16 weights at supported head sizes. */
     bool use_chunked_ssd() const {
-        return bf16_ && !step_mode_ && cuda::mamba2_ssd_chunk_length(s_.head_dim, s_.d_state) > 0 &&
-               !cuda::mamba2_ssd_disabled();
+        return bf16_ && !step_mode_ && cuda::mamba2_ssd_chunk_length(s_.head_dim, s_.d_state) > 0;
     }
     bool live(int slot) const { return slots_.count(slot) != 0; }
 
@@ -711,7 +694,7 @@ private:
                                 d_ptrs + 3 * n_seg};
         c.hist = cuda::ConvHistory{d_ints + history_off, d_ptrs + 4 * n_seg};
         c.queue = cuda::ScanQueue{d_ints + order_off, d_ints + parent_off, nullptr, nullptr, 0, 0};
-        if (p.levels > 1 && !scan_by_levels()) prepare_queue(c, n_seg);
+        if (p.levels > 1) prepare_queue(c, n_seg);
         return c;
     }
 
@@ -924,11 +907,7 @@ private:
     cuda::Gemm gemm_;
     cuda::PhaseClock clock_;
     bool bf16_ = false;
-    bool step_mode_ = false;  // inside step(): recurrent Mamba-2 scan with transposed state I/O, GEMV if enabled
-    const bool gemv_decode_ = [] {
-        const char* v = std::getenv("MAMBA_EVAL_CUDA_GEMV");
-        return v != nullptr && std::string(v) == "1";
-    }();
+    bool step_mode_ = false;  // inside step(): recurrent Mamba-2 scan with transposed state I/O
     int64_t conv_ch_ = 0, in_rows_ = 0, conv_layer_ = 0, ssm_layer_ = 0;
     unsigned queue_epoch_ = 0;  // the flag value of the last queued scan launch
     std::string isa_;

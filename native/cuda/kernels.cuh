@@ -135,8 +135,6 @@ void launch_mamba2_ssd(const int32_t* seg_list, int n, SegTable segs, int layer,
 void launch_mamba2_ssd_queued(ScanQueue q, int n, SegTable segs, int layer, const Mamba2ScanArgs& a, cudaStream_t stream);
 /** The chunk length the SSD kernel uses for head dim P and d_state N, or 0 when it does not support them. */
 int mamba2_ssd_chunk_length(int P, int N);
-/** MAMBA_EVAL_CUDA_SSD=recurrent: score() keeps the recurrent Mamba-2 scan (an A/B knob, read at each call). */
-bool mamba2_ssd_disabled();
 
 /** out = RMSNorm_group(y ⊙ SiLU(z)) · w, groups of E/G contiguous channels (Mamba-2, norm_before_gate=false). */
 void launch_gated_rmsnorm(int T, const float* y /* [T×E] */, const float* z /* [T×z_stride] */, int z_stride,
@@ -154,15 +152,5 @@ void launch_add_bias(int T, int cols, float* y, int ld, const float* bias, cudaS
  */
 void launch_logsoftmax_gather(const float* logits /* [rows×V] */, int V, const int32_t* row, const int32_t* target,
                               int n, double* logprob, uint8_t* greedy, cudaStream_t stream);
-
-/**
- * The decode projection (gemv_kernels.cu): y[r*ldy + j] = Σ_k x[r*ldx + k]·w[j*K + k] for r < rows, j < N; w and x
- * bf16 (bf16 = true) or fp32, y fp32. A fixed per-output reduction order, independent of rows (see the file).
- */
-void launch_gemv(bool bf16, const void* w /* [N×K] */, int N, int K, const void* x /* [rows×ldx] */, int ldx, int rows,
-                 float* y /* [rows×ldy] */, int ldy, cudaStream_t stream);
-
-/** dst[i] = bf16(src[i]) (round to nearest even). */
-void launch_f32_to_bf16(const float* src, __nv_bfloat16* dst, size_t n, cudaStream_t stream);
 
 }  // namespace mamba::cuda

@@ -1,4 +1,10 @@
 // norm_kernels.cu — embedding gather, residual add + RMSNorm, gated group RMSNorm, small copies.
+//
+//   embed:          R_t = emb[token_t]                                    (the residual stream, fp32)
+//   add + RMSNorm:  R_t += mix_t;  u_t = R_t · w / sqrt(mean_d(R_t[d]²) + eps)          (eps = 1e-5)
+//   gated RMSNorm:  g = y_t ⊙ SiLU(z_t);  out = g · w / sqrt(mean_{c∈group}(g[c]²) + eps), per group of E/G channels
+//                   (Mamba-2, norm_before_gate = false)
+// Sums of squares are taken by a block per row in a fixed order (block_sum), so a row never depends on the batch.
 #include "cuda_check.cuh"
 #include "device_math.cuh"
 
@@ -27,12 +33,12 @@ __global__ void __launch_bounds__(kNormThreads)
     const float* m = mix != nullptr ? mix + r * D : nullptr;
     float ss = 0.0f;
     for (int d = threadIdx.x; d < D; d += kNormThreads) {
-        const float v = m != nullptr ? h[d] + m[d] : h[d];
+        const float v = m != nullptr ? h[d] + m[d] : h[d];  // R += mix
         if (rows == nullptr && m != nullptr) h[d] = v;
-        ss += v * v;
+        ss += v * v;                                          // Σ_d R[d]²
     }
     const float total = block_sum<kNormThreads>(ss, scratch);
-    const float rstd = 1.0f / sqrtf(total / static_cast<float>(D) + eps);
+    const float rstd = 1.0f / sqrtf(total / static_cast<float>(D) + eps);  // 1 / sqrt(mean + eps)
     for (int d = threadIdx.x; d < D; d += kNormThreads) {
         const float v = (rows == nullptr || m == nullptr) ? h[d] : h[d] + m[d];
         store_act(out, i * D + d, v * rstd * w[d]);
@@ -47,7 +53,7 @@ __global__ void __launch_bounds__(kNormThreads)
     const int c0 = blockIdx.y * group;
     float ss = 0.0f;
     for (int c = c0 + threadIdx.x; c < c0 + group; c += kNormThreads) {
-        const float g = y[t * E + c] * silu(z[t * z_stride + c]);
+        const float g = y[t * E + c] * silu(z[t * z_stride + c]);  // g = y ⊙ SiLU(z)
         ss += g * g;
     }
     const float total = block_sum<kNormThreads>(ss, scratch);
@@ -73,13 +79,6 @@ __global__ void add_bias_kernel(int T, int cols, float* y, int ld, const float* 
     for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
          i += static_cast<size_t>(gridDim.x) * blockDim.x) {
         y[(i / cols) * ld + i % cols] += bias[i % cols];
-    }
-}
-
-__global__ void f32_to_bf16_kernel(const float* src, __nv_bfloat16* dst, size_t n) {
-    for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-         i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-        dst[i] = __float2bfloat16_rn(src[i]);
     }
 }
 
@@ -123,12 +122,6 @@ void launch_add_bias(int T, int cols, float* y, int ld, const float* bias, cudaS
     if (n == 0) return;
     add_bias_kernel<<<elementwise_blocks(n), 256, 0, stream>>>(T, cols, y, ld, bias);
     check_launch("add_bias_kernel");
-}
-
-void launch_f32_to_bf16(const float* src, __nv_bfloat16* dst, size_t n, cudaStream_t stream) {
-    if (n == 0) return;
-    f32_to_bf16_kernel<<<elementwise_blocks(n), 256, 0, stream>>>(src, dst, n);
-    check_launch("f32_to_bf16_kernel");
 }
 
 }  // namespace mamba::cuda

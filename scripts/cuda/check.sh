@@ -55,7 +55,7 @@ if [ -n "$BENCH_MODELS" ]; then
             && node .node-bin/bench.mjs run "/tmp/bench/$name" "$name" "$OUT/bench.jsonl"; } >> "$OUT/bench.log" 2>&1 || status=1
         rm -rf "/tmp/bench/$name"
     done
-    grep -E '^bench |cuda profile|v3 scan|"gpu"' "$OUT/bench.log"
+    grep -E '^bench |cuda profile|"gpu"' "$OUT/bench.log"
 fi
 
 echo "=== check ==="

@@ -10,8 +10,9 @@
  * 2. CPU vs CUDA on packed batches with state slots (a prefix, branches from it, a slot saved twice in one call,
  *    a second call continuing from saved slots), logprobs and exported states.
  * 3. Batch invariance: every segment scored alone gives bit-identical logprobs and states to the packed calls.
- * 4. Decode: step() with CUDA graphs (eager, captured, replayed calls) bit-identical to step() without them, and
- *    three slots stepped together bit-identical to one slot per call.
+ * 4. Decode: step() through CUDA graphs (eager, captured, replayed calls) bit-identical to eager step() calls (a step
+ *    of another batch size between two calls keeps every call eager), and three slots stepped together
+ *    bit-identical to one slot per call.
  * Prints a table; exits 1 when any check fails. CHECK_DEVICE=cpu runs the same checks with the CPU backend in
  * place of cuda (a dry run of this program on a machine without a GPU).
  */
@@ -261,36 +262,36 @@ interface DecodeResult {
 }
 
 /**
- * Six step() calls over three slots starting from copies of `from`: batched (n = 3) or one slot per call (n = 1),
- * with CUDA graphs on (so eager, captured and replayed calls all occur) or off (MAMBA_EVAL_CUDA_GRAPHS=0).
+ * Six step() calls over three slots starting from copies of `from`: batched (n = 3) or one slot per call (n = 1).
+ * The backend runs the first call of a batch size eagerly, captures the second into a CUDA graph and replays it
+ * after that; a different batch size starts over. graphs = false puts a step of another slot (n = 1, not recorded)
+ * between the batched calls, so every one of them runs eagerly.
  */
 async function decodeRun(model: NativeBackend, from: number[], base: number, tokens: number[], perSlot: boolean,
     graphs: boolean): Promise<DecodeResult> {
-    process.env.MAMBA_EVAL_CUDA_GRAPHS = graphs ? "1" : "0";
-    try {
-        const slots = from.map((_, i) => base + i);
-        for (const [i, src] of from.entries()) await model.copyState(src, base + i);
-        const logits: number[] = [];
-        for (let k = 0; k < 6; k++) {
-            const next = slots.map((_, i) => tokens[(k * slots.length + i) % tokens.length] ?? 0);
-            if (perSlot) {
-                for (const [i, slot] of slots.entries()) {
-                    append(logits, await model.step(Int32Array.from([slot]), Int32Array.from([next[i] ?? 0])));
-                }
-            } else {
-                append(logits, await model.step(Int32Array.from(slots), Int32Array.from(next)));
+    const slots = from.map((_, i) => base + i);
+    for (const [i, src] of from.entries()) await model.copyState(src, base + i);
+    const spare = base + from.length;
+    await model.copyState(from[0] ?? 1, spare);
+    const logits: number[] = [];
+    for (let k = 0; k < 6; k++) {
+        const next = slots.map((_, i) => tokens[(k * slots.length + i) % tokens.length] ?? 0);
+        if (perSlot) {
+            for (const [i, slot] of slots.entries()) {
+                append(logits, await model.step(Int32Array.from([slot]), Int32Array.from([next[i] ?? 0])));
             }
+        } else {
+            if (!graphs) await model.step(Int32Array.from([spare]), Int32Array.from([next[0] ?? 0]));
+            append(logits, await model.step(Int32Array.from(slots), Int32Array.from(next)));
         }
-        const states: number[] = [];
-        for (const slot of slots) {
-            const st = await model.exportState(slot);
-            append(states, st.conv);
-            append(states, st.ssm);
-        }
-        return { logits, states };
-    } finally {
-        delete process.env.MAMBA_EVAL_CUDA_GRAPHS;
     }
+    const states: number[] = [];
+    for (const slot of slots) {
+        const st = await model.exportState(slot);
+        append(states, st.conv);
+        append(states, st.ssm);
+    }
+    return { logits, states };
 }
 
 /** 4. Decode: graphs vs no graphs, and batched vs one slot per call, all bit-identical. */
