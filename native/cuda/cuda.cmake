@@ -36,6 +36,7 @@ if(MAMBA_EVAL_CUDA)
     ${MAMBA_EVAL_CUDA_DIR}/conv_kernels.cu
     ${MAMBA_EVAL_CUDA_DIR}/scan_kernels.cu
     ${MAMBA_EVAL_CUDA_DIR}/ssd_kernels.cu
+    ${MAMBA_EVAL_CUDA_DIR}/attention_kernels.cu
     ${MAMBA_EVAL_CUDA_DIR}/logits_kernels.cu
     ${MAMBA_EVAL_CUDA_DIR}/cuda_backend.cu)
   set_target_properties(mamba_eval_cuda PROPERTIES

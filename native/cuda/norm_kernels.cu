@@ -4,6 +4,7 @@
 //   add + RMSNorm:  R_t += mix_t;  u_t = R_t · w / sqrt(mean_d(R_t[d]²) + eps)          (eps = 1e-5)
 //   gated RMSNorm:  g = y_t ⊙ SiLU(z_t);  out = g · w / sqrt(mean_{c∈group}(g[c]²) + eps), per group of E/G channels
 //                   (Mamba-2, norm_before_gate = false)
+//   gated product:  out = a ⊙ SiLU(b)                 (GatedMLP: fc1's value and gate halves; MHA's in-attention MLP)
 // Sums of squares are taken by a block per row in a fixed order (block_sum), so a row never depends on the batch.
 #include "cuda_check.cuh"
 #include "device_math.cuh"
@@ -82,6 +83,17 @@ __global__ void add_bias_kernel(int T, int cols, float* y, int ld, const float* 
     }
 }
 
+__global__ void gated_product_kernel(int T, int cols, const float* src, int src_ld, int a_col, int b_col, ActOut dst,
+                                     int dst_ld, int dst_col) {
+    const size_t total = static_cast<size_t>(T) * cols;
+    for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+         i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+        const size_t t = i / cols, c = i % cols;
+        const float* row = src + t * src_ld;
+        store_act(dst, t * dst_ld + dst_col + c, row[a_col + c] * silu(row[b_col + c]));  // value · SiLU(gate)
+    }
+}
+
 unsigned elementwise_blocks(size_t n) {
     const size_t blocks = (n + 255) / 256;
     return static_cast<unsigned>(blocks < 65536 ? (blocks == 0 ? 1 : blocks) : 65536);
@@ -115,6 +127,14 @@ void launch_copy_cols(int T, int cols, const float* src, int src_stride, ActOut 
     if (n == 0) return;
     copy_cols_kernel<<<elementwise_blocks(n), 256, 0, stream>>>(T, cols, src, src_stride, dst);
     check_launch("copy_cols_kernel");
+}
+
+void launch_gated_product(int T, int cols, const float* src, int src_ld, int a_col, int b_col, ActOut dst, int dst_ld,
+                          int dst_col, cudaStream_t stream) {
+    const size_t n = static_cast<size_t>(T) * cols;
+    if (n == 0) return;
+    gated_product_kernel<<<elementwise_blocks(n), 256, 0, stream>>>(T, cols, src, src_ld, a_col, b_col, dst, dst_ld, dst_col);
+    check_launch("gated_product_kernel");
 }
 
 void launch_add_bias(int T, int cols, float* y, int ld, const float* bias, cudaStream_t stream) {

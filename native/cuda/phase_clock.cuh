@@ -14,7 +14,7 @@
 
 namespace mamba::cuda {
 
-enum Phase { kPhaseEmbed, kPhaseNorm, kPhaseGemm, kPhaseConv, kPhaseScan, kPhaseHead, kPhaseEnd, kPhaseCount };
+enum Phase { kPhaseEmbed, kPhaseNorm, kPhaseGemm, kPhaseConv, kPhaseScan, kPhaseAttention, kPhaseHead, kPhaseEnd, kPhaseCount };
 
 class PhaseClock {
 public:
@@ -51,9 +51,9 @@ public:
                 if (cudaEventElapsedTime(&d, marks_[i].second, marks_[i + 1].second) == cudaSuccess) ms[marks_[i].first] += d;
             }
             std::fprintf(stderr, "cuda profile: %ld rows, segments %ld, levels %d, embed %.2f ms, norm %.2f ms, gemm %.2f ms, "
-                         "conv %.2f ms, scan %.2f ms, head %.2f ms, call %.2f ms\n", rows, segments, levels,
-                         ms[kPhaseEmbed], ms[kPhaseNorm], ms[kPhaseGemm], ms[kPhaseConv], ms[kPhaseScan], ms[kPhaseHead],
-                         call_ms);
+                         "conv %.2f ms, scan %.2f ms, attention %.2f ms, head %.2f ms, call %.2f ms\n", rows, segments, levels,
+                         ms[kPhaseEmbed], ms[kPhaseNorm], ms[kPhaseGemm], ms[kPhaseConv], ms[kPhaseScan], ms[kPhaseAttention],
+                         ms[kPhaseHead], call_ms);
         }
         clear();
     }

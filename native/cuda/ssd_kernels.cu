@@ -30,12 +30,14 @@
 #include "cuda_check.cuh"
 #include "device_math.cuh"
 #include "scan_queue.cuh"
+#include "wmma_tiles.cuh"
 
 namespace mamba::cuda {
 
 namespace {
 
 using namespace nvcuda;
+using Accum = WmmaAccum;
 
 constexpr int kSsdThreads = 256;  // 8 warps
 constexpr int kSsdWarps = kSsdThreads / 32;
@@ -65,25 +67,6 @@ struct SsdLayout {
     static constexpr size_t kEw = kEa + size_t(LC) * 4;                    // float [LC] e^{a_last − a}
     static constexpr size_t kBytes = kEw + size_t(LC) * 4;
 };
-
-using Accum = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
-
-/**
- * acc += Σ_k A_k·B_k for k = 0 … k_tiles−1 in increasing order, on tensor cores: A_k is the 16×16 tile at
- * a + k·a_step (leading dimension lda, stored as LayoutA), B_k the one at b + k·b_step (ldb, LayoutB).
- */
-template <typename T, typename LayoutA, typename LayoutB>
-__device__ __forceinline__ void mma_tiles(Accum& acc, const T* a, int lda, int a_step, const T* b, int ldb, int b_step,
-                                          int k_tiles) {
-#pragma unroll
-    for (int k = 0; k < k_tiles; ++k) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, LayoutA> fa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, LayoutB> fb;
-        wmma::load_matrix_sync(fa, a + k * a_step, lda);
-        wmma::load_matrix_sync(fb, b + k * b_step, ldb);
-        wmma::mma_sync(acc, fa, fb, acc);
-    }
-}
 
 // One block per SM, registers uncapped: no spills (measured faster than two blocks per SM with spills).
 template <int LC, int PP, int NN>
