@@ -131,15 +131,15 @@ export function stateFloats(c: MambaConfig): { conv: number; ssm: number; kvPerT
 /** Tokens a sequence's state is counted for when it holds K and V rows (lm-eval's max_length for mamba_ssm). */
 const KV_TOKENS_PER_SLOT = 2048;
 
-/** Floats per packed token of one call's activations beyond the Mamba layers' (attention and GatedMLP scratch). */
+/**
+ * Floats per packed token of one call's activations beyond the Mamba layers' (the CPU backend's attention and
+ * GatedMLP scratch, shared between the two): in_proj or fc1 output, conv output or MLP hidden, attention context.
+ */
 function hybridActivationFloats(c: MambaConfig): number {
-    let floats = 0;
-    if (c.attention) {
-        const { qkvDim, inRows, outCols } = attentionShapes(c.attention);
-        floats = Math.max(floats, inRows + qkvDim + outCols); // in_proj output, conv output, attention context
-    }
-    if (c.dIntermediate) floats = Math.max(floats, 3 * c.dIntermediate); // fc1 output, gated hidden
-    return floats;
+    const a = c.attention ? attentionShapes(c.attention) : undefined;
+    const dI = c.dIntermediate ?? 0;
+    const conv = a && c.attention!.dConv > 0 ? a.qkvDim : 0;
+    return Math.max(a?.inRows ?? 0, 2 * dI) + Math.max(conv, dI) + (a?.outCols ?? 0);
 }
 
 /** Estimates what loading `needs.config` and one scoring call of `needs.tokensPerCall` tokens hold. */
