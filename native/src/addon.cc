@@ -189,7 +189,7 @@ std::unique_ptr<Backend> make_backend(const mamba::ModelSpec& spec) {
             throw std::runtime_error("the CUDA backend does not run attention layers or GatedMLP blocks yet; use --device cpu");
         return mamba::make_cuda_backend(spec);
 #else
-        throw std::runtime_error("this build has no CUDA backend (nvcc was not found when the addon was built)");
+        throw std::runtime_error("this build of the addon has no CUDA backend (rebuild with MAMBA_EVAL_CUDA=ON and the CUDA toolkit)");
 #endif
     }
     return mamba::make_cpu_backend(spec);

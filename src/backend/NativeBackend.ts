@@ -85,6 +85,9 @@ export class NativeBackend implements Backend {
 
     /** Loads a model from a checkpoint (weights are memory-mapped and validated natively). */
     static async create(checkpoint: Checkpoint, options: BackendOptions = {}): Promise<NativeBackend> {
+        if (options.device === "cuda" && !loadAddon().capabilities().cuda) {
+            throw new UsageError("--device cuda: this build of the native addon has no CUDA backend; rebuild it on a machine with the CUDA toolkit: MAMBA_EVAL_CUDA=ON npm run build:native");
+        }
         return NativeBackend.fromSpec(nativeSpecFromCheckpoint(checkpoint, options));
     }
 
