@@ -3,7 +3,8 @@
  * functions. Errors print as one line `mamba-eval: <message>` (stack with --verbose); exit status 1, or 2
  * for usage errors (unknown flag or command, bad flag values).
  */
-import yargs from "yargs";
+import { createRequire } from "node:module";
+import type yargsModule from "yargs";
 import { MambaEvalError, UsageError } from "../errors.js";
 import { compareCommand } from "./compareCommand.js";
 import { table3Command } from "./table3Command.js";
@@ -15,6 +16,9 @@ import { runCommand } from "./runCommand.js";
 import { scoreCommand } from "./scoreCommand.js";
 import { registeredFlags } from "./commonOptions.js";
 import { didYouMean } from "../io/suggest.js";
+
+// yargs' CommonJS build: its help formatter wraps at word boundaries (the ES-module build breaks words mid-line).
+const yargs = createRequire(import.meta.url)("yargs") as typeof yargsModule;
 
 const COMMANDS = ["run", "ls", "score", "generate", "compare", "table", "table3"];
 

@@ -12,8 +12,8 @@ import { existsSync } from "node:fs";
 import type { Argv, CommandModule } from "yargs";
 import { MambaEvalError, UsageError } from "../errors.js";
 import { ProgressReporter } from "../evaluator/progress.js";
-import { DEFAULT_SEED, simpleEvaluate, type SimpleEvaluateOptions } from "../evaluator/simpleEvaluate.js";
-import { BUNDLED_MODEL_DIR, BUNDLED_TASKS_DIR, BUNDLED_TOKENIZER, displayPath, TABLE3_TASKS } from "../io/bundled.js";
+import { checkEvaluateOptions, DEFAULT_SEED, simpleEvaluate, type SimpleEvaluateOptions } from "../evaluator/simpleEvaluate.js";
+import { BUNDLED_MODEL_DIR, BUNDLED_TASKS_DIR, BUNDLED_TOKENIZER, displayPath, isBundledCheckpoint, TABLE3_TASKS } from "../io/bundled.js";
 import { DEFAULT_TOKENS_PER_CALL } from "../lm/defaults.js";
 import { addOptions, MODEL_OPTIONS } from "./commonOptions.js";
 import type { CliIO } from "./io.js";
@@ -58,17 +58,20 @@ export function runBuilder<T>(y: Argv<T>): Argv<T> {
         use_cache: { type: "string", describe: "SQLite file of finished requests; a rerun resumes from it" },
         write_out: { type: "boolean", default: false, describe: "print the first document's prompt and target per task" },
         num_fewshot: { type: "number", describe: "only 0 is supported (the Table-3 tasks are zero-shot)" },
-        data_dir: { type: "string", describe: "folder with the tasks' original files (layout of ../shared/data); default: the HF datasets (the bundled samples when no --model)" },
+        data_dir: { type: "string", describe: "folder with the tasks' original files (layout: <dir>/<task>/<file>, as fixtures/tasks); default: the HF datasets (the bundled samples when no --model)" },
     });
 }
 
 /** A run's flags with the bundled defaults applied, and what was defaulted (for the stderr note). */
 export function runOptions(args: RunArgs): { options: SimpleEvaluateOptions; notes: string[] } {
     const notes: string[] = [];
-    const bundledModel = args.model === undefined;
-    if (bundledModel && args.model_args !== undefined) throw new UsageError("--model_args needs --model (e.g. --model mamba_ssm --model_args pretrained=state-spaces/mamba-130m)");
+    if (args.model === undefined && args.model_args !== undefined) throw new UsageError("--model_args needs --model (e.g. --model mamba_ssm --model_args pretrained=state-spaces/mamba-130m)");
+    // No --model, or one of the checkpoints the package ships: run offline on the bundled tokenizer and samples.
+    const bundledModel = args.model === undefined || (args.model_args === undefined && isBundledCheckpoint(args.model));
     if (bundledModel) {
-        notes.push(`no --model: the bundled tiny checkpoint ${displayPath(BUNDLED_MODEL_DIR)} (random weights, GPT-NeoX-20B vocabulary)`);
+        notes.push(args.model === undefined
+            ? `no --model: the bundled tiny checkpoint ${displayPath(BUNDLED_MODEL_DIR)} (random weights, GPT-NeoX-20B vocabulary)`
+            : `the bundled checkpoint ${displayPath(args.model)} (random weights, GPT-NeoX-20B vocabulary)`);
         if (args.tokenizer === undefined) notes.push(`the bundled GPT-NeoX-20B tokenizer ${displayPath(BUNDLED_TOKENIZER)}`);
         if (args.data_dir === undefined) notes.push(`the bundled sample documents ${displayPath(BUNDLED_TASKS_DIR)} (invented, a few per task)`);
     }
@@ -98,6 +101,7 @@ export function runOptions(args: RunArgs): { options: SimpleEvaluateOptions; not
 /** Runs the command: lm-eval's run through simpleEvaluate, progress on stderr, SIGINT/SIGTERM a clean stop. */
 export async function runMain(args: RunArgs, io: CliIO): Promise<number> {
     const { options, notes } = runOptions(args);
+    checkEvaluateOptions(options);  // a bad flag is its own one line, before the notes on defaults
     if (notes.length > 0) io.err(`mamba-eval: using ${notes.join("; ")}\n`);
     const abort = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => abort.abort(new MambaEvalError(`interrupted by ${signal}`));

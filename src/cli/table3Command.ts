@@ -39,7 +39,7 @@ function table3Builder<T>(y: Argv<T>): Argv<T> {
         output_path: { type: "string", default: "results/table3", describe: "results go to <output_path>/<model>/; the table to <output_path>/table3.{md,csv,svg}" },
         use_cache: { type: "string", describe: "folder for one request cache per model (<model>.db); an interrupted run resumes from it" },
         log_samples: { type: "boolean", default: false, describe: "also write per-document samples (for compare)" },
-        data_dir: { type: "string", describe: "folder with the tasks' original files (layout of ../shared/data); default: the HF datasets" },
+        data_dir: { type: "string", describe: "folder with the tasks' original files (layout: <dir>/<task>/<file>, as fixtures/tasks); default: the HF datasets" },
         threads: { type: "number", describe: "CPU threads (default: all cores)" },
         dtype: { type: "string", describe: "compute dtype: float32 | bfloat16" },
         tokenizer: { type: "string", describe: "tokenizer.json file, folder or hub id (default EleutherAI/gpt-neox-20b)" },

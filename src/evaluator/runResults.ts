@@ -11,6 +11,7 @@ import type { Checkpoint } from "../model/types.js";
 import { UsageError } from "../errors.js";
 import { parseModelArgs, type ModelArgValue, type ModelSpec } from "./modelArgs.js";
 import { gitCommit, toolVersion } from "./provenance.js";
+import { displayPath } from "../io/bundled.js";
 
 /** Everything about the run that the results file records besides the evaluation itself. */
 export interface RunFacts {
@@ -120,9 +121,9 @@ export function runResults(tasks: readonly TaskEvaluation[], facts: RunFacts): R
             model_fingerprint: facts.checkpoint.fingerprint,
             model_checksum: facts.weightsSha256,
             device_name: facts.backend.isa,
-            model_dir: facts.checkpoint.dir,
-            tokenizer: facts.tokenizer.source,
-            data_dir: facts.dataDir,
+            model_dir: displayPath(facts.checkpoint.dir),
+            tokenizer: displayPath(facts.tokenizer.source),
+            data_dir: facts.dataDir === null ? null : displayPath(facts.dataDir),
         },
     });
 }

@@ -15,7 +15,7 @@ import path from "node:path";
 import { MambaEvalError, TaskError, UsageError } from "../errors.js";
 import { makeDirs } from "../io/dirs.js";
 import type { JsonLike } from "../io/pyjson.js";
-import { pyRepr } from "../io/pyjson.js";
+import { pyRepr, toPlainJson, type PlainJson } from "../io/pyjson.js";
 import { writeErrorMessage } from "../io/writeErrorMessage.js";
 import { startWeightsChecksum } from "../model/checksum.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
@@ -84,8 +84,8 @@ export interface SimpleEvaluateOptions {
 }
 
 export interface SimpleEvaluateResult {
-    /** lm-eval's results object (what results_<date>.json holds). */
-    results: Record<string, JsonLike>;
+    /** lm-eval's results object, what results_<date>.json holds, as plain values (results.results.piqa["acc,none"]). */
+    results: Record<string, PlainJson>;
     /** Per task: documents, requests, answers, per-document metrics, aggregate, samples. */
     evaluations: TaskEvaluation[];
     /** lm-eval's printed header line and markdown table. */
@@ -121,6 +121,11 @@ function resolve(options: SimpleEvaluateOptions): ResolvedEvaluation {
     if (tasks.length === 0) throw new UsageError("--tasks: no task named");
     const spec = resolveModelSpec({ model: options.model, modelArgs: options.modelArgs, dtype: options.dtype, device: options.device, tokenizer: options.tokenizer });
     return { spec, tasks, seeds: parseSeeds(options.seed ?? DEFAULT_SEED), maxTokensPerCall: tokensPerCall(options.batchSize) };
+}
+
+/** Checks the options (tasks, model arguments, seeds, batch size) without opening anything; throws UsageError. */
+export function checkEvaluateOptions(options: SimpleEvaluateOptions): void {
+    resolve(options);
 }
 
 /** lm-eval's default --seed. */
@@ -244,7 +249,7 @@ export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<Si
             batchSize,
             batchSizes: [],
         });
-        return { results, evaluations, header, table: makeTable(results), resultsFile: written?.resultsFile, samplesFiles: written?.samplesFiles ?? [] };
+        return { results: toPlainJson(results) as Record<string, PlainJson>, evaluations, header, table: makeTable(results), resultsFile: written?.resultsFile, samplesFiles: written?.samplesFiles ?? [] };
     } finally {
         cache?.close();
         await model.dispose();

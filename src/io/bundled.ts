@@ -3,6 +3,7 @@
  * real GPT-NeoX-20B vocabulary, that tokenizer (gzip-compressed), and invented sample documents of every task in
  * the tasks' original file layout. Paths are absolute, resolved from this module (src/cli or dist/cli).
  */
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -21,4 +22,13 @@ export const TABLE3_TASKS = ["lambada_openai", "hellaswag", "piqa", "arc_easy", 
 export function displayPath(p: string, cwd: string = process.cwd()): string {
     const rel = path.relative(cwd, p);
     return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel) ? rel : path.resolve(p);
+}
+
+/**
+ * Whether `dir` is one of the checkpoints the package ships (a folder under fixtures/): they have the GPT-NeoX-20B
+ * vocabulary and random weights, and are run offline with the bundled tokenizer and sample documents.
+ */
+export function isBundledCheckpoint(dir: string): boolean {
+    const rel = path.relative(path.join(PACKAGE_ROOT, "fixtures"), path.resolve(dir));
+    return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel) && existsSync(path.join(dir, "config.json"));
 }

@@ -33,6 +33,17 @@ export type JsonLike =
     | readonly JsonLike[]
     | { readonly [key: string]: JsonLike };
 
+/** A plain JavaScript value of `value`: every PyFloat becomes its number (what a program reading the JSON gets). */
+export type PlainJson = string | number | boolean | null | PlainJson[] | { [key: string]: PlainJson };
+export function toPlainJson(value: JsonLike): PlainJson {
+    if (value instanceof PyFloat) return value.value;
+    if (Array.isArray(value)) return value.map(toPlainJson);
+    if (value !== null && typeof value === "object") {
+        return Object.fromEntries(Object.entries(value as Record<string, JsonLike>).map(([k, v]) => [k, toPlainJson(v)]));
+    }
+    return value as string | number | boolean | null;
+}
+
 /**
  * Python's `repr(float)`: the shortest digits that round-trip, in fixed notation when the decimal exponent is in
  * [-4, 16), otherwise scientific with a signed two-digit exponent (e.g. -21.84375, 1e-05, 0.1, 1e+16, 1.0, inf).

@@ -12,6 +12,7 @@ import { MambaLM, type MambaLMOptions } from "./MambaLM.js";
 import type { Checkpoint } from "../model/types.js";
 import { UsageError } from "../errors.js";
 import type { HubOptions } from "../hub/hub.js";
+import { BUNDLED_TOKENIZER, isBundledCheckpoint } from "../io/bundled.js";
 import { DEFAULT_STATE_BUDGET_BYTES, DEFAULT_TOKENS_PER_CALL, type Device } from "./defaults.js";
 
 export interface OpenedModel {
@@ -34,7 +35,10 @@ export function parseThreads(value: number | undefined): number {
 export interface OpenModelOptions {
     /** A checkpoint folder or a hub id ("state-spaces/mamba-130m"). */
     pretrained: string;
-    /** tokenizer.json, a folder holding one, or a hub id; default: the model folder's, else EleutherAI/gpt-neox-20b. */
+    /**
+     * tokenizer.json, a folder holding one, or a hub id; default: the model folder's, else (a bundled checkpoint) the
+     * bundled GPT-NeoX-20B tokenizer, else EleutherAI/gpt-neox-20b from the hub.
+     */
     tokenizer?: string | undefined;
     /** Load the tokenizer (default true); scoring token ids needs none. */
     needTokenizer?: boolean;
@@ -57,7 +61,9 @@ export async function openModel(options: OpenModelOptions): Promise<OpenedModel>
     const device = options.device ?? "cpu";
     const dir = await resolveModelDir(options.pretrained, options.hub);
     const checkpoint = await loadCheckpoint(dir);
-    const tokenizer = options.needTokenizer === false ? undefined : await loadTokenizer(options.tokenizer, dir, options.hub);
+    // A bundled checkpoint (fixtures/) has no tokenizer.json of its own: it uses the bundled GPT-NeoX-20B copy, offline.
+    const tokenizerSource = options.tokenizer ?? (isBundledCheckpoint(dir) ? BUNDLED_TOKENIZER : undefined);
+    const tokenizer = options.needTokenizer === false ? undefined : await loadTokenizer(tokenizerSource, dir, options.hub);
     if (tokenizer !== undefined) options.onTokenizer?.(tokenizer);
     const weightType = options.dtype === "bfloat16" ? "bf16" : "f32";
     // Refuse, with a remedy, before loading what would not fit (host memory; the GPU checks its own on allocation).

@@ -5,7 +5,7 @@
  * A checkpoint is its config.json plus one TensorSource per canonical weight (headers only; no weight bytes read).
  */
 import { createHash } from "node:crypto";
-import { stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { DownloadError, UsageError } from "../errors.js";
 import { findWeightFiles, preferredWeightFile } from "./checkpointFiles.js";
@@ -14,6 +14,7 @@ import { hubSnapshot, isHubRepoId, type HubOptions, type SnapshotChooser } from 
 import { loadTokenizer, type TextTokenizer } from "./tokenizer.js";
 import type { Checkpoint, TensorSource } from "./types.js";
 import { mapCheckpointTensors } from "./weightMap.js";
+import { didYouMean } from "../io/suggest.js";
 
 /**
  * sha256 over config.json's bytes and the tensor index: for each tensor (in canonical order) its name, dtype, shape,
@@ -65,10 +66,29 @@ export async function resolveModelDir(model: string, opts: ResolveModelOptions =
     const local = await stat(model).catch(() => undefined);
     if (local?.isDirectory()) return path.resolve(model);
     if (local) throw new UsageError(`--model ${model}: is a file; expected a checkpoint folder or a hub id such as state-spaces/mamba-130m`);
+    if (await looksLikeLocalPath(model)) throw new UsageError(`--model ${model}: no such folder${await similarFolder(model)}`);
     if (!isHubRepoId(model)) {
         throw new UsageError(`--model ${model}: no such folder, and not a hub id of the form org/name`);
     }
     return hubSnapshot(model, { ...opts, repoType: "model" }, modelFilesToFetch);
+}
+
+/**
+ * Whether a --model value that is no folder was meant as one: it starts like a path (".", "/", "~"), has more than
+ * one "/", or its first part is a folder that exists here ("fixtures/neox-mambaX"). Hub ids are "org/name".
+ */
+async function looksLikeLocalPath(model: string): Promise<boolean> {
+    if (/^[./~]/.test(model) || model.includes("\\") || model.split("/").length > 2) return true;
+    const first = model.split("/")[0]!;
+    return model.includes("/") && (await stat(first).catch(() => undefined))?.isDirectory() === true;
+}
+
+/** " (did you mean X?)" naming the closest existing folder beside a missing one, or "". */
+async function similarFolder(model: string): Promise<string> {
+    const parent = path.dirname(model);
+    const names = await readdir(parent, { withFileTypes: true }).catch(() => []);
+    const folders = names.filter((e) => e.isDirectory()).map((e) => e.name);
+    return didYouMean(path.basename(model), folders, (name) => path.join(parent, name));
 }
 
 /** A loaded model: the checkpoint and the tokenizer to feed it. */

@@ -1,6 +1,6 @@
 /**
  * Published zero-shot numbers (lm-evaluation-harness) for Mamba, Mamba-2 and the baselines they were
- * compared with, transcribed from /work/shared/data/paper_tables.md, which cites:
+ * compared with, transcribed from the papers and a public lm-eval reproduction:
  *   - "mamba-t3":   Gu & Dao, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
  *                   arXiv 2312.00752, Table 3 "Zero-shot Evaluations" (p. 12, §4.2.2); average over 6 tasks.
  *   - "mamba2-t10": Dao & Gu, "Transformers are SSMs" (Mamba-2), arXiv 2405.21060, Table 10 (appendix D;

@@ -2,7 +2,7 @@
  * `--data_dir DIR`: the six tasks' original published files, converted to the Hugging Face dataset's row schema
  * (the doc dicts lm-eval's functions see, with the HF column order and types, since docs are logged and hashed).
  *
- * Layout (that of /work/shared/data and fixtures/tasks):
+ * Layout (that of fixtures/tasks, the bundled samples):
  *   lambada_openai/lambada_test.jsonl                {text}                      → {text}
  *   hellaswag/hellaswag_val.jsonl                    rowanz/hellaswag schema     → {ind, activity_label, ctx_a,
  *                                                                                   ctx_b, ctx, endings, source_id,
@@ -93,7 +93,7 @@ async function readLines(file: string): Promise<{ text: string; line: number }[]
         content = await readFile(file, "utf8");
     } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        // A folder laid out like ../shared/data has HellaSwag only in llama.cpp's derived text form, which lacks
+        // A folder may hold HellaSwag only in llama.cpp's derived text form (hellaswag_val_full.txt.bz2), which lacks
         // ctx_a/ctx_b and so cannot give lm-eval's prompts: say so instead of a bare ENOENT.
         const derived = path.join(path.dirname(file), "hellaswag_val_full.txt.bz2");
         const hint = code === "ENOENT" && existsSync(derived)

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { neoxTokenizer, runCli, sharedData, tinyNeoxModel } from "./cliHelpers.js";
+import { taskDataDir } from "../testData.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "mamba-eval-cli-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -91,7 +92,7 @@ describe("score and generate", () => {
 });
 
 describe("run", () => {
-    it("evaluates tasks from --data_dir and writes lm-eval-shaped results and samples", () => {
+    it.skipIf(taskDataDir === undefined)("evaluates tasks from --data_dir (the real data) and writes lm-eval-shaped results and samples", () => {
         const outDir = path.join(tmp, "out");
         const r = runCli([
             "run", "--model", tinyNeoxModel, "--tokenizer", neoxTokenizer, "--tasks", "piqa,winogrande,lambada_openai",
@@ -114,5 +115,40 @@ describe("run", () => {
             const lls = s.filtered_resps.map((x: string[]) => Number(x[0]));
             expect(s.acc).toBe(lls.indexOf(Math.max(...lls)) === s.target * 1 ? 1 : 0);
         }
+    });
+});
+
+describe("offline with what the package ships, and clear lines for mistakes", () => {
+    const offline = { HF_HUB_OFFLINE: "1" };
+
+    it("every bundled checkpoint runs offline on the bundled tokenizer and samples, saying so", () => {
+        const r = runCli(["--model", "fixtures/neox-mamba2", "--tasks", "piqa", "--limit", "2"], offline);
+        expect(r.code).toBe(0);
+        expect(r.stderr).toMatch(/^mamba-eval: using the bundled checkpoint fixtures\/neox-mamba2 .*the bundled GPT-NeoX-20B tokenizer .*the bundled sample documents/m);
+        expect(r.stdout).toMatch(/^\|piqa\s*\|/m);
+    });
+
+    it("a mistyped local folder is named as such, with the closest one, not sent to the hub", () => {
+        const r = runCli(["--model", "fixtures/neox-mambaX", "--tasks", "piqa"], offline);
+        expect(r.code).toBe(2);
+        expect(r.stderr.trim().split("\n").at(-1)).toMatch(/^mamba-eval: --model fixtures\/neox-mambaX: no such folder; did you mean fixtures\/neox-mamba[12]\?$/);
+        const dotted = runCli(["--model", "./no-such-checkpoint", "--tasks", "piqa"], offline);
+        expect(dotted.stderr.trim().split("\n").at(-1)).toBe("mamba-eval: --model ./no-such-checkpoint: no such folder");
+    });
+
+    it("--device cuda on a build without CUDA names the build flag", () => {
+        const r = runCli(["--model", tinyNeoxModel, "--tasks", "piqa", "--device", "cuda"], offline);
+        const last = r.stderr.trim().split("\n").at(-1)!;
+        if (/has no CUDA backend/.test(last)) expect(last).toContain("MAMBA_EVAL_CUDA=ON npm run build:native");
+        else expect(r.code).toBe(0);  // a CUDA build on a machine with a GPU
+    });
+
+    it("--help wraps at word boundaries", () => {
+        const r = runCli(["--help"]);
+        expect(r.code).toBe(0);
+        // Joined back at its line breaks, every description reads whole: a word cut mid-line would leave "t oken".
+        const joined = r.stdout.replace(/\s*\n\s+/g, " ");
+        expect(joined).toContain("Per-token log-probabilities and perplexity of a text or token ids");
+        expect(joined).toContain("Evaluate every published Mamba size on the six Table-3 tasks and write the table");
     });
 });

@@ -11,14 +11,16 @@ import { NativeBackend } from "../../src/backend/NativeBackend.js";
 import { MambaLM } from "../../src/lm/MambaLM.js";
 import { loadCheckpoint } from "../../src/model/loadModel.js";
 import { loadTokenizerFile, type TextTokenizer } from "../../src/model/tokenizer.js";
+import { BUNDLED_TOKENIZER, taskDataDir } from "../testData.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const sharedData = path.resolve(repoRoot, "../shared/data");
-export const neoxTokenizerPath = path.join(sharedData, "tokenizers/gpt-neox-20b/20B_tokenizer.json");
+/** The real task data (MAMBA_EVAL_DATA), for groups declared with describeWithData (test/testData.ts). */
+export const sharedData = taskDataDir ?? "(MAMBA_EVAL_DATA not set)";
+export const neoxTokenizerPath = BUNDLED_TOKENIZER;
 
 let tokenizer: Promise<TextTokenizer> | undefined;
 
-/** The GPT-NeoX-20B tokenizer from the shared data (loaded once per test file). */
+/** The GPT-NeoX-20B tokenizer the package ships (loaded once per test file). */
 export function neoxTokenizer(): Promise<TextTokenizer> {
     tokenizer ??= loadTokenizerFile(neoxTokenizerPath);
     return tokenizer;
@@ -40,12 +42,23 @@ function newestMtime(dir: string): number {
     return newest;
 }
 
+/** Whether dist/ (npm run build) is at least as new as every source file. */
+export function distIsFresh(): boolean {
+    const dist = path.join(repoRoot, "dist", "cli", "main.js");
+    const sources = newestMtime(path.join(repoRoot, "src"));
+    return existsSync(dist) && statSync(dist).mtimeMs >= sources && newestMtime(path.join(repoRoot, "dist")) >= sources;
+}
+
+/** Builds dist/ when it is older than the sources (what `npm run build` does). */
+export function ensureDist(): void {
+    if (distIsFresh()) return;
+    const r = spawnSync(process.execPath, [path.join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"], { cwd: repoRoot, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`npm run build failed: ${r.stdout}${r.stderr}`);
+}
+
 /** node arguments that start the CLI: bin/mamba-eval.js when dist/ is newer than every source file, else tsx. */
 export function cliEntry(): string[] {
-    const dist = path.join(repoRoot, "dist", "cli", "main.js");
-    if (existsSync(dist) && statSync(dist).mtimeMs >= newestMtime(path.join(repoRoot, "src")) && newestMtime(path.join(repoRoot, "dist")) >= newestMtime(path.join(repoRoot, "src"))) {
-        return [path.join(repoRoot, "bin", "mamba-eval.js")];
-    }
+    if (distIsFresh()) return [path.join(repoRoot, "bin", "mamba-eval.js")];
     // tsx by file URL, so the child finds it from any working directory.
     const tsx = pathToFileURL(path.join(repoRoot, "node_modules", "tsx", "dist", "loader.mjs")).href;
     return ["--import", tsx, path.join(repoRoot, "test", "cli", "runCli.ts")];

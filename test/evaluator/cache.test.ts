@@ -3,12 +3,13 @@
  */
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { cacheKey, pythonJsonString, ResultCache } from "../../src/evaluator/cache.js";
-import { neoxTokenizer, runCli, sharedData, startCli, tinyNeoxModel } from "../cli/cliHelpers.js";
+import { neoxTokenizer, runCli, startCli, tinyNeoxModel } from "../cli/cliHelpers.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "mamba-eval-cache-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -35,10 +36,23 @@ describe("cache keys and identity", () => {
     });
 });
 
+/** A --data_dir folder with `n` invented LAMBADA-shaped documents (enough requests for a run to be killed midway). */
+async function lambadaLikeData(n: number): Promise<string> {
+    const dir = path.join(tmp, "lambada-like");
+    await mkdir(path.join(dir, "lambada_openai"), { recursive: true });
+    const words = ["the", "river", "carried", "old", "letters", "past", "quiet", "houses", "where", "nobody", "waited", "anymore"];
+    const lines = Array.from({ length: n }, (_, i) => {
+        const text = Array.from({ length: 100 + (i % 37) }, (_, j) => words[(i * 7 + j * 3) % words.length]).join(" ");
+        return JSON.stringify({ text: `${text} ${words[i % words.length]}` });
+    });
+    await writeFile(path.join(dir, "lambada_openai", "lambada_test.jsonl"), `${lines.join("\n")}\n`);
+    return dir;
+}
+
 describe("a killed run resumes from the cache", () => {
     it("keeps finished requests, recomputes nothing twice and ends with identical results", async () => {
         const db = path.join(tmp, "run.db");
-        const base = ["run", "--model", tinyNeoxModel, "--tokenizer", neoxTokenizer, "--tasks", "lambada_openai", "--data_dir", sharedData,
+        const base = ["run", "--model", tinyNeoxModel, "--tokenizer", neoxTokenizer, "--tasks", "lambada_openai", "--data_dir", await lambadaLikeData(300),
             "--limit", "300", "--batch_size", "1", "--threads", "1"];
         const child = startCli([...base, "--use_cache", db]);
         let stderr = "";

@@ -7,7 +7,7 @@ import { getTask } from "../../src/tasks/registry.js";
 import { MambaLM } from "../../src/lm/MambaLM.js";
 import { NativeBackend } from "../../src/backend/NativeBackend.js";
 import { loadCheckpoint } from "../../src/model/loadModel.js";
-import { neoxTokenizer, repoRoot, sharedData } from "../e2e/helpers.js";
+import { neoxTokenizer, repoRoot } from "../e2e/helpers.js";
 
 describe("RunMemo", () => {
     it("loads the documents of a key once, again for another key, and retries a failed load", async () => {
@@ -49,7 +49,7 @@ describe("RunMemo", () => {
         let batches = 0;
         const counting = { ...tokenizer, encodeBatch: (texts: readonly string[]) => (batches++, tokenizer.encodeBatch(texts)) };
         const tasks = [getTask("piqa"), getTask("arc_easy")];
-        const dataDir = sharedData;
+        const dataDir = path.join(repoRoot, "fixtures", "tasks");
         const run = async (name: string, memo: RunMemo | undefined) => {
             const backend = await NativeBackend.create(await loadCheckpoint(path.join(repoRoot, "fixtures", name)), { device: "cpu", threads: 1, weightType: "f32" });
             try {

@@ -21,10 +21,12 @@ import { getTask } from "../../src/tasks/registry.js";
 import type { Doc, TaskSpec } from "../../src/tasks/types.js";
 import { describeFailures, FUZZ_CASES, FUZZ_SEED, fuzzTimeout, OutcomeTally, saveFailures, uncleanError, type FuzzFailure } from "./fuzzCase.js";
 import { byteFlip, editJsonValue, Prng, truncate, type Mutation, type Mutator } from "./mutators.js";
+import { taskDataDir } from "../testData.js";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const FIXTURE_TASKS = path.join(REPO, "fixtures/tasks");
-const SHARED_DATA = path.resolve(REPO, "../shared/data");
+/** The real task data (MAMBA_EVAL_DATA): its first lines are fuzzed too when it is given. */
+const SHARED_DATA = taskDataDir;
 /** Lines of each shared file copied (the mutations need documents, not thousands of them). */
 const SHARED_LINES = 25;
 
@@ -144,7 +146,7 @@ describe("task data fuzzing", () => {
         root = mkdtempSync(path.join(os.tmpdir(), "mamba-eval-fuzz-tasks-"));
         const sources: Array<[string, string, string[], number | undefined]> = [
             ["fixtures", FIXTURE_TASKS, ALL_TASKS, undefined],
-            ["shared", SHARED_DATA, SHARED_TASKS, SHARED_LINES],
+            ...(SHARED_DATA !== undefined ? [["shared", SHARED_DATA, SHARED_TASKS, SHARED_LINES] as [string, string, string[], number]] : []),
         ];
         for (const [source, from, tasks, keepLines] of sources) {
             for (const name of tasks) {
@@ -169,7 +171,7 @@ describe("task data fuzzing", () => {
     });
 
     it("every unmutated copy loads into requests (the baseline)", () => {
-        expect(copies.map((c) => c.label)).toHaveLength(ALL_TASKS.length + SHARED_TASKS.length);
+        expect(copies.map((c) => c.label)).toHaveLength(ALL_TASKS.length + (SHARED_DATA !== undefined ? SHARED_TASKS.length : 0));
         for (const c of copies) expect(JSON.parse(c.baseline.requests).length).toBeGreaterThan(0);
     });
 

@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import { loadCheckpoint } from "../../src/model/loadModel.js";
 import { readTorchBin } from "../../src/model/torchBin.js";
 import { loadTokenizerFile } from "../../src/model/tokenizer.js";
+import { BUNDLED_TOKENIZER } from "../testData.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const fixture = (name: string): string => path.join(repoRoot, "fixtures", name);
@@ -55,7 +56,7 @@ describe("real torch.save files", () => {
 describe("GPT-NeoX-20B tokenizer against the fixture's transformers-side encoding", () => {
     it("encodes the prompt and decodes the continuation as HF tokenizers did", async () => {
         const ref = await readReference("neox-mamba1");
-        const tok = await loadTokenizerFile(path.resolve(repoRoot, "../shared/data/tokenizers/gpt-neox-20b/20B_tokenizer.json"));
+        const tok = await loadTokenizerFile(BUNDLED_TOKENIZER);
         expect(await tok.encode(ref.greedy!.prompt_text!)).toEqual(ref.greedy!.prompt);
         expect(await tok.decode(ref.greedy!.continuation)).toBe(ref.greedy!.continuation_text);
     });

@@ -1,13 +1,16 @@
-import { mkdir, symlink, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DownloadError, UsageError } from "../../src/errors.js";
 import { loadTokenizer, loadTokenizerFile, type TextTokenizer } from "../../src/model/tokenizer.js";
 import { tempDir } from "./helpers.js";
+import { BUNDLED_TOKENIZER } from "../testData.js";
+import { readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const NEOX = path.resolve(repoRoot, "../shared/data/tokenizers/gpt-neox-20b/20B_tokenizer.json");
+const NEOX = BUNDLED_TOKENIZER;
 
 let neox: TextTokenizer;
 let root = "";
@@ -45,7 +48,7 @@ describe("loadTokenizer resolution", () => {
     it("a tokenizer.json in the model folder wins over --tokenizer", async () => {
         const model = path.join(root, "model");
         await mkdir(model);
-        await symlink(NEOX, path.join(model, "tokenizer.json"));
+        await writeFile(path.join(model, "tokenizer.json"), gunzipSync(readFileSync(NEOX)));
         const tok = await loadTokenizer("does-not/exist", model, { offline: true });
         expect(tok.source).toBe(path.join(model, "tokenizer.json"));
     });
@@ -54,7 +57,7 @@ describe("loadTokenizer resolution", () => {
         expect((await loadTokenizer(NEOX, root)).source).toBe(NEOX);
         const folder = path.join(root, "tok");
         await mkdir(folder);
-        await symlink(NEOX, path.join(folder, "tokenizer.json"));
+        await writeFile(path.join(folder, "tokenizer.json"), gunzipSync(readFileSync(NEOX)));
         await writeFile(path.join(folder, "tokenizer_config.json"), JSON.stringify({ eos_token: { content: "<|padding|>" } }));
         const tok = await loadTokenizer(folder, undefined);
         expect([tok.source, tok.eosTokenId]).toEqual([path.join(folder, "tokenizer.json"), 1]);

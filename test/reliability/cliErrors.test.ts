@@ -9,13 +9,14 @@ import { chmodSync, closeSync, cpSync, mkdirSync, mkdtempSync, openSync, readFil
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BUNDLED_TOKENIZER } from "../testData.js";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const ENTRY = path.join(REPO, "test/reliability/cliEntry.ts");
 const TINY_MODEL = path.join(REPO, "fixtures/neox-mamba1");
 const SMALL_MODEL = path.join(REPO, "fixtures/mamba1-hf");
 const TASK_DATA = path.join(REPO, "fixtures/tasks");
-const TOKENIZER = path.resolve(REPO, "../shared/data/tokenizers/gpt-neox-20b/20B_tokenizer.json");
+const TOKENIZER = BUNDLED_TOKENIZER;
 
 interface CliRun {
     status: number | null;

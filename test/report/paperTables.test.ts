@@ -1,15 +1,16 @@
 /**
  * The transcribed published numbers (src/report/paperTables.ts) against their source,
- * /work/shared/data/paper_tables.md, parsed here independently of the transcription.
+ * paper_tables.md in the task data folder (MAMBA_EVAL_DATA), parsed here independently of the transcription.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { LM_EVAL_REPRODUCTION, MAMBA2_TABLE10, MAMBA2_TABLE3, MAMBA_TABLE3, referenceRowFor, type ReferenceRow } from "../../src/report/paperTables.js";
+import { describeWithData, taskDataDir } from "../testData.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const paperTablesPath = resolve(repoRoot, "../shared/data/paper_tables.md");
+const paperTablesPath = taskDataDir === undefined ? undefined : resolve(taskDataDir, "paper_tables.md");
 
 /** The markdown table that follows `heading`, as header → cell text records. */
 function tableAfter(markdown: string, heading: string): Array<Record<string, string>> {
@@ -49,8 +50,8 @@ function expectRowsMatch(parsed: Array<Record<string, string>>, rows: readonly R
     });
 }
 
-describe.runIf(existsSync(paperTablesPath))("published numbers match paper_tables.md", () => {
-    const markdown = existsSync(paperTablesPath) ? readFileSync(paperTablesPath, "utf8") : "";
+describeWithData("published numbers match paper_tables.md", () => {
+    const markdown = paperTablesPath !== undefined && existsSync(paperTablesPath) ? readFileSync(paperTablesPath, "utf8") : "";
 
     it("Mamba paper, Table 3 (every row)", () => {
         expectRowsMatch(tableAfter(markdown, "## A. Mamba paper"), MAMBA_TABLE3, "Average", false);

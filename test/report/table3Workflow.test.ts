@@ -14,9 +14,10 @@ import { readResultsFile } from "../../src/report/resultsFile.js";
 import { table3Evaluator, table3Main } from "../../src/cli/table3Command.js";
 import { runTable3, sanitiseModelName, table3CacheFile, table3ModelList } from "../../src/report/table3Workflow.js";
 import { checkWellFormedXml } from "./wellFormedXml.js";
+import { BUNDLED_TOKENIZER } from "../testData.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const tokenizer = resolve(repoRoot, "../shared/data/tokenizers/gpt-neox-20b/20B_tokenizer.json");
+const tokenizer = BUNDLED_TOKENIZER;
 
 describe("table3 model list and cache files", () => {
     it("defaults to the published sizes of the family, smallest first", () => {

@@ -4,10 +4,11 @@ import { fileURLToPath } from "node:url";
 import type { Instance } from "../../src/evaluator/requests.js";
 import { pyJsonDumps } from "../../src/io/pyjson.js";
 import { sha256Hex } from "../../src/evaluator/samples.js";
+import { taskDataDir } from "../testData.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-/** The real task data (read-only, outside the repo). */
-export const sharedData = path.resolve(repoRoot, "../shared/data");
+/** The real task data (MAMBA_EVAL_DATA), for groups declared with describeWithData (test/testData.ts). */
+export const sharedData = taskDataDir ?? "(MAMBA_EVAL_DATA not set)";
 /** Our bundled sample documents. */
 export const fixtures = path.join(repoRoot, "fixtures/tasks");
 

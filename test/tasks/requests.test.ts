@@ -4,6 +4,7 @@ import { loadTaskDocs } from "../../src/tasks/datasets.js";
 import { getTask } from "../../src/tasks/registry.js";
 import type { Doc } from "../../src/tasks/types.js";
 import { fixtures, requestsDigest, sharedData } from "./helpers.js";
+import { describeWithData, taskDataDir } from "../testData.js";
 
 // Digests from an independent Python implementation of the spec's prompt rules over the same files.
 const REAL = [
@@ -22,7 +23,7 @@ const FIXTURE = [
     { task: "winogrande", docs: 8, requests: 16, digest: "b984d5b7e1194223343d6c8b4c6555916b2b3194120456b60b45df89b4b7d325" },
 ];
 
-describe("requests from the real data (prompt-drift guard)", () => {
+describeWithData("requests from the real data (prompt-drift guard)", () => {
     it.each(REAL)("$task: $docs docs, $requests requests, sha256 of all requests", async ({ task, docs, requests, digest }) => {
         const spec = getTask(task);
         const loaded = await loadTaskDocs(spec, { dataDir: sharedData });
@@ -69,7 +70,7 @@ describe("hand-checked requests", () => {
         expect(docs[6]!["gold"]).toBe(3);
     });
 
-    it("piqa: Question/Answer prompt, solutions verbatim (first real document)", async () => {
+    it.skipIf(taskDataDir === undefined)("piqa: Question/Answer prompt, solutions verbatim (first real document)", async () => {
         const docs = await loadTaskDocs(getTask("piqa"), { dataDir: sharedData });
         const [a, b] = buildTaskRequests(getTask("piqa"), docs.slice(1, 2));
         expect(a).toMatchObject({ context: "Question: dresser\nAnswer:", continuation: " replace drawer with bobby pin " });
@@ -89,7 +90,7 @@ describe("hand-checked requests", () => {
         expect(buildTaskRequests(arc, docs.slice(0, 1))[1]).toMatchObject({ context: "Question: Which object is a source of light?\nAnswer:", continuation: " the Sun" });
     });
 
-    it("winogrande: one context per option, shared stripped continuation, gold from answer", async () => {
+    it.skipIf(taskDataDir === undefined)("winogrande: one context per option, shared stripped continuation, gold from answer", async () => {
         const docs = await loadTaskDocs(getTask("winogrande"), { dataDir: sharedData });
         const task = getTask("winogrande");
         expect(isMultipleInput(task, docs)).toBe(true);
