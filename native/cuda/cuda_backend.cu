@@ -40,6 +40,7 @@
 #include "gemm.cuh"
 #include "kernels.cuh"
 #include "phase_clock.cuh"
+#include "score_batch.h"
 #include "weights.h"
 
 namespace mamba {
@@ -51,7 +52,6 @@ using cuda::check_cuda;
 using cuda::ConvChunk;
 using cuda::DeviceBuffer;
 
-constexpr int kMaxSlots = 1 << 20;  // same slot-id range as the CPU backend
 constexpr int kHeadChunkRows = 2048;  // LM-head rows per GEMM (bounds the logits scratch: rows × vocab floats)
 
 /** One layer's weights on the device. Matrices are GemmType elements; everything else fp32. */
@@ -236,13 +236,6 @@ private:
 
 std::string slot_str(int slot) { return "slot " + std::to_string(slot); }
 
-void check_slot_id(int slot, const std::string& what) {
-    if (slot < 0 || slot >= kMaxSlots) {
-        throw std::runtime_error(what + ": slot id " + std::to_string(slot) + " is outside [0, " +
-                                 std::to_string(kMaxSlots) + ")");
-    }
-}
-
 class CudaBackend final : public Backend {
 public:
     explicit CudaBackend(const ModelSpec& spec)
@@ -281,9 +274,8 @@ public:
         if (stream_ != nullptr) cudaStreamDestroy(stream_);
     }
 
-    void score(const ScoreBatch& b, ScoreOutput& out) override {
+    void score(const ScoreBatch& b, ScoreOutput& out) override {  // b was checked by validate_score_batch (addon.cc)
         check_cuda(cudaSetDevice(0), "cudaSetDevice");
-        validate(b);
         run(b, out);
     }
 
@@ -305,7 +297,8 @@ public:
             b.logit_rows.push_back(i);
         }
         b.seg_offsets.push_back(n);
-        validate(b);
+        check_tokens(b.tokens, s_.vocab, "step: tokens");
+        validate_score_batch(b, s_.vocab, [this](int slot) { return live(slot); });
         struct StepMode {
             bool& flag;
             explicit StepMode(bool& f) : flag(f) { flag = true; }
@@ -620,71 +613,7 @@ private:
         conv_total_ = conv_at;
     }
 
-    // ---- validation and planning ---------------------------------------------------------------
-
-    void check_tokens(const std::vector<int32_t>& tokens, const std::string& what) const {
-        for (size_t i = 0; i < tokens.size(); i++) {
-            if (tokens[i] < 0 || tokens[i] >= s_.vocab) {
-                throw std::runtime_error(what + "[" + std::to_string(i) + "] = " + std::to_string(tokens[i]) +
-                                         " is outside [0, " + std::to_string(s_.vocab) + ")");
-            }
-        }
-    }
-
-    // Every index of a batch is checked here, before any state is touched.
-    void validate(const ScoreBatch& b) const {
-        const int64_t T = int64_t(b.tokens.size());
-        if (T == 0) throw std::runtime_error("score: tokens is empty");
-        if (T > (int64_t(1) << 30)) throw std::runtime_error("score: tokens has more than 2^30 entries");
-        check_tokens(b.tokens, "score: tokens");
-        const size_t n_seg = b.seg_offsets.size() < 2 ? 0 : b.seg_offsets.size() - 1;
-        if (n_seg == 0) throw std::runtime_error("score: segOffsets needs at least 2 entries (nSeg + 1)");
-        if (b.seg_offsets[0] != 0) throw std::runtime_error("score: segOffsets[0] must be 0");
-        if (b.seg_offsets.back() != T) {
-            throw std::runtime_error("score: the last segOffsets entry must equal tokens.length (" + std::to_string(T) +
-                                     "), got " + std::to_string(b.seg_offsets.back()));
-        }
-        for (size_t s = 0; s < n_seg; s++) {
-            if (b.seg_offsets[s + 1] <= b.seg_offsets[s]) {
-                throw std::runtime_error("score: segOffsets must increase strictly (segment " + std::to_string(s) +
-                                         " is empty or negative)");
-            }
-        }
-        if (b.seg_init.size() != n_seg || b.seg_save.size() != n_seg) {
-            throw std::runtime_error("score: segInit and segSave need one entry per segment (" + std::to_string(n_seg) + ")");
-        }
-        std::vector<int> will_live;
-        for (size_t s = 0; s < n_seg; s++) {
-            const std::string where = "score: segment " + std::to_string(s);
-            const int init = b.seg_init[s], save = b.seg_save[s];
-            if (init != -1) {
-                check_slot_id(init, where + " segInit");
-                if (!live(init) && std::find(will_live.begin(), will_live.end(), init) == will_live.end()) {
-                    throw std::runtime_error(where + " starts from " + slot_str(init) + ", which holds no state");
-                }
-            }
-            if (save != -1) {
-                check_slot_id(save, where + " segSave");
-                will_live.push_back(save);
-            }
-        }
-        if (b.score_rows.size() != b.score_targets.size()) {
-            throw std::runtime_error("score: scoreRows and scoreTargets differ in length (" +
-                                     std::to_string(b.score_rows.size()) + " vs " +
-                                     std::to_string(b.score_targets.size()) + ")");
-        }
-        auto check_rows = [&](const std::vector<int32_t>& rows, const char* what) {
-            for (size_t i = 0; i < rows.size(); i++) {
-                if (rows[i] < 0 || rows[i] >= T) {
-                    throw std::runtime_error(std::string("score: ") + what + "[" + std::to_string(i) + "] = " +
-                                             std::to_string(rows[i]) + " is outside [0, " + std::to_string(T) + ")");
-                }
-            }
-        };
-        check_rows(b.score_rows, "scoreRows");
-        check_rows(b.logit_rows, "logitRows");
-        check_tokens(b.score_targets, "score: scoreTargets");
-    }
+    // ---- planning (the batch was checked by validate_score_batch) -----------------------------
 
     /**
      * Resolves where each segment reads and writes its state. A segment saves straight into its slot when
