@@ -42,6 +42,8 @@ constexpr int kAttnThreads = 128;                     // 4 warps
 constexpr int kAttnWarps = kAttnThreads / 32;
 constexpr int kLanesPerRow = kAttnThreads / kAttnRows;  // 8 threads share a query row in the softmax step
 constexpr int kKeysPerLane = kAttnKeys / kLanesPerRow;  // 8 key columns per thread: c = lane8 + 8·k
+static_assert(kAttnRows == 16 && kAttnKeys == 16 * kAttnWarps, "one 16-row wmma tile of queries, a 16-key column tile per warp");
+static_assert(kLanesPerRow == 8 && kKeysPerLane * kLanesPerRow == kAttnKeys, "8 lanes of a warp share a query row");
 
 __global__ void rotary_kernel(float* qkv, int ld, const int32_t* pos, int heads, int hd, int rd, double base) {
     const size_t t = blockIdx.x;

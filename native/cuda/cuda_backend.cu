@@ -412,6 +412,7 @@ public:
         check_finite(in.ssm, "ssm");
         check_finite(in.kv, "kv");
         SlotState& st = allocate(slot);
+        check_cuda(cudaStreamSynchronize(stream_), "importState");  // a new state's zeroing runs first (stream_ is not the copies')
         if (conv_bytes() > 0) {
             check_cuda(cudaMemcpy(st.conv.data(), in.conv.data(), conv_bytes(), cudaMemcpyHostToDevice), "importState conv");
         }
