@@ -1,7 +1,8 @@
-// bench_gemv.cu — a bandwidth-bound GEMV for decode, kept for comparison with the product's cuBLASLt projections
-// (it was step()'s opt-in projection in docs/cuda.md v6: faster at 1 sequence, slower at 64). Standalone: times
-// y[r, j] = Σ_k x[r, k]·w[j, k] at the decode shapes of mamba-2.8b for 1, 8 and 64 rows, reports the weight-read
-// bandwidth, and checks that a row's result is bit-identical at every row count.
+// bench_gemv.cu — the decode projection y[r, j] = Σ_k x[r, k]·w[j, k] at the decode shapes of mamba-2.8b (and
+// mamba2-2.7b's in_proj) for 1, 8 and 64 rows: a bandwidth-bound GEMV kept for comparison (step()'s opt-in projection
+// in docs/cuda.md v6: faster at 1 sequence, slower at 64) against the product's decode GEMM (native/cuda/skinny_gemm.cu,
+// bf16). Reports the weight-read bandwidth, whether a row's result is bit-identical at every row count, and how far the
+// two kernels' results are apart.
 //   cmake --build native/build --target bench_gemv   (a CUDA build: MAMBA_EVAL_CUDA=ON)
 //   native/build/bench_gemv [bf16|f32]
 //
@@ -16,11 +17,15 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
+
+#include "kernels.cuh"
 
 namespace {
 
@@ -136,9 +141,9 @@ struct Shape {
 int main(int argc, char** argv) {
     const bool bf16 = argc < 2 || std::strcmp(argv[1], "f32") != 0;
     const size_t elem = bf16 ? 2 : 4;
-    // mamba-2.8b: d_model 2560, d_inner 5120, dt_rank 160, d_state 16, vocab 50280.
+    // mamba-2.8b: d_model 2560, d_inner 5120, dt_rank 160, d_state 16, vocab 50280; mamba2-2.7b's in_proj.
     const Shape shapes[] = {{"in_proj", 10240, 2560}, {"x_proj", 192, 5120}, {"dt_proj", 5120, 160},
-                            {"out_proj", 2560, 5120}, {"lm_head", 50280, 2560}};
+                            {"out_proj", 2560, 5120}, {"lm_head", 50280, 2560}, {"m2in_proj", 10576, 2560}};
     const int row_counts[] = {1, 8, 64};
     constexpr int kMaxRows = 64, kReps = 50;
     cudaStream_t stream = nullptr;
@@ -146,8 +151,8 @@ int main(int argc, char** argv) {
     cudaEvent_t e0 = nullptr, e1 = nullptr;
     check(cudaEventCreate(&e0), "cudaEventCreate");
     check(cudaEventCreate(&e1), "cudaEventCreate");
-    std::printf("bench_gemv (%s): shape N K | rows: us per call, GB/s of weights | row 0 at every row count bit-identical\n",
-                bf16 ? "bf16" : "f32");
+    std::printf("bench_gemv (%s): kernel shape N K | rows: us per call, GB/s of weights | row 0 bit-identical at every row "
+                "count | max rel difference from the GEMV at 64 rows\n", bf16 ? "bf16" : "f32");
     for (const Shape& sh : shapes) {
         const size_t w_bytes = size_t(sh.N) * sh.K * elem, x_bytes = size_t(kMaxRows) * sh.K * elem;
         std::vector<unsigned char> host_w(w_bytes), host_x(x_bytes);
@@ -169,33 +174,54 @@ int main(int argc, char** argv) {
         fill(host_w);
         fill(host_x);
         void *w = nullptr, *x = nullptr;
-        float* y = nullptr;
+        float *y = nullptr, *ws = nullptr;
+        const mamba::cuda::SkinnyPlan plan = mamba::cuda::skinny_gemm_plan(sh.N, sh.K);
         check(cudaMalloc(&w, w_bytes), "cudaMalloc");
         check(cudaMalloc(&x, x_bytes), "cudaMalloc");
         check(cudaMalloc(&y, size_t(kMaxRows) * sh.N * 4), "cudaMalloc");
+        check(cudaMalloc(&ws, size_t(plan.splits) * kMaxRows * sh.N * 4), "cudaMalloc");
         check(cudaMemcpy(w, host_w.data(), w_bytes, cudaMemcpyHostToDevice), "upload");
         check(cudaMemcpy(x, host_x.data(), x_bytes, cudaMemcpyHostToDevice), "upload");
-        std::printf("%-8s %6d %5d |", sh.name, sh.N, sh.K);
-        std::vector<float> row0(sh.N), first(sh.N);
-        bool identical = true;
-        for (int rows : row_counts) {
-            launch_gemv(bf16, w, sh.N, sh.K, x, sh.K, rows, y, sh.N, stream);  // warm-up
-            check(cudaEventRecord(e0, stream), "event");
-            for (int i = 0; i < kReps; ++i) launch_gemv(bf16, w, sh.N, sh.K, x, sh.K, rows, y, sh.N, stream);
-            check(cudaEventRecord(e1, stream), "event");
-            check(cudaEventSynchronize(e1), "sync");
-            float ms = 0.0f;
-            check(cudaEventElapsedTime(&ms, e0, e1), "elapsed");
-            const double us = 1e3 * ms / kReps;
-            std::printf(" %d: %.1f us, %.0f GB/s |", rows, us, double(w_bytes) / (us * 1e3));
-            check(cudaMemcpy(row0.data(), y, size_t(sh.N) * 4, cudaMemcpyDeviceToHost), "download");
-            if (rows == row_counts[0]) first = row0;
-            identical = identical && std::memcmp(first.data(), row0.data(), size_t(sh.N) * 4) == 0;
+        std::vector<float> gemv64(size_t(kMaxRows) * sh.N);
+        // The GEMV, then (bf16) the product's decode GEMM, skinny_gemm.cu.
+        for (int kernel = 0; kernel < (bf16 ? 2 : 1); ++kernel) {
+            auto launch = [&](int rows) {
+                if (kernel == 0) {
+                    launch_gemv(bf16, w, sh.N, sh.K, x, sh.K, rows, y, sh.N, stream);
+                } else {
+                    mamba::cuda::launch_skinny_gemm(w, sh.N, sh.K, x, sh.K, rows, y, sh.N, ws, stream);
+                }
+            };
+            std::printf("%-6s %-9s %6d %5d |", kernel == 0 ? "gemv" : "skinny", sh.name, sh.N, sh.K);
+            std::vector<float> row0(sh.N), first(sh.N);
+            bool identical = true;
+            for (int rows : row_counts) {
+                launch(rows);  // warm-up
+                check(cudaEventRecord(e0, stream), "event");
+                for (int i = 0; i < kReps; ++i) launch(rows);
+                check(cudaEventRecord(e1, stream), "event");
+                check(cudaEventSynchronize(e1), "sync");
+                float ms = 0.0f;
+                check(cudaEventElapsedTime(&ms, e0, e1), "elapsed");
+                const double us = 1e3 * ms / kReps;
+                std::printf(" %d: %.1f us, %.0f GB/s |", rows, us, double(w_bytes) / (us * 1e3));
+                check(cudaMemcpy(row0.data(), y, size_t(sh.N) * 4, cudaMemcpyDeviceToHost), "download");
+                if (rows == row_counts[0]) first = row0;
+                identical = identical && std::memcmp(first.data(), row0.data(), size_t(sh.N) * 4) == 0;
+            }
+            std::vector<float> all(size_t(kMaxRows) * sh.N);
+            check(cudaMemcpy(all.data(), y, all.size() * 4, cudaMemcpyDeviceToHost), "download");
+            if (kernel == 0) gemv64 = all;
+            double worst = 0.0;
+            for (size_t i = 0; i < all.size(); ++i) {
+                worst = std::max(worst, std::fabs(double(all[i]) - gemv64[i]) / std::max(1e-3, std::fabs(double(gemv64[i]))));
+            }
+            std::printf(" %s | %.2e\n", identical ? "yes" : "NO", worst);
         }
-        std::printf(" %s\n", identical ? "yes" : "NO");
         cudaFree(w);
         cudaFree(x);
         cudaFree(y);
+        cudaFree(ws);
     }
     return 0;
 }

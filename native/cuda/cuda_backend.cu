@@ -172,7 +172,7 @@ struct CallPlan {
 struct Scratch {
     DeviceBuffer queue_buf_, ints_buf_, ptrs_buf_, resid_buf_, mix_buf_, u_buf_, xz_buf_, xc_buf_, xc_act_buf_, dbc_buf_, dt_buf_,
         dt_low_buf_, y_buf_, y_act_buf_, head_ints_buf_, logprob_buf_, greedy_buf_, hn_buf_, logits_buf_, attn_ints_buf_,
-        attn_hist_buf_, attn_ptrs_buf_, qkv_buf_, ctx_buf_, fc1_buf_, mlp_act_buf_;
+        attn_hist_buf_, attn_ptrs_buf_, qkv_buf_, ctx_buf_, fc1_buf_, mlp_act_buf_, skinny_ws_buf_;
     unsigned epoch = 0;  // counts reallocations: a captured step graph holds the old addresses
 };
 
@@ -314,6 +314,7 @@ public:
         // Same arithmetic as run() + head(): every row is a logit row, in order, so norm_f + the LM head run on
         // rows 0..n-1 directly; only the queueing differs (eager, captured, or replayed).
         sc_ = &step_scratch_;
+        prepare_skinny(n);
         Call c = upload_call(b);
         const int D = s_.d_model, V = s_.vocab;
         void* hn = scratch<char>(sc_->hn_buf_, size_t(n) * D * act_bytes());
@@ -448,9 +449,50 @@ private:
     size_t ssm_bytes() const { return ssm_state_floats() * sizeof(float); }
     size_t act_bytes() const { return bf16_ ? 2 : 4; }
 
-    /** y = x·Wᵀ through cuBLASLt, one algorithm per weight shape whatever T (gemm.cuh), so rows never depend on the batch. */
+    /**
+     * y = x·Wᵀ. score(): cuBLASLt, one algorithm per weight shape whatever T (gemm.cuh). step() with bf16 weights: the
+     * skinny tensor-core GEMM (skinny_gemm.cu) on blocks of at most 64 rows, at the memory bandwidth instead of the
+     * prefill algorithm's few percent of it. Either way a row's result does not depend on the batch; with bf16 weights
+     * step() and score() agree to rounding, with fp32 weights bit for bit.
+     */
     void project(const void* w, int N, int K, const void* x, int ldx, int T, float* y, int ldy) {
+        if (step_mode_ && bf16_ && cuda::skinny_gemm_fits(K, ldx, w, x)) {
+            for (int r0 = 0; r0 < T; r0 += cuda::kMaxSkinnyRows) {
+                const int rows = std::min(cuda::kMaxSkinnyRows, T - r0);
+                cuda::launch_skinny_gemm(w, N, K, static_cast<const char*>(x) + size_t(r0) * size_t(ldx) * 2, ldx, rows,
+                                         y + size_t(r0) * size_t(ldy), ldy, skinny_ws_, stream_);
+            }
+            return;
+        }
         gemm_.run(w, N, K, x, ldx, T, y, ldy);
+    }
+
+    /** step(): the skinny GEMM's workspace for blocks of `T` rows, sized before any kernel is queued. */
+    void prepare_skinny(int T) {
+        if (!bf16_) return;
+        size_t per_row = 0;
+        auto need = [&](int64_t N, int64_t K) {
+            const cuda::SkinnyPlan plan = cuda::skinny_gemm_plan(int(N), int(K));
+            if (plan.splits > 1) per_row = std::max(per_row, size_t(plan.splits) * size_t(N));
+        };
+        need(s_.vocab, s_.d_model);
+        if (n_mamba_ > 0) {
+            need(in_rows_, s_.d_model);
+            need(s_.d_model, s_.d_inner);
+            if (s_.family == 1) {
+                need(s_.dt_rank + 2 * s_.d_state, s_.d_inner);
+                need(s_.d_inner, s_.dt_rank);
+            }
+        }
+        if (n_attn_ > 0) {
+            need(a_.in_rows, s_.d_model);
+            need(s_.d_model, a_.ctx);
+        }
+        if (s_.d_intermediate > 0) {
+            need(2 * int64_t(s_.d_intermediate), s_.d_model);
+            need(s_.d_model, s_.d_intermediate);
+        }
+        skinny_ws_ = scratch<float>(sc_->skinny_ws_buf_, size_t(std::min(T, cuda::kMaxSkinnyRows)) * per_row);
     }
 
     void copy_device(void* dst, const void* src, size_t bytes, const char* what) {
@@ -990,6 +1032,7 @@ private:
 
     void run(const ScoreBatch& b, ScoreOutput& out) {
         sc_ = &score_scratch_;
+        if (step_mode_) prepare_skinny(int(b.tokens.size()));
         clock_.begin(stream_);
         Call c = upload_call(b);
         forward_layers(c);
@@ -1264,7 +1307,8 @@ private:
     cuda::Gemm gemm_;
     cuda::PhaseClock clock_;
     bool bf16_ = false;
-    bool step_mode_ = false;  // inside step(): recurrent Mamba-2 scan with transposed state I/O
+    bool step_mode_ = false;  // inside step(): recurrent Mamba-2 scan with transposed state I/O, the skinny GEMM (bf16)
+    float* skinny_ws_ = nullptr;  // the skinny GEMM's split-K workspace (prepare_skinny)
     int64_t conv_ch_ = 0, in_rows_ = 0, conv_layer_ = 0, ssm_layer_ = 0;  // of a Mamba layer
     int n_mamba_ = 0, n_attn_ = 0;
     int64_t conv_total_ = 0;  // floats of a whole-model conv state

@@ -182,6 +182,21 @@ void launch_attention(int n_items, const AttnCall& c, size_t layer_off, const fl
 void launch_gated_product(int T, int cols, const float* src, int src_ld, int a_col, int b_col, ActOut dst, int dst_ld,
                           int dst_col, cudaStream_t stream);
 
+/**
+ * The decode projection (skinny_gemm.cu): y[t·ldy + n] = Σ_k x[t·ldx + k]·w[n·K + k] for t < T ≤ kMaxSkinnyRows, bf16
+ * w and x, fp32 y; the same bits for a row at any T. `workspace` holds skinny_gemm_plan(N, K).splits × T × N floats.
+ */
+constexpr int kMaxSkinnyRows = 64;
+struct SkinnyPlan {
+    int splits;   // slices of K, each summed by its own blocks, then added in order
+    int k_slice;  // k per slice
+};
+SkinnyPlan skinny_gemm_plan(int N, int K);
+/** Whether the kernel takes these operands: K and ldx multiples of 8, 16-byte aligned w and x. */
+bool skinny_gemm_fits(int K, int ldx, const void* w, const void* x);
+void launch_skinny_gemm(const void* w /* [N×K] */, int N, int K, const void* x /* [T×ldx] */, int ldx, int T,
+                        float* y /* [T×ldy] */, int ldy, float* workspace, cudaStream_t stream);
+
 /** out = RMSNorm_group(y ⊙ SiLU(z)) · w, groups of E/G contiguous channels (Mamba-2, norm_before_gate=false). */
 void launch_gated_rmsnorm(int T, const float* y /* [T×E] */, const float* z /* [T×z_stride] */, int z_stride,
                           const float* w /* [E] */, int E, int G, float eps, ActOut out /* [T×E] */, cudaStream_t stream);

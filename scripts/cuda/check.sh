@@ -6,6 +6,7 @@
 # Prepare here first (bash scripts/cuda/prepare.sh), then on the device, from the repository root:
 #   bash scripts/cuda/check.sh            (env: OUT = log folder; BENCH_MODELS = names, "" to skip the bench;
 #                                          SANITIZE=0 to skip compute-sanitizer, SANITIZE_FIXTURES = its fixtures;
+#                                          BENCH_GEMV=0 to skip native/bench/bench_gemv.cu (the decode GEMM alone);
 #                                          AB_BASE = a git revision whose native/ is built too, and the pure-Mamba
 #                                          fixtures' CUDA outputs of both builds compared bit for bit
 #                                          (scripts/cuda/abOutputs.ts); SEED_DIR = a folder holding mamba_ssm/ to time
@@ -21,6 +22,7 @@ SANITIZE=${SANITIZE:-1}
 SEED_DIR=${SEED_DIR:-}
 SANITIZE_FIXTURES=${SANITIZE_FIXTURES:-"mamba2-ssm hybrid-mamba2attn"}
 AB_BASE=${AB_BASE:-}
+BENCH_GEMV=${BENCH_GEMV:-1}
 mkdir -p "$OUT"
 status=0
 summary=()
@@ -75,6 +77,18 @@ if [ "$SANITIZE" = 1 ]; then
         step "compute-sanitizer memcheck, $fixture" "$([ $rc = 0 ] && echo pass || echo FAIL)" \
             "exit $rc, $(grep -c 'Invalid\|ERROR' "$OUT/sanitize-$fixture.log") error lines"
     done
+fi
+
+# The decode GEMM alone at the 2.8b shapes against the old GEMV (bandwidth, row invariance).
+if [ "$BENCH_GEMV" = 1 ]; then
+    if cmake --build native/build --target bench_gemv -j "$(nproc)" > "$OUT/bench_gemv-build.log" 2>&1 \
+        && native/build/bench_gemv > "$OUT/bench_gemv.log" 2>&1; then
+        cat "$OUT/bench_gemv.log"
+        step "bench_gemv (decode GEMM alone)" "$(grep -q ' NO |' "$OUT/bench_gemv.log" && echo FAIL || echo pass)" \
+            "row invariance: $(grep -c ' yes |' "$OUT/bench_gemv.log") yes, $(grep -c ' NO |' "$OUT/bench_gemv.log") NO; $OUT/bench_gemv.log"
+    else
+        step "bench_gemv (decode GEMM alone)" FAIL "$OUT/bench_gemv*.log"
+    fi
 fi
 
 # The seed's own path (mamba_ssm + Triton), same machine, same run.
