@@ -1,6 +1,6 @@
 /**
  * Hybrid models (attention layers, GatedMLP) on the CPU backend against the float64 references of
- * fixtures/hybrid-mamba2attn, transformerpp-tiny and hybrid-mamba1attn (scripts/fixtures/hybrid_reference.py):
+ * fixtures/hybrid/{hybrid-mamba2attn, transformerpp-tiny, hybrid-mamba1attn} (scripts/fixtures/hybrid_reference.py):
  * logits in f32 and with bf16 weights, greedy continuation through MambaLM.generate (the cached step path) equal
  * to the reference's full recompute; and the K/V chains: prefix sharing through the scheduler at several call sizes
  * and thread counts bit-identical to each request alone, export/import, copyState, steps after a shared prefix,
@@ -22,7 +22,7 @@ import type { Checkpoint, TensorSource } from "../../src/model/types.js";
 import { writeSafetensorsF32 } from "../../src/io/safetensorsWriter.js";
 import { wholeBatch } from "./tinyModel.js";
 
-const FIXTURES = path.resolve(import.meta.dirname, "../../fixtures");
+const FIXTURES = path.resolve(import.meta.dirname, "../../fixtures/hybrid");
 const tmp = mkdtempSync(path.join(os.tmpdir(), "mamba-eval-hybrid-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -151,6 +151,27 @@ describe.each(MODELS)("hybrid fixture %s", (name) => {
             f32.dispose();
         }
     });
+
+    it.runIf(/^flags\s*:.*\bavx512f\b/m.test(readFileSync("/proc/cpuinfo", "utf8")))(
+        "gives bit-identical logits with MAMBA_EVAL_ISA=avx2 and =avx512 (f32 and bf16 weights)",
+        async () => {
+            const all = wholeBatch(ref.sequences.map((s) => s.tokens));
+            for (const weightType of ["f32", "bf16"] as const) {
+                const outs: Float32Array[] = [];
+                for (const isa of ["avx2", "avx512"]) {
+                    process.env.MAMBA_EVAL_ISA = isa;
+                    try {
+                        const m = await NativeBackend.create(checkpoint, { threads: 2, weightType });
+                        outs.push((await m.score(all)).logits);
+                        m.dispose();
+                    } finally {
+                        delete process.env.MAMBA_EVAL_ISA;
+                    }
+                }
+                expectBitIdentical(outs[0]!, outs[1]!, `${weightType} avx2 vs avx512`);
+            }
+        },
+    );
 
     it("reports the K/V floats per token: 2 · Hkv · hd per attention layer", () => {
         const a = checkpoint.config.attention!;
