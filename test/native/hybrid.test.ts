@@ -231,6 +231,24 @@ describe.each(MODELS)("hybrid fixture %s", (name) => {
         expect(Math.abs(alone[0]!.logprob - refA)).toBeLessThanOrEqual(1e-3);
     });
 
+    it("MambaLM counts saved states' K/V rows against stateBudgetBytes: a budget below the shared prefix replays it, same bits", async () => {
+        const requests: TokenRequest[] = [
+            { tokens: branchA, nScored: branchA.length - P },
+            { tokens: branchB, nScored: branchB.length - P },
+            { tokens: branchA.slice(0, P + 3), nScored: 3 },
+        ];
+        const info = one.info();
+        const roomy = new MambaLM(one, undefined);
+        const tight = new MambaLM(one, undefined, { stateBudgetBytes: (info.convStateFloats + info.ssmStateFloats + 20 * info.kvFloatsPerToken) * 4 });
+        const a = await roomy.loglikelihoodTokens(requests);
+        const b = await tight.loglikelihoodTokens(requests);
+        b.forEach((r, i) => expect(Object.is(r.logprob, a[i]!.logprob), `request ${i}`).toBe(true));
+        // Shared: the prefix once, then each branch's inputs (a request's last token is never an input). The 30-token
+        // prefix state does not fit in 20 tokens' worth: each branch replays it.
+        expect(roomy.lastStats!.tokenSteps).toBe(P + (branchA.length - 1 - P) + (branchB.length - 1 - P));
+        expect(tight.lastStats!.tokenSteps).toBeGreaterThan(roomy.lastStats!.tokenSteps);
+    });
+
     it("exports the K/V rows in position order across chain blocks and continues exactly after importing them", async () => {
         const whole = await one.score(wholeBatch([[...branchA, 7]]));
         await one.score({ ...wholeBatch([branchA.slice(0, P)]), segSave: Int32Array.of(1) });
