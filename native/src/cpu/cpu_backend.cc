@@ -69,7 +69,7 @@ private:
 // An attention layer uses norm, in_proj, in_bias, conv_wT ([K][qkv]), conv_bias, out_proj and out_bias.
 struct Layer {
     int kind;                    // kMambaLayer or kAttentionLayer
-    int attn_index;              // attention layers: index among them (KvBlock::layers); -1 otherwise
+    int attn_index;              // attention layers: index among them (the layer index of KvBlock); -1 otherwise
     const Tensor* norm;
     const float* norm2;          // GatedMLP (d_intermediate > 0): norm2.weight, fc1, fc2
     GemmWeight fc1, fc2;
