@@ -8,7 +8,7 @@
 #   SANITIZE_SKIP_BUILD=1 scripts/sanitize.sh  # reuse native/build-asan
 #
 # The tests find the instrumented addon through MAMBA_EVAL_ADDON (read by loadAddon in
-# src/model/backends/NativeBackend.ts); the script checks that the process really mapped it.
+# src/addon/loadAddon.ts); the script checks that the process really mapped it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,11 +41,11 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN
 # The loader must honour MAMBA_EVAL_ADDON, or the tests below would exercise the uninstrumented build.
 LD_PRELOAD="$ASAN_RUNTIME" node --import tsx --input-type=module -e '
 import { readFileSync } from "node:fs";
-const { loadAddon } = await import("./src/model/backends/NativeBackend.ts");
+const { loadAddon } = await import("./src/addon/loadAddon.ts");
 loadAddon();
 const maps = readFileSync("/proc/self/maps", "utf8");
 if (!maps.includes(process.env.MAMBA_EVAL_ADDON)) {
-    console.error(`sanitize: the addon loaded is not ${process.env.MAMBA_EVAL_ADDON}: src/model/backends/NativeBackend.ts loadAddon() must read the MAMBA_EVAL_ADDON environment variable`);
+    console.error(`sanitize: the addon loaded is not ${process.env.MAMBA_EVAL_ADDON}: src/addon/loadAddon.ts loadAddon() must read the MAMBA_EVAL_ADDON environment variable`);
     process.exit(1);
 }
 ' >&2

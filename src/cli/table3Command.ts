@@ -1,9 +1,11 @@
 /**
- * `mamba-eval table3 [--models a,b,…] [--family mamba1|mamba2] [--device] [--batch_size] [--output_path results/table3]
- * [--use_cache DIR] [--log_samples] [--data_dir] [--threads] [--dtype] [--tokenizer] [--reference paper|repro]`:
- * evaluates every published size on the six Table-3 tasks, one model after another, each with its own cache
- * file in --use_cache (so an interrupted run resumes), then writes table3.md, table3.csv and table3.svg into
- * --output_path and prints the markdown. Each model is evaluated as `mamba-eval run` evaluates it (simpleEvaluate),
+ * `mamba-eval table3 [--models a,b,…] [--family mamba1|mamba2] [--paper mamba2-table3] [--device] [--batch_size]
+ * [--output_path results/table3] [--use_cache DIR] [--log_samples] [--data_dir] [--threads] [--dtype] [--tokenizer]
+ * [--reference paper|repro|both]`:
+ * evaluates every published size of the family (Mamba-1 on the Mamba paper's six Table-3 tasks, Mamba-2 on the
+ * Mamba-2 paper's seven, with OpenBookQA) or the checkpoints of a published table (--paper), one model after another,
+ * each with its own cache file in --use_cache (so an interrupted run resumes), then writes table3.md, table3.csv and
+ * table3.svg into --output_path and prints the markdown. Each model is evaluated as `mamba-eval run` evaluates it (simpleEvaluate),
  * so results files are exactly what run writes; src/report/table3Workflow.ts is the workflow as a library.
  */
 import { mkdirSync } from "node:fs";
@@ -12,7 +14,8 @@ import { ProgressReporter } from "../evaluator/progress.js";
 import { addOptions } from "./commonOptions.js";
 import { processIO, type CliIO } from "./io.js";
 import { MambaEvalError, UsageError } from "../errors.js";
-import type { ReferenceKind } from "../report/paperTables.js";
+import { REFERENCE_CHOICES, type ReferenceChoice } from "../report/paperTables.js";
+import { TABLE3_PRESET_NAMES, type Table3PresetName } from "../report/table3Presets.js";
 import { runTable3, simpleEvaluator, type Table3EvaluationSettings, type Table3Evaluator, type Table3Family } from "../report/table3Workflow.js";
 
 export interface Table3Args {
@@ -27,13 +30,24 @@ export interface Table3Args {
     threads?: number;
     dtype?: string;
     tokenizer?: string;
-    reference: string;
+    reference?: string;
+    paper?: string;
 }
 
 function table3Builder<T>(y: Argv<T>): Argv<T> {
     return addOptions(y, {
-        models: { type: "string", describe: "comma-separated models (hub ids, folders, or short names like mamba-130m); default: every published size of --family" },
-        family: { type: "string", default: "mamba1", choices: ["mamba1", "mamba2"], describe: "which published sizes to run by default" },
+        models: { type: "string", describe: "comma-separated models (hub ids, folders, or short names like mamba-130m); default: every published size of --family (or the checkpoints of --paper)" },
+        family: {
+            type: "string", default: "mamba1", choices: ["mamba1", "mamba2"],
+            describe: "which published sizes to run, and on which tasks: mamba1 = state-spaces/mamba-130m…2.8b on the Mamba paper's six " +
+                "Table-3 tasks (average of six); mamba2 = state-spaces/mamba2-130m…2.7b on the Mamba-2 paper's seven (the six and openbookqa; average of seven)",
+        },
+        paper: {
+            type: "string", choices: TABLE3_PRESET_NAMES,
+            describe: "reproduce a published table instead of a family: mamba2-table3 = the Mamba-2 paper's Table 3 (2.7B models): " +
+                "state-spaces/transformerpp-2.7b, mamba2-2.7b and mamba2attn-2.7b on the seven tasks, printed beside the paper's rows " +
+                "(Mamba-2-MLP and Mamba-2-MLP-Attention have no public checkpoint: paper only) and the lm-eval 0.4.9.1 reproduction",
+        },
         device: { type: "string", describe: "cpu | cuda (default cpu)" },
         batch_size: { type: "string", describe: "as for run: N or auto (results do not depend on it)" },
         output_path: { type: "string", default: "results/table3", describe: "results go to <output_path>/<model>/; the table to <output_path>/table3.{md,csv,svg}" },
@@ -43,13 +57,17 @@ function table3Builder<T>(y: Argv<T>): Argv<T> {
         threads: { type: "number", describe: "CPU threads (default: all cores)" },
         dtype: { type: "string", describe: "compute dtype: float32 | bfloat16" },
         tokenizer: { type: "string", describe: "tokenizer.json file, folder or hub id (default EleutherAI/gpt-neox-20b)" },
-        reference: { type: "string", default: "paper", choices: ["paper", "repro"], describe: "compare with the papers or the lm-eval 0.4.9.1 reproduction" },
+        reference: {
+            type: "string", choices: REFERENCE_CHOICES,
+            describe: "compare with the papers, the public lm-eval 0.4.9.1 reproduction of these checkpoints, or both " +
+                "(default: paper for mamba1; both for mamba2 and --paper)",
+        },
     });
 }
 
 export const table3Command: CommandModule<object, Table3Args> = {
     command: "table3",
-    describe: "Evaluate every published Mamba size on the six Table-3 tasks and write the table (md, csv, svg)",
+    describe: "Evaluate every published Mamba (or Mamba-2) size on its paper's zero-shot tasks and write the table (md, csv, svg)",
     builder: (y) => table3Builder(y) as unknown as Argv<Table3Args>,
     handler: async (args) => {
         await table3Main(args, processIO);
@@ -59,7 +77,12 @@ export const table3Command: CommandModule<object, Table3Args> = {
 /** Runs the workflow; throws a MambaEvalError (exit 1) when some model failed. */
 export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
     if (args.family !== "mamba1" && args.family !== "mamba2") throw new UsageError(`--family ${args.family}: expected mamba1 or mamba2`);
-    if (args.reference !== "paper" && args.reference !== "repro") throw new UsageError(`--reference ${args.reference}: expected paper or repro`);
+    if (args.reference !== undefined && !(REFERENCE_CHOICES as readonly string[]).includes(args.reference)) {
+        throw new UsageError(`--reference ${args.reference}: expected ${REFERENCE_CHOICES.join(", ")}`);
+    }
+    if (args.paper !== undefined && !(TABLE3_PRESET_NAMES as readonly string[]).includes(args.paper)) {
+        throw new UsageError(`--paper ${args.paper}: expected ${TABLE3_PRESET_NAMES.join(", ")}`);
+    }
     if (args.use_cache !== undefined) mkdirSync(args.use_cache, { recursive: true });
     const abort = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => abort.abort(new MambaEvalError(`interrupted by ${signal}`));
@@ -74,7 +97,8 @@ export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
                 batchSize: args.batch_size,
                 outputPath: args.output_path,
                 useCache: args.use_cache,
-                reference: args.reference as ReferenceKind,
+                reference: args.reference as ReferenceChoice | undefined,
+                paper: args.paper as Table3PresetName | undefined,
                 log: (line) => io.err(`${line}\n`),
                 signal: abort.signal,
             },

@@ -73,7 +73,10 @@ export async function planTasks(options: Pick<EvaluateOptions, "tasks" | "limit"
     const plans: TaskPlan[] = [];
     for (const task of options.tasks) {
         const load = () => loadTaskDocs(task, { ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.hub ? { hub: options.hub } : {}) });
-        const source = options.dataDir !== undefined ? `dir:${path.resolve(options.dataDir)}` : `hub:${JSON.stringify(options.hub ?? {})}`;
+        const hub = options.hub ?? {};
+        const source = options.dataDir !== undefined
+            ? `dir:${path.resolve(options.dataDir)}`
+            : `hub:${JSON.stringify([hub.endpoint, hub.cacheDir, hub.revision, hub.offline])}`;  // what decides the documents
         const all = options.memo ? await options.memo.documents(`${task.name}\0${source}`, load) : await load();
         const docs = all.slice(0, docLimit(all.length, options.limit));
         plans.push({ task, originalCount: all.length, docs, requests: buildTaskRequests(task, docs) });

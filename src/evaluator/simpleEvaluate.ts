@@ -148,11 +148,12 @@ export function openForEvaluation(options: SimpleEvaluateOptions, memo?: RunMemo
     const { spec, tasks, maxTokensPerCall } = resolve(options);
     return openModel(openOptions(spec, {
         threads: options.threads,
+        ...(options.signal ? { hub: { signal: options.signal } } : {}),
         lm: {
             ...(maxTokensPerCall ? { maxTokensPerCall } : {}),
             ...(memo ? { memo } : {}),
         },
-        ...(memo ? { onTokenizer: (tokenizer: TextTokenizer) => primeInputs(memo, tokenizer, spec.maxLength ?? DEFAULT_MAX_LENGTH, { tasks, dataDir: options.dataDir, limit: options.limit }) } : {}),
+        ...(memo ? { onTokenizer: (tokenizer: TextTokenizer) => primeInputs(memo, tokenizer, spec.maxLength ?? DEFAULT_MAX_LENGTH, { tasks, dataDir: options.dataDir, limit: options.limit, ...(options.signal ? { hub: { signal: options.signal } } : {}) }) } : {}),
     }));
 }
 
@@ -161,7 +162,7 @@ export function openForEvaluation(options: SimpleEvaluateOptions, memo?: RunMemo
  * background, exactly as the evaluation will ask for them (evaluate → MambaLM.loglikelihood finds them there), so
  * this work overlaps the weight upload. A failure here is left for the evaluation to meet and report.
  */
-function primeInputs(memo: RunMemo, tokenizer: TextTokenizer, maxLength: number, options: Pick<EvaluateOptions, "tasks" | "dataDir" | "limit">): void {
+function primeInputs(memo: RunMemo, tokenizer: TextTokenizer, maxLength: number, options: Pick<EvaluateOptions, "tasks" | "dataDir" | "limit" | "hub">): void {
     const key = tokenRequestsKey(tokenizer, maxLength);
     if (key === undefined) return;
     void (async () => {
@@ -201,6 +202,7 @@ export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<Si
                 tasks,
                 limit: options.limit,
                 dataDir: options.dataDir,
+                ...(options.signal ? { hub: { signal: options.signal } } : {}),
                 logSamples: Boolean(options.logSamples),
                 writeOut: options.writeOut,
                 bootstrapIters: options.bootstrapIters,

@@ -1,202 +1,79 @@
 /**
- * Hugging Face hub downloads into the standard hub cache (see hubCache.ts for the layout), for model and dataset
- * repos, with Node's fetch:
- *  - `{endpoint}/{repo}/resolve/{revision}/{path}` (datasets: `{endpoint}/datasets/{repo}/resolve/...`); a HEAD
- *    gives X-Repo-Commit, X-Linked-Etag/ETag and X-Linked-Size/Content-Length;
- *  - the file goes to `blobs/<etag>.incomplete`, resumes with a Range request after a dropped connection, is checked
- *    for size and (LFS files, whose etag is a sha256) content hash, then renamed into place atomically;
- *  - `{endpoint}/api/{models|datasets}/{repo}/revision/{rev}` lists a repo's files;
- *  - HF_ENDPOINT, HF_TOKEN (Bearer), HF_HUB_OFFLINE=1 (cache only), HF_HUB_CACHE / HF_HOME.
+ * Hugging Face hub downloads into the standard hub cache (layout in hubCache.ts), for model and dataset repos,
+ * behaving like huggingface_hub so either tool reuses the other's files.
+ *
+ * API: `hubDownloadFile(repo, path, opts)` → local path; `hubListFiles(repo, opts)` → {commit, files, fromCache};
+ * `hubSnapshot(repo, opts, choose)` → a snapshot folder holding the chosen files.
+ *
+ * What happens:
+ *  - a file: HEAD `{endpoint}/{repo}/resolve/{rev}/{path}` (datasets: `{endpoint}/datasets/{repo}/…`), following
+ *    relative redirects, for X-Repo-Commit, the etag and size; the bytes come from the hub or, for LFS files, from
+ *    the storage host it redirects to (hubBlob.ts: resume, re-resolution of expired signed URLs, sha256 check), under
+ *    a lock shared with other processes (`.locks/`, hubLock.ts);
+ *  - a listing: `{endpoint}/api/{models|datasets}/{repo}/revision/{rev}` (sha and siblings);
+ *  - no answer, a timeout or HTTP 408/429/5xx is retried with backoff (Retry-After honoured); before retrying, and
+ *    also for a 401/403, the cached copy of the revision is used when there is one (as huggingface_hub does), with
+ *    a notice; otherwise the error names the URL and says what to do;
+ *  - `opts.signal` aborts every request and wait (SIGINT/SIGTERM).
  * No path from a server or an index may leave the cache folder.
+ *
+ * Environment (options override them; hubEnv.ts resolves and checks each):
+ *   HF_ENDPOINT              hub URL (default https://huggingface.co), e.g. a mirror
+ *   HF_HUB_CACHE             cache folder; else HUGGINGFACE_HUB_CACHE (legacy); else $HF_HOME/hub
+ *   HF_HOME                  default $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface
+ *   HF_HUB_OFFLINE=1         cache only, no network (TRANSFORMERS_OFFLINE=1 too)
+ *   HF_TOKEN                 access token (Bearer); else HUGGING_FACE_HUB_TOKEN (legacy); else the file
+ *                            HF_TOKEN_PATH (default $HF_HOME/token, as written by `hf auth login`)
+ *   HF_HUB_ETAG_TIMEOUT      seconds to wait for a connection, an answer or the next chunk of metadata (default 10)
+ *   HF_HUB_DOWNLOAD_TIMEOUT  the same for file bodies (default 10)
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
-import path from "node:path";
-import { DownloadError } from "../errors.js";
-import {
-    assertSafeRepoPath, assertSafeRevision, hubCacheRoot, HubRepoCache, isCommitHash, isHubRepoId as isRepoId,
-    type HubRepoType,
-} from "./hubCache.js";
-import { DownloadProgress, type ProgressSink } from "./hubProgress.js";
+import { readFile, stat } from "node:fs/promises";
+import { DownloadError, MambaEvalError } from "../errors.js";
+import { downloadBlob } from "./hubBlob.js";
+import { assertSafeRepoPath, assertSafeRevision, HubRepoCache, isCommitHash, isHubRepoId as isRepoId } from "./hubCache.js";
+import { describeCacheSource, settingsOf, type HubOptions, type HubSettings } from "./hubEnv.js";
+import { fsFailure, isSystemError } from "./hubFs.js";
+import { abortReason } from "./hubHttp.js";
+import { withFileLock } from "./hubLock.js";
+import { cacheMayAnswer, fileMetadata, hubRequest, type FileMetadata, type HubCall } from "./hubRequest.js";
+import { HubUnavailableError } from "./hubRetry.js";
 
-/** Options of every hub call; unset ones come from the environment. */
-export interface HubOptions {
-    repoType?: HubRepoType;
-    /** Branch, tag or commit (default "main"). */
-    revision?: string;
-    /** Cache root (default $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub). */
-    cacheDir?: string;
-    /** Hub URL (default $HF_ENDPOINT or https://huggingface.co). */
-    endpoint?: string;
-    /** Access token (default $HF_TOKEN). */
-    token?: string;
-    /** Use only the cache (default: $HF_HUB_OFFLINE is 1/true/yes/on). */
-    offline?: boolean;
-    /** Progress lines (default process.stderr). */
-    progress?: ProgressSink;
-}
-
-interface HubSettings {
-    repoType: HubRepoType;
-    revision: string;
-    cacheDir: string;
-    endpoint: string;
-    token: string | undefined;
-    offline: boolean;
-    progress: ProgressSink;
-}
+export type { HubOptions, HubRetryPolicy, HubTimeouts } from "./hubEnv.js";
+export { hubCacheRoot } from "./hubEnv.js";
 
 /** Whether `id` looks like a hub repo id "org/name". */
 export function isHubRepoId(id: string): boolean {
     return isRepoId(id, true);
 }
 
-function settingsOf(opts: HubOptions): HubSettings {
-    const env = process.env;
-    const revision = opts.revision ?? "main";
-    assertSafeRevision(revision);
-    return {
-        repoType: opts.repoType ?? "model",
-        revision,
-        cacheDir: opts.cacheDir ?? hubCacheRoot(env),
-        endpoint: (opts.endpoint ?? env.HF_ENDPOINT ?? "https://huggingface.co").replace(/\/+$/, ""),
-        token: opts.token ?? (env.HF_TOKEN || undefined),
-        offline: opts.offline ?? /^(1|true|yes|on)$/i.test(env.HF_HUB_OFFLINE ?? ""),
-        progress: opts.progress ?? process.stderr,
+/** What to do when the hub cannot be reached, appended to the final error. */
+const UNREACHABLE_ADVICE = "if the files are already in the cache, run with HF_HUB_OFFLINE=1; to use a mirror, set HF_ENDPOINT";
+
+function unreachable(what: string, error: HubUnavailableError): DownloadError {
+    return new DownloadError(`${what}: cannot get ${error.message}; ${UNREACHABLE_ADVICE}`);
+}
+
+function callOf(s: HubSettings, repo: string): HubCall {
+    const notice = (line: string): void => {
+        if (s.progress !== false) s.progress.write(`${line}\n`);
     };
+    return { s, repo, notice };
 }
 
-const encodePath = (filePath: string): string => filePath.split("/").map(encodeURIComponent).join("/");
-
-function resolveUrl(s: HubSettings, repo: string, filePath: string, revision: string): string {
-    const prefix = s.repoType === "dataset" ? "datasets/" : "";
-    return `${s.endpoint}/${prefix}${repo}/resolve/${encodeURIComponent(revision)}/${encodePath(filePath)}`;
-}
-
-function authHeaders(s: HubSettings): Record<string, string> {
-    return s.token ? { authorization: `Bearer ${s.token}` } : {};
-}
-
-/** A one-line reason for an HTTP failure. */
-function httpFailure(what: string, status: number): DownloadError {
-    const hint = status === 401 || status === 403 ? " (gated or private: set HF_TOKEN)" : status === 404 ? " (not found)" : "";
-    return new DownloadError(`${what}: HTTP ${status}${hint}`);
-}
-
-/** Normalises an etag header: drops the weak prefix and quotes; refuses anything not safe as a file name. */
-function normaliseEtag(raw: string | null, what: string): string {
-    const etag = (raw ?? "").replace(/^W\//, "").replace(/^"|"$/g, "");
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(etag)) throw new DownloadError(`${what}: the server sent no usable ETag (${JSON.stringify(raw)})`);
-    return etag;
-}
-
-/** What a HEAD on a resolve URL says about a file. */
-interface FileMetadata {
-    commit: string;
-    etag: string;
-    size: number;
-    /** Where to GET the bytes (the LFS redirect target when the hub redirects). */
-    url: string;
-}
-
-/** The server could not be reached at all (as opposed to answering with an error status). */
-class HubUnreachableError extends DownloadError {}
-
-async function fetchOrFail(url: string, init: RequestInit, what: string): Promise<Response> {
+/** Runs a hub operation, turning file-system failures in the cache into one line (and leaving aborts as they are). */
+async function guarded<T>(s: HubSettings, work: () => Promise<T>): Promise<T> {
     try {
-        return await fetch(url, init);
-    } catch (e) {
-        throw new HubUnreachableError(`${what}: cannot reach ${new URL(url).origin} (${(e as Error).cause ?? (e as Error).message})`);
+        return await work();
+    } catch (error) {
+        if (s.signal?.aborted && error === abortReason(s.signal)) throw error;
+        if (error instanceof MambaEvalError) throw error;
+        if (isSystemError(error)) throw fsFailure(error, s.cacheDir, describeCacheSource(s.cacheSource));
+        throw error;
     }
 }
 
-/** HEAD, following same-host (relative) redirects, stopping at a cross-host one (the LFS CDN) as huggingface_hub does. */
-async function headFile(s: HubSettings, repo: string, filePath: string, revision: string, what: string): Promise<FileMetadata> {
-    let url = resolveUrl(s, repo, filePath, revision);
-    for (let hops = 0; hops < 5; hops++) {
-        const response = await fetchOrFail(url, { method: "HEAD", redirect: "manual", headers: { ...authHeaders(s), "accept-encoding": "identity" } }, what);
-        const location = response.headers.get("location");
-        if (response.status >= 300 && response.status < 400 && location !== null && location.startsWith("/")) {
-            url = new URL(location, url).toString();
-            continue;
-        }
-        if (!response.ok && !(response.status >= 300 && response.status < 400)) throw httpFailure(what, response.status);
-        const commit = response.headers.get("x-repo-commit") ?? "";
-        if (!isCommitHash(commit)) throw new DownloadError(`${what}: the server sent no X-Repo-Commit commit hash`);
-        const size = Number(response.headers.get("x-linked-size") ?? response.headers.get("content-length") ?? NaN);
-        if (!Number.isSafeInteger(size) || size < 0) throw new DownloadError(`${what}: the server sent no file size`);
-        const etag = normaliseEtag(response.headers.get("x-linked-etag") ?? response.headers.get("etag"), what);
-        return { commit, etag, size, url: location !== null ? new URL(location, url).toString() : url };
-    }
-    throw new DownloadError(`${what}: too many redirects`);
-}
-
-async function sha256Of(file: string): Promise<string> {
-    const hash = createHash("sha256");
-    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-    return hash.digest("hex");
-}
-
-/** One GET attempt into `partial`, resuming from its current size. Returns the size reached. */
-async function downloadAttempt(s: HubSettings, meta: FileMetadata, partial: string, progress: DownloadProgress, what: string): Promise<number> {
-    let have = (await stat(partial).catch(() => undefined))?.size ?? 0;
-    if (have > meta.size) have = 0;
-    if (have === meta.size) return have;
-    // The token goes to the hub only, never to the storage host an LFS file redirects to (its URL is signed).
-    const sameHost = new URL(meta.url).origin === new URL(s.endpoint).origin;
-    const headers: Record<string, string> = { ...(sameHost ? authHeaders(s) : {}), "accept-encoding": "identity" };
-    if (have > 0) headers.range = `bytes=${have}-`;
-    const response = await fetchOrFail(meta.url, { headers }, what);
-    if (response.status === 200) have = 0;
-    else if (response.status !== 206) throw httpFailure(what, response.status);
-    if (!response.body) throw new DownloadError(`${what}: empty response body`);
-    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-    const handle = await open(partial, have === 0 ? "w" : "a");
-    try {
-        for (;;) {
-            let chunk: Awaited<ReturnType<typeof reader.read>>;
-            try {
-                chunk = await reader.read();
-            } catch {
-                return have; // dropped connection: the caller resumes from what was written
-            }
-            if (chunk.done) return have;
-            await handle.write(chunk.value);
-            have += chunk.value.byteLength;
-            progress.update(have);
-        }
-    } finally {
-        await handle.close();
-    }
-}
-
-/** Downloads a blob to blobs/<etag> through blobs/<etag>.incomplete, resuming up to 5 times, verifying it. */
-async function downloadBlob(s: HubSettings, cache: HubRepoCache, meta: FileMetadata, what: string): Promise<void> {
-    const blob = cache.blobPath(meta.etag);
-    const partial = `${blob}.incomplete`;
-    await mkdir(path.dirname(blob), { recursive: true });
-    const progress = new DownloadProgress(s.progress, what, meta.size, (await stat(partial).catch(() => undefined))?.size ?? 0);
-    let have = 0;
-    for (let attempt = 0; attempt < 5 && have !== meta.size; attempt++) have = await downloadAttempt(s, meta, partial, progress, what);
-    if (have !== meta.size) throw new DownloadError(`${what}: got ${have} of ${meta.size} bytes after 5 attempts; run again to resume`);
-    if (/^[0-9a-f]{64}$/.test(meta.etag)) {
-        const actual = await sha256Of(partial);
-        if (actual !== meta.etag) {
-            await unlink(partial).catch(() => undefined);
-            throw new DownloadError(`${what}: sha256 mismatch (expected ${meta.etag}, got ${actual}); the partial file was removed`);
-        }
-    }
-    await rename(partial, blob);
-    progress.finish(have);
-}
-
-/** The cached copy of a file at a revision, if the cache has it. */
-async function cachedFile(cache: HubRepoCache, revision: string, filePath: string): Promise<string | undefined> {
-    const commit = await cache.cachedCommit(revision);
-    if (commit === undefined) return undefined;
-    const file = cache.snapshotPath(commit, filePath);
-    return (await stat(file).catch(() => undefined))?.isFile() ? file : undefined;
+function checkRepo(repo: string): void {
+    if (!isRepoId(repo, false)) throw new DownloadError(`hub repo id ${JSON.stringify(repo)} is not of the form org/name`);
 }
 
 /**
@@ -205,59 +82,82 @@ async function cachedFile(cache: HubRepoCache, revision: string, filePath: strin
  */
 export async function hubDownloadFile(repo: string, filePath: string, opts: HubOptions = {}): Promise<string> {
     const s = settingsOf(opts);
-    if (!isRepoId(repo, false)) throw new DownloadError(`hub repo id ${JSON.stringify(repo)} is not of the form org/name`);
+    checkRepo(repo);
     assertSafeRepoPath(filePath, repo);
+    assertSafeRevision(s.revision);
+    const call = callOf(s, repo);
     const cache = new HubRepoCache(s.cacheDir, repo, s.repoType);
     const what = `${repo}/${filePath}@${s.revision}`;
-    if (s.offline) {
-        const cached = await cachedFile(cache, s.revision, filePath);
-        if (cached) return cached;
-        throw new DownloadError(`${what}: offline (HF_HUB_OFFLINE=1) and the file is not in the cache ${cache.root}`);
-    }
-    let meta: FileMetadata;
-    try {
-        meta = await headFile(s, repo, filePath, s.revision, what);
-    } catch (e) {
-        // Like huggingface_hub: when the hub cannot be reached, a cached copy of the revision is used.
-        const cached = e instanceof HubUnreachableError ? await cachedFile(cache, s.revision, filePath) : undefined;
-        if (cached) return cached;
-        throw e;
-    }
-    await cache.writeRef(s.revision, meta.commit);
-    const pointer = cache.snapshotPath(meta.commit, filePath);
-    const blobInfo = await stat(cache.blobPath(meta.etag)).catch(() => undefined);
-    if (blobInfo?.size !== meta.size) await downloadBlob(s, cache, meta, what);
-    const current = await stat(pointer).catch(() => undefined);
-    if (current?.isFile() && current.size === meta.size && (await sameFile(pointer, cache.blobPath(meta.etag)))) return pointer;
-    return cache.linkSnapshot(meta.commit, filePath, meta.etag);
+    return guarded(s, async () => {
+        const cachedCopy = async (): Promise<string | undefined> => {
+            const commit = await cache.cachedCommit(s.revision);
+            return commit === undefined ? undefined : cache.snapshotFile(commit, filePath);
+        };
+        if (s.offline) {
+            const cached = await cachedCopy();
+            if (cached) return cached;
+            throw new DownloadError(`${what}: offline (HF_HUB_OFFLINE=1) and the file is not in the cache ${cache.root}`);
+        }
+        let meta: FileMetadata;
+        try {
+            meta = await fileMetadata(call, filePath, s.revision, what, 1);
+        } catch (error) {
+            if (!cacheMayAnswer(error)) throw error;
+            const cached = await cachedCopy();
+            if (cached) {
+                call.notice(`${what}: ${(error as Error).message.replace(`${what}: `, "")}; using the cached copy`);
+                return cached;
+            }
+            if (!(error instanceof HubUnavailableError)) throw error;
+            try {
+                meta = await fileMetadata(call, filePath, s.revision, what, s.retry.tries);
+            } catch (again) {
+                throw again instanceof HubUnavailableError ? unreachable(what, again) : again;
+            }
+        }
+        await cache.writeRef(s.revision, meta.commit);
+        const blob = cache.blobPath(meta.etag);
+        const pointer = await cache.snapshotFile(meta.commit, filePath);
+        if (pointer !== undefined && (await sameFile(pointer, blob)) && (await stat(blob)).size === meta.size) return pointer;
+        if ((await stat(blob).catch(() => undefined))?.size !== meta.size) {
+            const lock = { pollMs: s.retry.lockPollMs, staleMs: s.retry.lockStaleMs, signal: s.signal,
+                onBusy: () => call.notice(`${what}: another process is downloading it; waiting (lock ${cache.lockPath(meta.etag)})`) };
+            await withFileLock(cache.lockPath(meta.etag), lock, async () => {
+                if ((await stat(blob).catch(() => undefined))?.size === meta.size) return; // the other process finished it
+                const resolveAgain = async () => {
+                    try {
+                        return await fileMetadata(call, filePath, meta.commit, what, s.retry.tries);
+                    } catch (error) {
+                        throw error instanceof HubUnavailableError ? unreachable(what, error) : error;
+                    }
+                };
+                await downloadBlob(call, cache, meta, resolveAgain, what);
+            });
+        }
+        return cache.linkSnapshot(meta.commit, filePath, meta.etag);
+    });
 }
 
 async function sameFile(a: string, b: string): Promise<boolean> {
-    const [x, y] = await Promise.all([stat(a), stat(b)]);
-    return x.ino === y.ino && x.dev === y.dev;
+    const [x, y] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
+    return x !== undefined && y !== undefined && x.ino === y.ino && x.dev === y.dev;
 }
 
-/** A repo's file list at a revision, and the commit it resolved to. */
+/** A repo's file list at a revision, the commit it resolved to, and whether it came from the cache. */
 export interface HubListing {
     commit: string;
     files: string[];
+    /** The hub could not be reached (or refused) and the cached snapshot was listed instead (offline too). */
+    fromCache: boolean;
 }
 
-/** Lists a repo's files (`siblings`) through the hub API; offline, from the cached snapshot. */
-export async function hubListFiles(repo: string, opts: HubOptions = {}): Promise<HubListing> {
-    const s = settingsOf(opts);
-    if (!isRepoId(repo, false)) throw new DownloadError(`hub repo id ${JSON.stringify(repo)} is not of the form org/name`);
-    const cache = new HubRepoCache(s.cacheDir, repo, s.repoType);
-    const what = `${repo}@${s.revision}`;
-    if (s.offline) {
-        const commit = await cache.cachedCommit(s.revision);
-        if (commit === undefined) throw new DownloadError(`${what}: offline (HF_HUB_OFFLINE=1) and the repo is not in the cache ${cache.root}`);
-        return { commit, files: await cache.snapshotFiles(commit) };
+function parseListing(text: string, what: string): { commit: string; files: string[] } {
+    let body: { sha?: unknown; siblings?: unknown } | null;
+    try {
+        body = JSON.parse(text) as typeof body;
+    } catch {
+        throw new DownloadError(`${what}: the listing is not JSON`);
     }
-    const url = `${s.endpoint}/api/${s.repoType}s/${repo}/revision/${encodeURIComponent(s.revision)}`;
-    const response = await fetchOrFail(url, { headers: authHeaders(s) }, what);
-    if (!response.ok) throw httpFailure(`${what}: listing files`, response.status);
-    const body = (await response.json().catch(() => null)) as { sha?: unknown; siblings?: unknown } | null;
     const siblings = body?.siblings;
     if (!body || typeof body.sha !== "string" || !isCommitHash(body.sha) || !Array.isArray(siblings)) {
         throw new DownloadError(`${what}: the listing has no commit sha and siblings`);
@@ -268,8 +168,59 @@ export async function hubListFiles(repo: string, opts: HubOptions = {}): Promise
         assertSafeRepoPath(name, what);
         return name;
     });
-    await cache.writeRef(s.revision, body.sha);
     return { commit: body.sha, files };
+}
+
+/** Lists a repo's files (`siblings`) through the hub API; offline or unreachable, from the cached snapshot. */
+export async function hubListFiles(repo: string, opts: HubOptions = {}): Promise<HubListing> {
+    const s = settingsOf(opts);
+    checkRepo(repo);
+    assertSafeRevision(s.revision);
+    const call = callOf(s, repo);
+    const cache = new HubRepoCache(s.cacheDir, repo, s.repoType);
+    const what = `${repo}@${s.revision}`;
+    return guarded(s, async () => {
+        const cachedListing = async (): Promise<HubListing | undefined> => {
+            const commit = await cache.cachedCommit(s.revision);
+            if (commit === undefined || !(await cache.hasSnapshot(commit))) return undefined;
+            return { commit, files: await cache.snapshotFiles(commit), fromCache: true };
+        };
+        if (s.offline) {
+            const cached = await cachedListing();
+            if (cached) return cached;
+            throw new DownloadError(`${what}: offline (HF_HUB_OFFLINE=1) and the repo is not in the cache ${cache.root}`);
+        }
+        const url = `${s.endpoint}/api/${s.repoType}s/${repo}/revision/${encodeURIComponent(s.revision)}`;
+        const listingWhat = `${what}: listing files`;
+        const fetchListing = async (tries: number): Promise<string> => {
+            const answer = await hubRequest(call, url, { method: "GET", what: listingWhat, tries });
+            if (answer.status >= 300) {
+                answer.discard();
+                throw new DownloadError(`${listingWhat}: unexpected redirect to ${String(answer.headers.location)}`);
+            }
+            return answer.text();
+        };
+        let text: string;
+        try {
+            text = await fetchListing(1);
+        } catch (error) {
+            if (!cacheMayAnswer(error)) throw error;
+            const cached = await cachedListing();
+            if (cached) {
+                call.notice(`${listingWhat}: ${(error as Error).message.replace(`${listingWhat}: `, "")}; using the cached snapshot ${cached.commit}`);
+                return cached;
+            }
+            if (!(error instanceof HubUnavailableError)) throw error;
+            try {
+                text = await fetchListing(s.retry.tries);
+            } catch (again) {
+                throw again instanceof HubUnavailableError ? unreachable(listingWhat, again) : again;
+            }
+        }
+        const { commit, files } = parseListing(text, listingWhat);
+        await cache.writeRef(s.revision, commit);
+        return { commit, files, fromCache: false };
+    });
 }
 
 /** Picks the files of a listing to fetch; `readIndex` fetches a json index and returns the shard files it names. */
@@ -281,12 +232,13 @@ export type SnapshotChooser = (
 
 /**
  * Makes a local snapshot folder holding the files `choose` picks (all from the one listed commit) and returns its
- * path, `<cache>/<type>s--ORG--NAME/snapshots/<commit>`. Offline, the cached snapshot must already hold them.
+ * path, `<cache>/<type>s--ORG--NAME/snapshots/<commit>`. Offline, or when the listing came from the cache, the
+ * cached snapshot must already hold them.
  */
 export async function hubSnapshot(repo: string, opts: HubOptions, choose: SnapshotChooser): Promise<string> {
     const s = settingsOf(opts);
-    const { commit, files } = await hubListFiles(repo, opts);
-    const pinned: HubOptions = { ...opts, revision: commit };
+    const { commit, files, fromCache } = await hubListFiles(repo, opts);
+    const pinned: HubOptions = { ...opts, revision: commit, ...(fromCache ? { offline: true } : {}) };
     const readIndex = async (name: string): Promise<string[]> => {
         const local = await hubDownloadFile(repo, name, pinned);
         let weightMap: unknown;
@@ -303,7 +255,7 @@ export async function hubSnapshot(repo: string, opts: HubOptions, choose: Snapsh
         }
         return shards.sort() as string[];
     };
-    const where = s.offline ? `${repo}@${commit} (offline: the cached snapshot)` : `${repo}@${commit}`;
+    const where = fromCache ? `${repo}@${commit} (the cached snapshot)` : `${repo}@${commit}`;
     const wanted = await choose(files, readIndex, where);
     for (const file of wanted) {
         if (!files.includes(file)) throw new DownloadError(`${where}: has no file ${file}`);

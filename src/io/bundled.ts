@@ -13,10 +13,12 @@ export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.
 export const BUNDLED_MODEL_DIR = path.join(PACKAGE_ROOT, "fixtures", "neox-mamba1");
 /** The GPT-NeoX-20B tokenizer.json, gzip-compressed. */
 export const BUNDLED_TOKENIZER = path.join(PACKAGE_ROOT, "fixtures", "tokenizers", "gpt-neox-20b.tokenizer.json.gz");
-/** Sample documents of the six tasks, in the --data_dir layout. */
+/** Sample documents of every task, in the --data_dir layout. */
 export const BUNDLED_TASKS_DIR = path.join(PACKAGE_ROOT, "fixtures", "tasks");
 /** The Mamba paper's Table-3 zero-shot tasks, in the paper's column order. */
 export const TABLE3_TASKS = ["lambada_openai", "hellaswag", "piqa", "arc_easy", "arc_challenge", "winogrande"] as const;
+/** The Mamba-2 paper's zero-shot tasks (its Tables 3 and 10): the six and OpenBookQA, in its column order. */
+export const MAMBA2_TASKS = [...TABLE3_TASKS, "openbookqa"] as const;
 
 /** `p` relative to the working directory when it lies below it (shorter to print), else absolute. */
 export function displayPath(p: string, cwd: string = process.cwd()): string {

@@ -133,13 +133,14 @@ const KV_TOKENS_PER_SLOT = 2048;
 
 /**
  * Floats per packed token of one call's activations beyond the Mamba layers' (the CPU backend's attention and
- * GatedMLP scratch, shared between the two): in_proj or fc1 output, conv output or MLP hidden, attention context.
+ * GatedMLP scratch, shared between the two): in_proj or fc1 output, conv output or MLP hidden, attention context,
+ * and the layer's K and V rows copied head-major.
  */
 function hybridActivationFloats(c: MambaConfig): number {
     const a = c.attention ? attentionShapes(c.attention) : undefined;
     const dI = c.dIntermediate ?? 0;
     const conv = a && c.attention!.dConv > 0 ? a.qkvDim : 0;
-    return Math.max(a?.inRows ?? 0, 2 * dI) + Math.max(conv, dI) + (a?.outCols ?? 0);
+    return Math.max(a?.inRows ?? 0, 2 * dI) + Math.max(conv, dI) + (a ? a.outCols + a.kvFloatsPerToken : 0);
 }
 
 /** Estimates what loading `needs.config` and one scoring call of `needs.tokensPerCall` tokens hold. */

@@ -7,14 +7,15 @@
  *                   main-text Table 1 is a subset); average over 7 tasks (adds OpenBookQA acc_norm).
  *   - "mamba2-t3":  the same paper, Table 3 (§9.2.3, 2.7B hybrids trained to 300B tokens on the Pile).
  *   - "repro":      a third-party lm-eval 0.4.9.1 reproduction (`--model mamba_ssm`, batch 256) by GitHub
- *                   user AkagawaTsurunaki, paper_tables.md §C.1; values there are fractions, here ×100.
+ *                   user AkagawaTsurunaki, paper_tables.md §C.1, with OpenBookQA; values there are fractions
+ *                   (kept as printed in `printed`), in `values` ×100.
  * Accuracies are percentages; LAMBADA ppl is lambada_openai perplexity. null = not reported.
  * `average` is the average as printed; `averageOver` how many tasks it covers (6, or 7 with OpenBookQA).
  * Note: the Mamba paper prints 50.0 (Mamba-370M) and 57.1 (Mamba-790M) although their six columns
  * average 51.67 and 56.12; always recompute an average from the columns (see paper_tables.md).
  */
 
-/** The seven Table-3 columns. */
+/** The published columns: the Mamba paper's seven (LAMBADA ppl + six accuracies) and the Mamba-2 paper's OpenBookQA. */
 export interface Table3Values {
     lambadaPpl: number | null;
     lambadaAcc: number | null;
@@ -23,7 +24,24 @@ export interface Table3Values {
     arcEasy: number | null;
     arcChallenge: number | null;
     winogrande: number | null;
+    /** Mamba-2 paper only (openbookqa acc_norm); null in the Mamba paper's rows. */
+    openbookqa: number | null;
 }
+
+/**
+ * The lm-eval task and metric behind each column, as both papers' appendices define them (Mamba §E.2, Mamba-2 §D.3;
+ * paper_tables.md "Metric per column"): accuracy, except acc_norm for HellaSwag, ARC-C and OpenBookQA.
+ */
+export const PAPER_METRICS: Readonly<Record<keyof Table3Values, { task: string; metric: string }>> = {
+    lambadaPpl: { task: "lambada_openai", metric: "perplexity" },
+    lambadaAcc: { task: "lambada_openai", metric: "acc" },
+    hellaswag: { task: "hellaswag", metric: "acc_norm" },
+    piqa: { task: "piqa", metric: "acc" },
+    arcEasy: { task: "arc_easy", metric: "acc" },
+    arcChallenge: { task: "arc_challenge", metric: "acc_norm" },
+    winogrande: { task: "winogrande", metric: "acc" },
+    openbookqa: { task: "openbookqa", metric: "acc_norm" },
+};
 
 export type ReferenceSource = "mamba-t3" | "mamba2-t10" | "mamba2-t3" | "repro";
 
@@ -34,11 +52,17 @@ export interface ReferenceRow {
     /** Normalised checkpoint names that denote this model (see normaliseModelName). */
     ids: readonly string[];
     source: ReferenceSource;
+    /** The paper metric of each column (accuracies ×100). */
     values: Table3Values;
-    openbookqa: number | null;
     /** The average as printed, or null when the source prints none. */
     average: number | null;
-    averageOver: 6 | 7;
+    /** How many accuracy columns the printed average covers (6, or 7 with OpenBookQA); null without one. */
+    averageOver: 6 | 7 | null;
+    /**
+     * Reproduction rows only: every number lm-eval printed for the checkpoint's tasks, as fractions (perplexity
+     * as is), keyed "<task>/<metric>" (e.g. "openbookqa/acc" and "openbookqa/acc_norm"); `values` are taken from it.
+     */
+    printed?: Readonly<Record<string, number>>;
 }
 
 /** Human-readable citation of each source. */
@@ -53,11 +77,11 @@ type Cells = [lambadaPpl: number | null, lambadaAcc: number | null, hellaswag: n
     arcEasy: number | null, arcChallenge: number | null, winogrande: number | null];
 
 function row(source: ReferenceSource, model: string, ids: readonly string[], cells: Cells,
-    openbookqa: number | null, average: number | null, averageOver: 6 | 7): ReferenceRow {
+    openbookqa: number | null, average: number | null, averageOver: 6 | 7 | null): ReferenceRow {
     const [lambadaPpl, lambadaAcc, hellaswag, piqa, arcEasy, arcChallenge, winogrande] = cells;
     return {
-        model, ids, source, openbookqa, average, averageOver,
-        values: { lambadaPpl, lambadaAcc, hellaswag, piqa, arcEasy, arcChallenge, winogrande },
+        model, ids, source, average, averageOver,
+        values: { lambadaPpl, lambadaAcc, hellaswag, piqa, arcEasy, arcChallenge, winogrande, openbookqa },
     };
 }
 
@@ -67,14 +91,19 @@ const t10 = (model: string, ids: readonly string[], cells: Cells, obqa: number, 
     row("mamba2-t10", model, ids, cells, obqa, average, 7);
 const m2t3 = (model: string, ids: readonly string[], cells: Cells, obqa: number, average: number) =>
     row("mamba2-t3", model, ids, cells, obqa, average, 7);
-/** Reproduction rows are given as lm-eval fractions (4 decimals) and stored ×100. */
-const repro = (model: string, ids: readonly string[], ppl: number | null, fractions: Array<number | null>, obqa: number | null) => {
-    const pct = (f: number | null | undefined) => (f === null || f === undefined ? null : Math.round(f * 1e6) / 1e4);
-    const [lambadaAcc, hellaswag, piqa, arcEasy, arcChallenge, winogrande] = fractions.map(pct);
-    return row("repro", model, ids,
-        [ppl, lambadaAcc ?? null, hellaswag ?? null, piqa ?? null, arcEasy ?? null, arcChallenge ?? null, winogrande ?? null],
-        pct(obqa), null, 6);
-};
+
+/**
+ * A reproduction row from what lm-eval printed (fractions, 4 decimals; perplexity as is): each column takes its
+ * paper metric from `printed`, ×100 for accuracies (rounded to 2 decimals, removing binary noise such as 44.169999…).
+ */
+function repro(model: string, ids: readonly string[], printed: Readonly<Record<string, number>>): ReferenceRow {
+    const values = {} as Table3Values;
+    for (const [key, { task, metric }] of Object.entries(PAPER_METRICS) as Array<[keyof Table3Values, { task: string; metric: string }]>) {
+        const value = printed[`${task}/${metric}`];
+        values[key] = value === undefined ? null : metric === "perplexity" ? value : Math.round(value * 1e6) / 1e4;
+    }
+    return { model, ids, source: "repro", values, average: null, averageOver: null, printed };
+}
 
 /** paper_tables.md §A: Mamba paper, Table 3. */
 export const MAMBA_TABLE3: readonly ReferenceRow[] = [
@@ -147,33 +176,72 @@ export const MAMBA2_TABLE3: readonly ReferenceRow[] = [
 ];
 
 /**
- * paper_tables.md §C.1: the third-party lm-eval 0.4.9.1 reproduction (fractions as printed by lm-eval).
- * Column order of the fractions: LAMBADA acc, HellaSwag acc_norm, PIQA acc, ARC-E acc, ARC-C acc_norm, WinoGrande acc.
+ * paper_tables.md §C.1: the third-party lm-eval 0.4.9.1 reproduction, every number of its table as lm-eval printed
+ * it (stderr aside). Its paper metric for OpenBookQA is acc_norm, as in the Mamba-2 paper.
  */
 export const LM_EVAL_REPRODUCTION: readonly ReferenceRow[] = [
-    repro("mamba-130m", ["mamba-130m"], 16.045, [0.4417, 0.3525, 0.6453, 0.4798, 0.2406, 0.5249], 0.2840),
-    repro("mamba-370m", ["mamba-370m"], 8.1375, [0.5560, 0.4646, 0.6942, 0.5492, 0.2799, 0.5556], 0.3120),
-    repro("mamba-790m", ["mamba-790m"], 6.0149, [0.6146, 0.5501, 0.7193, 0.6107, 0.2935, 0.5627], 0.3420),
-    repro("mamba-1.4b", ["mamba-1.4b"], 5.0423, [0.6491, 0.5909, 0.7405, 0.6553, 0.3268, 0.6109], 0.3640),
-    repro("mamba-2.8b", ["mamba-2.8b"], 4.2303, [0.6909, 0.6612, 0.7530, 0.6961, 0.3635, 0.6338], 0.3960),
-    repro("mamba2-2.7b", ["mamba2-2.7b"], 4.0932, [0.6947, 0.6654, 0.7633, 0.6957, 0.3643, 0.6393], 0.3880),
-    repro("transformerpp-2.7b", ["transformerpp-2.7b"], 3.9878, [0.7027, 0.6637, 0.7519, 0.6776, 0.3780, 0.6377], 0.4060),
-    repro("mamba2attn-2.7b", ["mamba2attn-2.7b"], 3.8489, [0.7105, 0.6779, 0.7573, 0.6987, 0.3788, 0.6511], 0.3900),
-    repro("pythia-160m", ["pythia-160m"], 38.0065, [0.3264, 0.3028, 0.6148, 0.4364, 0.2406, 0.5178], null),
-    // mamba-2.8b-slimpj: 0-shot only, no LAMBADA in the source.
-    repro("mamba-2.8b-slimpj", ["mamba-2.8b-slimpj"], null, [null, 0.7097, 0.7709, 0.7260, 0.4164, 0.6598], 0.3980),
+    repro("mamba-130m", ["mamba-130m"], stateSpaces(16.0450, 0.4417, [0.3077, 0.3525], [0.6453, 0.6333], [0.4798, 0.4205], [0.1971, 0.2406], 0.5249, [0.1660, 0.2840])),
+    repro("mamba-370m", ["mamba-370m"], stateSpaces(8.1375, 0.5560, [0.3720, 0.4646], [0.6942, 0.6844], [0.5492, 0.4819], [0.2474, 0.2799], 0.5556, [0.1960, 0.3120])),
+    repro("mamba-790m", ["mamba-790m"], stateSpaces(6.0149, 0.6146, [0.4230, 0.5501], [0.7193, 0.7247], [0.6107, 0.5391], [0.2637, 0.2935], 0.5627, [0.2300, 0.3420])),
+    repro("mamba-1.4b", ["mamba-1.4b"], stateSpaces(5.0423, 0.6491, [0.4502, 0.5909], [0.7405, 0.7399], [0.6553, 0.6120], [0.2978, 0.3268], 0.6109, [0.2620, 0.3640])),
+    repro("mamba-2.8b", ["mamba-2.8b"], stateSpaces(4.2303, 0.6909, [0.4951, 0.6612], [0.7530, 0.7584], [0.6961, 0.6427], [0.3439, 0.3635], 0.6338, [0.2940, 0.3960])),
+    repro("mamba2-2.7b", ["mamba2-2.7b"], stateSpaces(4.0932, 0.6947, [0.4962, 0.6654], [0.7633, 0.7617], [0.6957, 0.6481], [0.3319, 0.3643], 0.6393, [0.2920, 0.3880])),
+    repro("transformerpp-2.7b", ["transformerpp-2.7b"], stateSpaces(3.9878, 0.7027, [0.4971, 0.6637], [0.7519, 0.7644], [0.6776, 0.6305], [0.3242, 0.3780], 0.6377, [0.2900, 0.4060])),
+    repro("mamba2attn-2.7b", ["mamba2attn-2.7b"], stateSpaces(3.8489, 0.7105, [0.5025, 0.6779], [0.7573, 0.7595], [0.6987, 0.6629], [0.3456, 0.3788], 0.6511, [0.3040, 0.3900])),
+    // EleutherAI/pythia-160m (--model hf): the paper metric of each task only, no OpenBookQA.
+    repro("pythia-160m", ["pythia-160m"], {
+        "lambada_openai/perplexity": 38.0065, "lambada_openai/acc": 0.3264, "hellaswag/acc_norm": 0.3028, "piqa/acc": 0.6148,
+        "arc_easy/acc": 0.4364, "arc_challenge/acc_norm": 0.2406, "winogrande/acc": 0.5178,
+    }),
+    // mamba-2.8b-slimpj: no LAMBADA in the source (its boolq, race, truthfulqa_mc2 and MMLU are not Table-3 tasks).
+    repro("mamba-2.8b-slimpj", ["mamba-2.8b-slimpj"], {
+        "hellaswag/acc": 0.5248, "hellaswag/acc_norm": 0.7097, "piqa/acc": 0.7709, "piqa/acc_norm": 0.7818,
+        "arc_easy/acc": 0.7260, "arc_easy/acc_norm": 0.6818, "arc_challenge/acc": 0.3857, "arc_challenge/acc_norm": 0.4164,
+        "winogrande/acc": 0.6598, "openbookqa/acc": 0.2860, "openbookqa/acc_norm": 0.3980,
+    }),
 ];
 
-/** Which published table to compare against. */
+/** One state-spaces row of §C.1 in its column order; pairs are acc / acc_norm. */
+function stateSpaces(lambadaPpl: number, lambadaAcc: number, hellaswag: [number, number], piqa: [number, number],
+    arcEasy: [number, number], arcChallenge: [number, number], winogrande: number, openbookqa: [number, number]): Record<string, number> {
+    return {
+        "lambada_openai/perplexity": lambadaPpl, "lambada_openai/acc": lambadaAcc,
+        "hellaswag/acc": hellaswag[0], "hellaswag/acc_norm": hellaswag[1], "piqa/acc": piqa[0], "piqa/acc_norm": piqa[1],
+        "arc_easy/acc": arcEasy[0], "arc_easy/acc_norm": arcEasy[1], "arc_challenge/acc": arcChallenge[0], "arc_challenge/acc_norm": arcChallenge[1],
+        "winogrande/acc": winogrande, "openbookqa/acc": openbookqa[0], "openbookqa/acc_norm": openbookqa[1],
+    };
+}
+
+/** Which published table to compare against: the papers, or the lm-eval 0.4.9.1 reproduction. */
 export type ReferenceKind = "paper" | "repro";
 
+/** What the CLI's --reference accepts: one kind, or both (paper lines then reproduction lines). */
+export type ReferenceChoice = ReferenceKind | "both";
+export const REFERENCE_CHOICES = ["paper", "repro", "both"] as const satisfies readonly ReferenceChoice[];
+
+/** The reference kinds a --reference choice stands for, in display order. */
+export function referenceKinds(choice: ReferenceChoice): ReferenceKind[] {
+    return choice === "both" ? ["paper", "repro"] : [choice];
+}
+
+/** The papers' tables. */
+export type PaperSource = Exclude<ReferenceSource, "repro">;
+
+const PAPER_TABLES: Readonly<Record<PaperSource, readonly ReferenceRow[]>> = {
+    "mamba-t3": MAMBA_TABLE3,
+    "mamba2-t10": MAMBA2_TABLE10,
+    "mamba2-t3": MAMBA2_TABLE3,
+};
+
+/** The Mamba paper's Table 3 first (all Mamba-1 sizes and the baselines), then Mamba-2 Table 10, then its Table 3. */
+export const MAMBA_PAPER_ORDER: readonly PaperSource[] = ["mamba-t3", "mamba2-t10", "mamba2-t3"];
+
 /**
- * The reference row for a normalised model name. "paper": the Mamba paper's Table 3 for models it lists
- * (all Mamba-1 sizes and the baselines), else Mamba-2 Table 10, else Mamba-2 Table 3.
- * "repro": the lm-eval 0.4.9.1 reproduction.
+ * The reference row for a normalised model name. "paper": the first paper table in `paperOrder` that lists the
+ * model; "repro": the lm-eval 0.4.9.1 reproduction.
  */
-export function referenceRowFor(name: string, kind: ReferenceKind): ReferenceRow | undefined {
-    const tables = kind === "paper" ? [MAMBA_TABLE3, MAMBA2_TABLE10, MAMBA2_TABLE3] : [LM_EVAL_REPRODUCTION];
+export function referenceRowFor(name: string, kind: ReferenceKind, paperOrder: readonly PaperSource[] = MAMBA_PAPER_ORDER): ReferenceRow | undefined {
+    const tables = kind === "paper" ? paperOrder.map((source) => PAPER_TABLES[source]) : [LM_EVAL_REPRODUCTION];
     for (const table of tables) {
         const found = table.find((r) => r.ids.includes(name));
         if (found !== undefined) return found;

@@ -1,10 +1,11 @@
 /**
  * The Table-3 view as an SVG chart, written by hand: one panel per model with grouped bars per task
- * (ours vs the published value, accuracies ×100 on a 0–100 axis), value labels on the bars, the
- * difference under each task, LAMBADA ppl and the average in the panel title, and a legend.
+ * (ours vs each published value — the paper and/or the lm-eval reproduction —, accuracies ×100 on a 0–100 axis),
+ * value labels on the bars, the differences under each task, LAMBADA ppl and the average in the panel title, and
+ * a legend.
  */
-import { REFERENCE_SOURCES } from "./paperTables.js";
-import { AVERAGED_COLUMNS, formatCell, TABLE3_COLUMNS, type Table3, type Table3Row } from "./table3.js";
+import { REFERENCE_SOURCES, type ReferenceKind } from "./paperTables.js";
+import { formatCell, type Table3, type Table3Row } from "./table3.js";
 
 const WIDTH = 960;
 const MARGIN_LEFT = 64;
@@ -14,7 +15,9 @@ const PANEL_HEIGHT = 270;
 const PLOT_TOP = 44;
 const PLOT_HEIGHT = 170;
 const COLOR_OURS = "#2f6db5";
-const COLOR_REFERENCE = "#b0b4ba";
+/** Bar colours of the first and second reference (whichever kinds they are). */
+const COLOR_REFERENCE = ["#b0b4ba", "#e3a64f"];
+const KIND_NAME: Record<ReferenceKind, string> = { paper: "paper", repro: "lm-eval reproduction" };
 const COLOR_BETTER = "#1b7f3b";
 const COLOR_WORSE = "#b3261e";
 const FONT = "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\"";
@@ -22,32 +25,41 @@ const FONT = "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\"";
 /** The chart as a standalone SVG document. */
 export function renderTable3Svg(table: Table3): string {
     const height = HEADER_HEIGHT + table.rows.length * PANEL_HEIGHT + 16;
-    const refName = table.referenceKind === "paper" ? "paper" : "lm-eval reproduction";
-    const sources = [...new Set(table.rows.flatMap((r) => (r.reference === undefined ? [] : [REFERENCE_SOURCES[r.reference.source]])))];
+    const sources = [...new Set(table.rows.flatMap((r) => r.references.flatMap((ref) => (ref === undefined ? [] : [REFERENCE_SOURCES[ref.source]]))))];
     const parts: string[] = [];
     parts.push(`<?xml version="1.0" encoding="UTF-8"?>`);
     parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" ${FONT}>`);
     parts.push(`<rect x="0" y="0" width="${WIDTH}" height="${height}" fill="#ffffff"/>`);
     parts.push(text(MARGIN_LEFT, 30, "Zero-shot accuracy (lm-eval, ×100): ours vs published", { size: 18, weight: "bold" }));
     parts.push(text(MARGIN_LEFT, 50, `Published: ${sources.length > 0 ? sources.join("; ") : "none matched"}`, { size: 11, fill: "#444" }));
-    // Legend.
-    const legendX = WIDTH - MARGIN_RIGHT - 250;
-    parts.push(`<rect x="${legendX}" y="18" width="14" height="14" fill="${COLOR_OURS}"/>`);
-    parts.push(text(legendX + 20, 30, "ours", { size: 13 }));
-    parts.push(`<rect x="${legendX + 80}" y="18" width="14" height="14" fill="${COLOR_REFERENCE}"/>`);
-    parts.push(text(legendX + 100, 30, refName, { size: 13 }));
-    table.rows.forEach((row, i) => parts.push(renderPanel(row, HEADER_HEIGHT + i * PANEL_HEIGHT, refName)));
+    // Legend: ours, then one entry per reference kind.
+    const legend = [{ label: "ours", color: COLOR_OURS }, ...table.referenceKinds.map((kind, k) => ({ label: KIND_NAME[kind], color: COLOR_REFERENCE[k]! }))];
+    let legendX = WIDTH - MARGIN_RIGHT - (table.referenceKinds.length > 1 ? 400 : 250);
+    for (const [i, entry] of legend.entries()) {
+        parts.push(`<rect x="${legendX}" y="18" width="14" height="14" fill="${entry.color}"/>`);
+        parts.push(text(legendX + 20, 30, entry.label, { size: 13 }));
+        legendX += i === 0 ? 80 : 170;
+    }
+    table.rows.forEach((row, i) => parts.push(renderPanel(table, row, HEADER_HEIGHT + i * PANEL_HEIGHT)));
     parts.push(`</svg>`);
     return `${parts.join("\n")}\n`;
 }
 
-function renderPanel(row: Table3Row, top: number, refName: string): string {
+function renderPanel(table: Table3, row: Table3Row, top: number): string {
     const out: string[] = [`<g class="panel" transform="translate(0,${top})">`];
+    const kinds = table.referenceKinds;
+    const several = kinds.length > 1;
+    const published = (cell: Table3Row["average"], decimals: number): string => {
+        const shown = kinds.flatMap((kind, k) => {
+            const reference = cell.comparisons[k]!.reference;
+            return reference === null ? [] : [`${KIND_NAME[kind]} ${formatCell(reference, decimals)}`];
+        });
+        return shown.length > 0 ? ` (${shown.join(", ")})` : "";
+    };
     const ppl = row.cells.lambadaPpl;
-    const title = `${row.model} — LAMBADA ppl ${formatCell(ppl.ours, 2)}${ppl.reference !== null ? ` (${refName} ${formatCell(ppl.reference, 2)})` : ""}` +
-        ` · average ${formatCell(row.average.ours, 1)}${row.average.reference !== null ? ` (${refName} ${formatCell(row.average.reference, 1)})` : ""}`;
+    const title = `${row.model} — LAMBADA ppl ${formatCell(ppl.ours, 2)}${published(ppl, 2)} · average ${formatCell(row.average.ours, 1)}${published(row.average, 1)}`;
     out.push(text(MARGIN_LEFT, 24, title, { size: 14, weight: "bold" }));
-    if (row.reference === undefined) out.push(text(WIDTH - MARGIN_RIGHT, 24, "no published row for this model", { size: 11, fill: "#666", anchor: "end" }));
+    if (row.references.every((r) => r === undefined)) out.push(text(WIDTH - MARGIN_RIGHT, 24, "no published row for this model", { size: 11, fill: "#666", anchor: "end" }));
 
     // Axis and grid.
     const plotWidth = WIDTH - MARGIN_LEFT - MARGIN_RIGHT;
@@ -59,29 +71,37 @@ function renderPanel(row: Table3Row, top: number, refName: string): string {
     out.push(`<line x1="${MARGIN_LEFT}" y1="${y(0)}" x2="${MARGIN_LEFT}" y2="${y(100)}" stroke="#333" stroke-width="1"/>`);
     out.push(text(18, PLOT_TOP + PLOT_HEIGHT / 2, "accuracy ×100", { size: 11, anchor: "middle", fill: "#444", rotate: true }));
 
-    // Bars, two per task.
-    const groupWidth = plotWidth / AVERAGED_COLUMNS.length;
-    const barWidth = Math.min(44, groupWidth * 0.3);
-    AVERAGED_COLUMNS.forEach((key, g) => {
-        const column = TABLE3_COLUMNS.find((c) => c.key === key)!;
-        const cell = row.cells[key];
+    // Bars per task: ours, then one per reference.
+    const groupWidth = plotWidth / table.averaged.length;
+    const barCount = 1 + kinds.length;
+    const barWidth = Math.min(44, (groupWidth * 0.6) / barCount);
+    table.averaged.forEach((key, g) => {
+        const column = table.columns.find((c) => c.key === key)!;
+        const cell = row.cells[key]!;
         const center = MARGIN_LEFT + groupWidth * (g + 0.5);
-        const bars: Array<{ value: number | null; x: number; color: string; cls: string; who: string }> = [
-            { value: cell.ours, x: center - barWidth - 2, color: COLOR_OURS, cls: "bar ours", who: "ours" },
-            { value: cell.reference, x: center + 2, color: COLOR_REFERENCE, cls: "bar reference", who: refName },
+        const start = center - (barCount * barWidth + (barCount - 1) * 4) / 2;
+        const bars: Array<{ value: number | null; color: string; cls: string; who: string }> = [
+            { value: cell.ours, color: COLOR_OURS, cls: "bar ours", who: "ours" },
+            ...kinds.map((kind, k) => ({
+                value: cell.comparisons[k]!.reference, color: COLOR_REFERENCE[k]!, cls: several ? `bar reference ${kind}` : "bar reference", who: KIND_NAME[kind],
+            })),
         ];
-        for (const bar of bars) {
-            if (bar.value === null || !Number.isFinite(bar.value)) continue;
+        bars.forEach((bar, b) => {
+            if (bar.value === null || !Number.isFinite(bar.value)) return;
+            const x = start + b * (barWidth + 4);
             const barTop = y(bar.value);
-            out.push(`<rect class="${bar.cls}" x="${fmt(bar.x)}" y="${fmt(barTop)}" width="${fmt(barWidth)}" height="${fmt(y(0) - barTop)}" fill="${bar.color}">` +
+            out.push(`<rect class="${bar.cls}" x="${fmt(x)}" y="${fmt(barTop)}" width="${fmt(barWidth)}" height="${fmt(y(0) - barTop)}" fill="${bar.color}">` +
                 `<title>${escapeXml(`${row.model} ${column.label} ${bar.who}: ${formatCell(bar.value, 1)}`)}</title></rect>`);
-            out.push(text(bar.x + barWidth / 2, barTop - 4, formatCell(bar.value, 1), { size: 10, anchor: "middle", fill: "#222" }));
-        }
+            out.push(text(x + barWidth / 2, barTop - 4, formatCell(bar.value, 1), { size: 10, anchor: "middle", fill: "#222" }));
+        });
         if (cell.ours === null) out.push(text(center, y(0) - 8, "no result", { size: 11, anchor: "middle", fill: "#666" }));
         out.push(text(center, y(0) + 18, column.label, { size: 12, anchor: "middle" }));
-        if (cell.diff !== null) {
-            out.push(text(center, y(0) + 34, `Δ ${formatCell(cell.diff, 1, true)}`, { size: 11, anchor: "middle", fill: cell.diff < 0 ? COLOR_WORSE : cell.diff > 0 ? COLOR_BETTER : "#555" }));
-        }
+        kinds.forEach((kind, k) => {
+            const diff = cell.comparisons[k]!.diff;
+            if (diff === null) return;
+            const label = several ? `Δ ${kind} ${formatCell(diff, 1, true)}` : `Δ ${formatCell(diff, 1, true)}`;
+            out.push(text(center, y(0) + 34 + 14 * k, label, { size: 11, anchor: "middle", fill: diff < 0 ? COLOR_WORSE : diff > 0 ? COLOR_BETTER : "#555" }));
+        });
     });
     out.push(`</g>`);
     return out.join("\n");

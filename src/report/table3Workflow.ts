@@ -1,7 +1,8 @@
 /**
- * The table3 workflow: evaluate every published size on the six Table-3 tasks, one model after another,
- * each with its own cache file (so an interrupted run resumes where it stopped), then write the
- * Table-3 view (markdown + csv + svg) from the results.
+ * The table3 workflow: evaluate every published size of a family — Mamba-1 on the Mamba paper's six Table-3 tasks,
+ * Mamba-2 on the Mamba-2 paper's seven (with OpenBookQA) — or the checkpoints of a published table (`--paper`,
+ * table3Presets.ts), one model after another, each with its own cache file (so an interrupted run resumes where it
+ * stopped), then write the Table-3 view (markdown + csv + svg) from the results.
  *
  * The evaluation itself is the evaluator's (simpleEvaluate, as `mamba-eval run` does it); this module needs only a
  * `Table3Evaluator` (one model → one results file), by default `simpleEvaluator` below. The models share one
@@ -10,17 +11,20 @@
  */
 import { join } from "node:path";
 import { MambaEvalError, UsageError } from "../errors.js";
-import { REFERENCE_SOURCES, type ReferenceKind } from "./paperTables.js";
+import { REFERENCE_SOURCES, type ReferenceChoice } from "./paperTables.js";
 import { renderTable3Csv, renderTable3Markdown } from "./renderTable3.js";
 import { renderTable3Svg } from "./renderSvg.js";
 import { readResultsFile } from "./resultsFile.js";
-import { buildTable3, type Table3 } from "./table3.js";
+import { buildReportTable } from "./runTable.js";
+import type { Table3, Table3Layout } from "./table3.js";
+import { MAMBA2_TASKS } from "../io/bundled.js";
+import { TABLE3_PRESETS, type Table3PresetName } from "./table3Presets.js";
 import { writeFileAtomic } from "../io/atomicWrite.js";
 import type { OpenedModel } from "../lm/openModel.js";
 import { RunMemo } from "../evaluator/runMemo.js";
 import { openForEvaluation, simpleEvaluate, type SimpleEvaluateOptions, type SimpleEvaluateResult } from "../evaluator/simpleEvaluate.js";
 
-/** The six tasks of Table 3, in lm-eval names. */
+/** The six tasks of the Mamba paper's Table 3, in lm-eval names. */
 export const TABLE3_TASKS = ["lambada_openai", "hellaswag", "piqa", "arc_easy", "arc_challenge", "winogrande"] as const;
 
 /** The published checkpoints per family, smallest first. */
@@ -30,6 +34,12 @@ export const TABLE3_MODELS = {
 } as const;
 
 export type Table3Family = keyof typeof TABLE3_MODELS;
+
+/** The tasks each family is evaluated on: its paper's (Mamba: six; Mamba-2: seven, with OpenBookQA). */
+export const FAMILY_TASKS: Readonly<Record<Table3Family, readonly string[]>> = { mamba1: TABLE3_TASKS, mamba2: MAMBA2_TASKS };
+
+/** The table columns of each family: its paper's (average of six or of seven). */
+export const FAMILY_LAYOUT: Readonly<Record<Table3Family, Table3Layout>> = { mamba1: "mamba", mamba2: "mamba2" };
 
 /** One model's evaluation, as the workflow asks the harness for it. */
 export interface Table3EvalRequest {
@@ -58,7 +68,10 @@ export interface Table3Options {
     outputPath: string;
     /** Folder for the per-model cache files, or undefined for no cache. */
     useCache: string | undefined;
-    reference: ReferenceKind;
+    /** What the table compares with; undefined: the paper (Mamba-1), the paper and the reproduction (Mamba-2). */
+    reference: ReferenceChoice | undefined;
+    /** A published table to reproduce instead of the family (its models unless `models` is given, its tasks). */
+    paper?: Table3PresetName | undefined;
     /** Progress notes (stderr). */
     log: (line: string) => void;
     /** Aborted (SIGINT/SIGTERM): stop after the current model instead of going on with the next. */
@@ -83,10 +96,30 @@ export function table3ModelList(models: readonly string[] | undefined, family: T
     return list.map((m) => (isShortPublishedName(m) ? `state-spaces/${m}` : m));
 }
 
-/** A bare published name ("mamba-130m", "mamba2-2.7b") rather than an org/id or a path. */
+/** A bare published name ("mamba-130m", "mamba2-2.7b", "mamba2attn-2.7b") rather than an org/id or a path. */
 function isShortPublishedName(model: string): boolean {
+    const published = [...Object.values(TABLE3_MODELS), ...Object.values(TABLE3_PRESETS).map((p) => p.models)];
     return !model.includes("/") && !model.includes("\\") && !model.startsWith(".") &&
-        Object.values(TABLE3_MODELS).some((ids) => ids.some((id) => id === `state-spaces/${model}`));
+        published.some((ids) => ids.some((id) => id === `state-spaces/${model}`));
+}
+
+/** What a table3 run evaluates and how its table is laid out. */
+export interface Table3Plan {
+    models: string[];
+    tasks: readonly string[];
+    layout: Table3Layout;
+    /** The first line of table3.md; undefined: "Table 3 (zero-shot, lm-eval) — compared with <sources>". */
+    title: string | undefined;
+}
+
+/** The models, tasks and layout of a run: the --paper preset's, else the family's (--models replaces the models). */
+export function table3Plan(options: Pick<Table3Options, "models" | "family" | "paper">): Table3Plan {
+    const preset = options.paper === undefined ? undefined : TABLE3_PRESETS[options.paper];
+    if (preset === undefined) {
+        return { models: table3ModelList(options.models, options.family), tasks: FAMILY_TASKS[options.family], layout: FAMILY_LAYOUT[options.family], title: undefined };
+    }
+    const models = options.models === undefined || options.models.length === 0 ? [...preset.models] : table3ModelList(options.models, options.family);
+    return { models, tasks: preset.tasks, layout: preset.layout, title: preset.title };
 }
 
 /** lm-eval's sanitisation of a model name for file names: runs of "<>:/|\?*[] → "__". */
@@ -101,16 +134,16 @@ export function table3CacheFile(useCache: string | undefined, model: string): st
 
 /** Runs the whole workflow; a model that fails is reported and the others still run. */
 export async function runTable3(options: Table3Options, evaluate: Table3Evaluator): Promise<Table3Outcome> {
-    const models = table3ModelList(options.models, options.family);
+    const { models, tasks, layout, title } = table3Plan(options);
     const resultFiles: string[] = [];
     const failures: Array<{ model: string; message: string }> = [];
     for (const [i, model] of models.entries()) {
         if (options.signal?.aborted) throw new MambaEvalError(`table3: interrupted before ${model}; run the same command to resume`);
-        options.log(`table3: [${i + 1}/${models.length}] ${model} on ${TABLE3_TASKS.join(",")}`);
+        options.log(`table3: [${i + 1}/${models.length}] ${model} on ${tasks.join(",")}`);
         try {
             const file = await evaluate({
                 model,
-                tasks: TABLE3_TASKS,
+                tasks,
                 device: options.device,
                 batchSize: options.batchSize,
                 outputPath: options.outputPath,
@@ -128,16 +161,19 @@ export async function runTable3(options: Table3Options, evaluate: Table3Evaluato
     if (resultFiles.length === 0) {
         throw new MambaEvalError(`table3: every model failed (${failures.map((f) => `${f.model}: ${f.message}`).join("; ")})`);
     }
-    const table = buildTable3(resultFiles.map((file) => readResultsFile(file)), options.reference);
-    const { written, markdown } = writeTable3Outputs(table, options.outputPath);
+    const table = buildReportTable(resultFiles.map((file) => readResultsFile(file)), { reference: options.reference, paper: options.paper, layout });
+    const { written, markdown } = writeTable3Outputs(table, options.outputPath, title);
     return { table, written, markdown, failures };
 }
 
-/** Writes table3.md, table3.csv and table3.svg into the output folder; returns their paths and the markdown. */
-export function writeTable3Outputs(table: Table3, outputPath: string): { written: Table3Outcome["written"]; markdown: string } {
+/**
+ * Writes table3.md, table3.csv and table3.svg into the output folder; returns their paths and the markdown. `title`
+ * (a published table's name) replaces the default first line "Table 3 (zero-shot, lm-eval)".
+ */
+export function writeTable3Outputs(table: Table3, outputPath: string, title?: string): { written: Table3Outcome["written"]; markdown: string } {
     const written = { markdown: join(outputPath, "table3.md"), csv: join(outputPath, "table3.csv"), svg: join(outputPath, "table3.svg") };
-    const sources = [...new Set(table.rows.flatMap((r) => (r.reference ? [REFERENCE_SOURCES[r.reference.source]] : [])))];
-    const markdown = `# Table 3 (zero-shot, lm-eval) — compared with ${sources.join("; ") || "no published rows"}\n\n${renderTable3Markdown(table)}`;
+    const sources = [...new Set(table.rows.flatMap((r) => r.references.flatMap((ref) => (ref ? [REFERENCE_SOURCES[ref.source]] : []))))];
+    const markdown = `# ${title ?? "Table 3 (zero-shot, lm-eval)"} — compared with ${sources.join("; ") || "no published rows"}\n\n${renderTable3Markdown(table)}`;
     writeFileAtomic(written.markdown, markdown);
     writeFileAtomic(written.csv, renderTable3Csv(table));
     writeFileAtomic(written.svg, renderTable3Svg(table));

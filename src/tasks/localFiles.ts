@@ -1,5 +1,5 @@
 /**
- * `--data_dir DIR`: the six tasks' original published files, converted to the Hugging Face dataset's row schema
+ * `--data_dir DIR`: the tasks' original published files, converted to the Hugging Face dataset's row schema
  * (the doc dicts lm-eval's functions see, with the HF column order and types, since docs are logged and hashed).
  *
  * Layout (that of fixtures/tasks, the bundled samples):
@@ -14,6 +14,12 @@
  *                                                                                   label[]}, answerKey}
  *   winogrande/dev.jsonl                             {qID, sentence, option1, option2, answer}
  *                                                                                → {sentence, option1, option2, answer}
+ *   openbookqa/test.jsonl                            either the hub's schema (config main)
+ *                                                    {id, question_stem, choices{text[], label[]}, answerKey}
+ *                                                    or the original release's Data/Main/test.jsonl
+ *                                                    {id, question{stem, choices[{text,label}]}, answerKey}
+ *                                                                                → {id, question_stem, choices{text[],
+ *                                                                                   label[]}, answerKey}
  *
  * API: `localDataFiles(taskName)` (relative paths read), `loadLocalRows(dataDir, taskName)` → rows before
  * process_docs. A missing or malformed file throws DataFormatError naming the file and line.
@@ -53,6 +59,7 @@ const SOURCES: Readonly<Record<string, LocalSource>> = {
             answer: str(r, "answer", w),
         }),
     },
+    openbookqa: { file: "openbookqa/test.jsonl", convert: openbookqaRow },
 };
 
 /** The files (relative to the data dir) a task reads. */
@@ -176,4 +183,30 @@ function arcRow(r: unknown, where: string): Doc {
         choices: { text, label },
         answerKey: str(r, "answerKey", where),
     };
+}
+
+function openbookqaRow(r: unknown, where: string): Doc {
+    // The original release nests the stem and the choices under "question", as ARC does.
+    if (r !== null && typeof r === "object" && !("question_stem" in r) && "question" in r) {
+        const { id, question, choices, answerKey } = arcRow(r, where);
+        return { id: id!, question_stem: question!, choices: choices!, answerKey: answerKey! };
+    }
+    const choices = field(r, "choices", where);
+    const text = stringList(choices, "text", `${where} choices`);
+    const label = stringList(choices, "label", `${where} choices`);
+    if (text.length === 0 || text.length !== label.length) {
+        throw new DataFormatError(`${where}: field "choices" must hold as many labels as texts (at least one), got ${text.length} texts and ${label.length} labels`);
+    }
+    return {
+        id: str(r, "id", where),
+        question_stem: str(r, "question_stem", where),
+        choices: { text, label },
+        answerKey: str(r, "answerKey", where),
+    };
+}
+
+function stringList(record: unknown, key: string, where: string): string[] {
+    const value = field(record, key, where);
+    if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) throw new DataFormatError(`${where}: field "${key}" must be a list of strings`);
+    return value as string[];
 }

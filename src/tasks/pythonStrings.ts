@@ -4,6 +4,11 @@
 export function pythonStrip(text: string): string {
     return text.replace(PY_WHITESPACE_START, "").replace(PY_WHITESPACE_END, "");
 }
+
+/** Python's str.lstrip() with no argument: removes leading Unicode whitespace as Python defines it. */
+export function pythonLstrip(text: string): string {
+    return text.replace(PY_WHITESPACE_START, "");
+}
 // Python str.isspace(): Unicode White_Space plus the ASCII separators \x1c-\x1f.
 const PY_WS = "\\t\\n\\v\\f\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 const PY_WHITESPACE_START = new RegExp(`^[${PY_WS}]+`, "u");

@@ -8,11 +8,12 @@ import { TaskError } from "../errors.js";
 import { arcChallenge, arcEasy } from "./arc.js";
 import { hellaswag } from "./hellaswag.js";
 import { lambadaOpenai } from "./lambada.js";
+import { openbookqa } from "./openbookqa.js";
 import { piqa } from "./piqa.js";
 import type { TaskSpec } from "./types.js";
 import { winogrande } from "./winogrande.js";
 
-const TASKS: readonly TaskSpec[] = [lambadaOpenai, hellaswag, piqa, arcEasy, arcChallenge, winogrande];
+const TASKS: readonly TaskSpec[] = [lambadaOpenai, hellaswag, piqa, arcEasy, arcChallenge, winogrande, openbookqa];
 const BY_NAME = new Map(TASKS.map((t) => [t.name, t]));
 
 /**

@@ -30,9 +30,9 @@ const SHARED_DATA = taskDataDir;
 /** Lines of each shared file copied (the mutations need documents, not thousands of them). */
 const SHARED_LINES = 25;
 
-const ALL_TASKS = ["lambada_openai", "hellaswag", "piqa", "arc_easy", "arc_challenge", "winogrande"];
-/** ../shared/data has no hellaswag jsonl (only a derived text file), so it serves the other five. */
-const SHARED_TASKS = ["lambada_openai", "piqa", "arc_easy", "arc_challenge", "winogrande"];
+const ALL_TASKS = ["lambada_openai", "hellaswag", "piqa", "arc_easy", "arc_challenge", "winogrande", "openbookqa"];
+/** ../shared/data has no hellaswag jsonl (only a derived text file), so it serves the other six. */
+const SHARED_TASKS = ["lambada_openai", "piqa", "arc_easy", "arc_challenge", "winogrande", "openbookqa"];
 
 /** What a task load produced, in a comparable form. */
 interface TaskOutcome {

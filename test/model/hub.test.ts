@@ -1,140 +1,94 @@
-import { createHash } from "node:crypto";
+/**
+ * The hub client against a local hub that answers as the real one does (fakeHub.ts): small files through the
+ * hub's relative 307 to /api/resolve-cache, LFS files through an absolute signed redirect to a storage host,
+ * the huggingface_hub cache layout, resume, checksums, offline use, dataset repos, model snapshots.
+ * Failures (timeouts, 5xx, expired URLs, gated repos, fallbacks) are in hubFailures.test.ts.
+ */
 import { readFile, readlink, readdir } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DownloadError } from "../../src/errors.js";
 import { hubDownloadFile, hubListFiles, type HubOptions } from "../../src/hub/hub.js";
-import { loadCheckpoint, resolveModelDir } from "../../src/model/loadModel.js";
-import { tempDir, writeSafetensors, modelTensorSpecs } from "./helpers.js";
 import { parseMambaConfig } from "../../src/model/config.js";
-
-/** A local stand-in for the hub: resolve URLs (HEAD/GET, LFS redirects, Range), the listing API, one repo per kind. */
-interface HostedFile { body: Buffer; lfs: boolean; claimedSha256?: string }
+import { loadCheckpoint, resolveModelDir } from "../../src/model/loadModel.js";
+import { FakeHub, files, gitBlobSha1, sha256 } from "./fakeHub.js";
+import { modelTensorSpecs, tempDir, writeSafetensors } from "./helpers.js";
 
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
-const sha256 = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
-const gitEtag = (b: Buffer): string => createHash("sha1").update(`blob ${b.length}\0`).update(b).digest("hex");
+const CONFIG = { d_model: 4, n_layer: 1, vocab_size: 10, ssm_cfg: { d_state: 2, d_conv: 2 }, rms_norm: true, pad_vocab_size_multiple: 8 };
+const BIG = Buffer.alloc(300_000, 7);
 
-const repos = new Map<string, Map<string, HostedFile>>();
-const requests: Array<{ method: string; url: string; auth?: string; range?: string }> = [];
-let dropNextLfsGetAfter: number | undefined;
-let server: Server;
-let endpoint = "";
+const hub = new FakeHub();
 let root = "";
 let cleanup: () => Promise<void> = async () => {};
 
-function handle(req: IncomingMessage, res: ServerResponse): void {
-    const url = decodeURIComponent(req.url ?? "");
-    requests.push({ method: req.method ?? "", url, auth: req.headers.authorization, range: req.headers.range });
-    const listing = /^\/api\/(models|datasets)\/(.+)\/revision\/main$/.exec(url);
-    if (listing) {
-        const files = repos.get(`${listing[1]}:${listing[2]}`);
-        if (!files) return void res.writeHead(404).end();
-        res.writeHead(200, { "content-type": "application/json" });
-        return void res.end(JSON.stringify({ sha: COMMIT, siblings: [...files.keys()].map((rfilename) => ({ rfilename })) }));
-    }
-    const lfs = /^\/lfs\/([0-9a-f]{64})$/.exec(url);
-    if (lfs) {
-        const file = [...repos.values()].flatMap((m) => [...m.values()]).find((f) => (f.claimedSha256 ?? sha256(f.body)) === lfs[1]);
-        if (!file) return void res.writeHead(404).end();
-        const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? "")?.[1] ?? 0);
-        const body = file.body.subarray(start);
-        res.writeHead(start > 0 ? 206 : 200, { "content-length": body.length });
-        if (dropNextLfsGetAfter !== undefined) {
-            const cut = dropNextLfsGetAfter;
-            dropNextLfsGetAfter = undefined;
-            res.write(body.subarray(0, cut), () => setTimeout(() => res.socket?.destroy(), 20));
-            return;
-        }
-        return void res.end(req.method === "HEAD" ? undefined : body);
-    }
-    const resolve = /^\/(datasets\/)?([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url);
-    const files = resolve ? repos.get(`${resolve[1] ? "datasets" : "models"}:${resolve[2]}`) : undefined;
-    const file = resolve && files?.get(resolve[4]!);
-    if (!resolve || !file || (resolve[3] !== "main" && resolve[3] !== COMMIT)) return void res.writeHead(404).end();
-    if (file.lfs) {
-        const sha = file.claimedSha256 ?? sha256(file.body);
-        // Cross-host redirect (localhost vs 127.0.0.1), as the hub redirects LFS files to its CDN.
-        res.writeHead(302, {
-            location: `${endpoint.replace("127.0.0.1", "localhost")}/lfs/${sha}`, "x-repo-commit": COMMIT,
-            "x-linked-etag": `"${sha}"`, "x-linked-size": String(file.body.length),
-        });
-        return void res.end();
-    }
-    res.writeHead(200, { "x-repo-commit": COMMIT, etag: `"${gitEtag(file.body)}"`, "content-length": file.body.length });
-    res.end(req.method === "HEAD" ? undefined : file.body);
-}
-
-const quiet: HubOptions = { progress: false };
-const opts = (extra: HubOptions = {}): HubOptions => ({ ...quiet, endpoint, cacheDir: path.join(root, "cache"), ...extra });
-
-const CONFIG = { d_model: 4, n_layer: 1, vocab_size: 10, ssm_cfg: { d_state: 2, d_conv: 2 }, rms_norm: true, pad_vocab_size_multiple: 8 };
+/** Fast retries and short timeouts, so failures show in milliseconds. */
+const opts = (extra: HubOptions = {}): HubOptions => ({
+    progress: false, endpoint: hub.endpoint, cacheDir: path.join(root, "cache"),
+    retry: { tries: 3, baseDelayMs: 10, maxDelayMs: 40, lockPollMs: 20 }, timeouts: { metadataMs: 2000, downloadMs: 2000 },
+    ...extra,
+});
 
 beforeAll(async () => {
     ({ dir: root, cleanup } = await tempDir());
     await writeSafetensors(path.join(root, "model.safetensors"), modelTensorSpecs(parseMambaConfig(CONFIG), "mamba_ssm", 16, false));
     const weights = await readFile(path.join(root, "model.safetensors"));
-    const big = Buffer.alloc(300_000, 7);
-    repos.set("models:org/tiny", new Map([
-        ["config.json", { body: Buffer.from(JSON.stringify(CONFIG)), lfs: false }],
-        ["model.safetensors", { body: weights, lfs: true }],
-        ["pytorch_model.bin", { body: Buffer.from("never fetched: safetensors is preferred"), lfs: true }],
-        ["README.md", { body: Buffer.from("# tiny"), lfs: false }],
-    ]));
-    repos.set("models:org/files", new Map([
-        ["big.bin", { body: big, lfs: true }],
-        ["corrupt.bin", { body: Buffer.from("tampered bytes"), lfs: true, claimedSha256: sha256(Buffer.from("original bytes")) }],
-        ["sub/dir/note.txt", { body: Buffer.from("nested"), lfs: false }],
-    ]));
-    repos.set("datasets:org/data", new Map([["data/test.jsonl", { body: Buffer.from('{"a":1}\n'), lfs: false }]]));
-    repos.set("models:org/evil", new Map([["../../escape.txt", { body: Buffer.from("x"), lfs: false }]]));
-    server = createServer(handle);
-    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const revision = (entries: Parameters<typeof files>[0]) => new Map([["main", { commit: COMMIT, files: files(entries) }]]);
+    hub.add({ type: "model", id: "org/tiny", revisions: revision([
+        ["config.json", JSON.stringify(CONFIG)], ["model.safetensors", weights, true],
+        ["pytorch_model.bin", "never fetched: safetensors is preferred", true], ["README.md", "# tiny"],
+    ]) });
+    const filesRepo = revision([["big.bin", BIG, true], ["sub/dir/note.txt", "nested"]]);
+    filesRepo.get("main")!.files.set("corrupt.bin", { body: Buffer.from("tampered bytes"), lfs: true, claimedSha256: sha256(Buffer.from("original bytes")) });
+    hub.add({ type: "model", id: "org/files", revisions: filesRepo });
+    hub.add({ type: "dataset", id: "org/data", revisions: revision([["data/test.jsonl", '{"a":1}\n']]) });
+    hub.add({ type: "model", id: "org/evil", revisions: revision([["../../escape.txt", "x"]]) });
+    await hub.start();
 });
 afterAll(async () => {
-    await new Promise((done) => server.close(done));
+    await hub.stop();
     await cleanup();
 });
 
 describe("hubDownloadFile", () => {
-    it("writes the huggingface_hub cache layout: blobs/<etag>, refs/main, relative snapshot symlinks", async () => {
+    it("a small file: the hub's relative 307 to /api/resolve-cache, the huggingface_hub cache layout, the token on the hub only", async () => {
+        hub.requests.length = 0;
         const file = await hubDownloadFile("org/files", "sub/dir/note.txt", opts({ token: "secret" }));
         const repoDir = path.join(root, "cache", "models--org--files");
         expect(file).toBe(path.join(repoDir, "snapshots", COMMIT, "sub", "dir", "note.txt"));
         expect(await readFile(file, "utf8")).toBe("nested");
-        expect(await readlink(file)).toBe(path.join("..", "..", "..", "..", "blobs", gitEtag(Buffer.from("nested"))));
+        expect(await readlink(file)).toBe(path.join("..", "..", "..", "..", "blobs", gitBlobSha1(Buffer.from("nested"))));
         expect(await readFile(path.join(repoDir, "refs", "main"), "utf8")).toBe(COMMIT);
-        expect(requests.at(-1)!.auth).toBe("Bearer secret");
+        expect(hub.requests.map((r) => `${r.route} ${r.method}`)).toEqual(["resolve HEAD", "resolve-cache HEAD", "resolve-cache GET"]);
+        expect(hub.requests.every((r) => r.auth === "Bearer secret")).toBe(true);
+        expect(hub.requests[1]!.url).toMatch(new RegExp(`^/api/resolve-cache/models/org/files/${COMMIT}/sub/dir/note\\.txt\\?`));
     });
 
-    it("resumes an LFS download with a Range request after a dropped connection and verifies its sha256", async () => {
-        requests.length = 0;
-        dropNextLfsGetAfter = 100_000;
+    it("an LFS file: from the signed storage URL without the token; after a dropped connection, resolves again and resumes with Range", async () => {
+        hub.requests.length = 0;
+        hub.fault("storage", { kind: "drop", afterBytes: 100_000 }, 1, "GET");
         const lines: string[] = [];
         const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
         const file = await hubDownloadFile("org/files", "big.bin", opts({ progress: sink, token: "secret" }));
-        expect((await readFile(file)).equals(Buffer.alloc(300_000, 7))).toBe(true);
-        const gets = requests.filter((r) => r.method === "GET");
-        expect(gets).toHaveLength(2);
-        // The token goes to the hub's HEAD, not to the storage host the LFS file redirects to.
-        expect(requests.find((r) => r.method === "HEAD")!.auth).toBe("Bearer secret");
-        expect(gets.map((r) => r.auth)).toEqual([undefined, undefined]);
-        expect(gets[0]!.range).toBeUndefined();
-        expect(Number(/^bytes=(\d+)-$/.exec(gets[1]!.range ?? "")?.[1])).toBeGreaterThan(0);
+        expect((await readFile(file)).equals(BIG)).toBe(true);
+        // HEAD, GET (dropped), HEAD again for a fresh signed URL, GET of the rest.
+        expect(hub.requests.map((r) => `${r.route} ${r.method}`)).toEqual(["resolve HEAD", "storage GET", "resolve HEAD", "storage GET"]);
+        const [first, second] = hub.of("storage");
+        expect(hub.of("resolve").map((r) => r.auth)).toEqual(["Bearer secret", "Bearer secret"]);
+        expect([first!.auth, second!.auth]).toEqual([undefined, undefined]);
+        expect(first!.range).toBeUndefined();
+        expect(Number(/^bytes=(\d+)-$/.exec(second!.range ?? "")?.[1])).toBeGreaterThan(0);
         expect(lines.at(-1)).toMatch(/org\/files\/big\.bin@main: 0\.3\/0\.3 MB 100\.0% \(.* MB\/s\) done\n/);
         const blobs = await readdir(path.join(root, "cache", "models--org--files", "blobs"));
-        expect(blobs).toContain(sha256(Buffer.alloc(300_000, 7)));
+        expect(blobs).toContain(sha256(BIG));
         expect(blobs.some((b) => b.endsWith(".incomplete"))).toBe(false);
     });
 
     it("uses the cache without downloading again, and offline", async () => {
-        requests.length = 0;
+        hub.requests.length = 0;
         await hubDownloadFile("org/files", "big.bin", opts());
-        expect(requests.filter((r) => r.method === "GET")).toEqual([]);
+        expect(hub.requests.filter((r) => r.method === "GET")).toEqual([]);
         const offline = await hubDownloadFile("org/files", "big.bin", opts({ offline: true }));
         expect(offline).toMatch(/snapshots\/0123456789abcdef0123456789abcdef01234567\/big\.bin$/);
         await expect(hubDownloadFile("org/files", "other.bin", opts({ offline: true })))
@@ -147,8 +101,10 @@ describe("hubDownloadFile", () => {
         expect(blobs.filter((b) => b.startsWith(sha256(Buffer.from("original bytes"))))).toEqual([]);
     });
 
-    it("reports a 404 and refuses traversal in requested and listed names", async () => {
-        await expect(hubDownloadFile("org/files", "missing.txt", opts())).rejects.toThrow(/org\/files\/missing\.txt@main: HTTP 404 \(not found\)/);
+    it("names missing files, revisions and repos as the hub's error codes say, and refuses traversal", async () => {
+        await expect(hubDownloadFile("org/files", "missing.txt", opts())).rejects.toThrow(/org\/files\/missing\.txt@main: HTTP 404 \(not found: Entry not found\)/);
+        await expect(hubDownloadFile("org/files", "big.bin", opts({ revision: "v9" }))).rejects.toThrow(/big\.bin@v9: HTTP 404 \(revision not found/);
+        await expect(hubDownloadFile("org/absent", "x", opts())).rejects.toThrow(/org\/absent\/x@main: HTTP 401 \(repository not found: Repository not found\); check the id, or for a private repo set HF_TOKEN/);
         await expect(hubDownloadFile("org/files", "../../../etc/passwd", opts())).rejects.toThrow(DownloadError);
         await expect(hubDownloadFile("org/files", "/abs", opts())).rejects.toThrow(/refusing file path/);
         await expect(hubDownloadFile("org/files", "a\\..\\b", opts())).rejects.toThrow(/refusing file path/);
@@ -157,15 +113,21 @@ describe("hubDownloadFile", () => {
     });
 
     it("downloads from dataset repos into datasets--ORG--NAME", async () => {
+        hub.requests.length = 0;
         const file = await hubDownloadFile("org/data", "data/test.jsonl", opts({ repoType: "dataset" }));
         expect(file).toBe(path.join(root, "cache", "datasets--org--data", "snapshots", COMMIT, "data", "test.jsonl"));
-        expect(requests.at(-1)!.url).toBe("/datasets/org/data/resolve/main/data/test.jsonl");
-        expect((await hubListFiles("org/data", opts({ repoType: "dataset" }))).files).toEqual(["data/test.jsonl"]);
+        expect(hub.requests[0]!.url).toBe("/datasets/org/data/resolve/main/data/test.jsonl");
+        expect(hub.requests[1]!.url).toMatch(/^\/api\/resolve-cache\/datasets\/org\/data\//);
+        const listing = await hubListFiles("org/data", opts({ repoType: "dataset" }));
+        expect(listing).toEqual({ commit: COMMIT, files: ["data/test.jsonl"], fromCache: false });
     });
 
     it("says which server it cannot reach, and falls back to a cached copy then", async () => {
-        await expect(hubDownloadFile("org/files", "x", opts({ endpoint: "http://127.0.0.1:9" }))).rejects.toThrow(/cannot reach http:\/\/127\.0\.0\.1:9/);
-        const cached = await hubDownloadFile("org/files", "big.bin", opts({ endpoint: "http://127.0.0.1:9" }));
+        const down = opts({ endpoint: "http://127.0.0.1:9" });
+        await expect(hubDownloadFile("org/files", "x", down)).rejects.toThrow(
+            /org\/files\/x@main: cannot get http:\/\/127\.0\.0\.1:9\/org\/files\/resolve\/main\/x: connection refused \(3 tries\); if the files are already in the cache, run with HF_HUB_OFFLINE=1; to use a mirror, set HF_ENDPOINT/,
+        );
+        const cached = await hubDownloadFile("org/files", "big.bin", down);
         expect(cached).toMatch(/snapshots\/0123456789abcdef0123456789abcdef01234567\/big\.bin$/);
     });
 });

@@ -1,6 +1,6 @@
 /**
  * Hybrid models (attention layers, GatedMLP) on the CPU backend against the float64 references of
- * fixtures/hybrid-mamba2attn, transformerpp-tiny and hybrid-mamba1attn (scripts/fixtures/hybrid_reference.py):
+ * fixtures/hybrid/{hybrid-mamba2attn, transformerpp-tiny, hybrid-mamba1attn} (scripts/fixtures/hybrid_reference.py):
  * logits in f32 and with bf16 weights, greedy continuation through MambaLM.generate (the cached step path) equal
  * to the reference's full recompute; and the K/V chains: prefix sharing through the scheduler at several call sizes
  * and thread counts bit-identical to each request alone, export/import, copyState, steps after a shared prefix,
@@ -22,7 +22,7 @@ import type { Checkpoint, TensorSource } from "../../src/model/types.js";
 import { writeSafetensorsF32 } from "../../src/io/safetensorsWriter.js";
 import { wholeBatch } from "./tinyModel.js";
 
-const FIXTURES = path.resolve(import.meta.dirname, "../../fixtures");
+const FIXTURES = path.resolve(import.meta.dirname, "../../fixtures/hybrid");
 const tmp = mkdtempSync(path.join(os.tmpdir(), "mamba-eval-hybrid-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -152,6 +152,27 @@ describe.each(MODELS)("hybrid fixture %s", (name) => {
         }
     });
 
+    it.runIf(/^flags\s*:.*\bavx512f\b/m.test(readFileSync("/proc/cpuinfo", "utf8")))(
+        "gives bit-identical logits with MAMBA_EVAL_ISA=avx2 and =avx512 (f32 and bf16 weights)",
+        async () => {
+            const all = wholeBatch(ref.sequences.map((s) => s.tokens));
+            for (const weightType of ["f32", "bf16"] as const) {
+                const outs: Float32Array[] = [];
+                for (const isa of ["avx2", "avx512"]) {
+                    process.env.MAMBA_EVAL_ISA = isa;
+                    try {
+                        const m = await NativeBackend.create(checkpoint, { threads: 2, weightType });
+                        outs.push((await m.score(all)).logits);
+                        m.dispose();
+                    } finally {
+                        delete process.env.MAMBA_EVAL_ISA;
+                    }
+                }
+                expectBitIdentical(outs[0]!, outs[1]!, `${weightType} avx2 vs avx512`);
+            }
+        },
+    );
+
     it("reports the K/V floats per token: 2 · Hkv · hd per attention layer", () => {
         const a = checkpoint.config.attention!;
         expect(one.info().kvFloatsPerToken).toBe(a.layers.length * 2 * a.nHeadsKv * a.headDim);
@@ -208,6 +229,24 @@ describe.each(MODELS)("hybrid fixture %s", (name) => {
         };
         const refA = ll(branchA, tensors.get("logits.branchA")!, P);
         expect(Math.abs(alone[0]!.logprob - refA)).toBeLessThanOrEqual(1e-3);
+    });
+
+    it("MambaLM counts saved states' K/V rows against stateBudgetBytes: a budget below the shared prefix replays it, same bits", async () => {
+        const requests: TokenRequest[] = [
+            { tokens: branchA, nScored: branchA.length - P },
+            { tokens: branchB, nScored: branchB.length - P },
+            { tokens: branchA.slice(0, P + 3), nScored: 3 },
+        ];
+        const info = one.info();
+        const roomy = new MambaLM(one, undefined);
+        const tight = new MambaLM(one, undefined, { stateBudgetBytes: (info.convStateFloats + info.ssmStateFloats + 20 * info.kvFloatsPerToken) * 4 });
+        const a = await roomy.loglikelihoodTokens(requests);
+        const b = await tight.loglikelihoodTokens(requests);
+        b.forEach((r, i) => expect(Object.is(r.logprob, a[i]!.logprob), `request ${i}`).toBe(true));
+        // Shared: the prefix once, then each branch's inputs (a request's last token is never an input). The 30-token
+        // prefix state does not fit in 20 tokens' worth: each branch replays it.
+        expect(roomy.lastStats!.tokenSteps).toBe(P + (branchA.length - 1 - P) + (branchB.length - 1 - P));
+        expect(tight.lastStats!.tokenSteps).toBeGreaterThan(roomy.lastStats!.tokenSteps);
     });
 
     it("exports the K/V rows in position order across chain blocks and continues exactly after importing them", async () => {

@@ -6,6 +6,18 @@
  *   = 44.746 → 44.7. Paper (Mamba Table 3): 16.07 44.3 35.3 64.5 48.0 24.3 51.9; average recomputed 268.3/6 = 44.72 → 44.7.
  *   mamba-790m (table/state-spaces__mamba-790m-hf): acc 3167/5153 = 61.459 → 61.5 vs 62.7 → −1.2; average
  *   (61.459+55.009+71.926+61.069+29.352+56.275)/6 = 55.848 → 55.8; paper recomputed 336.7/6 = 56.12 → 56.1 (it prints 57.1).
+ *
+ * The Mamba-2 view (fixtures/mamba2-table3, seven tasks): mamba2attn-2.7b: LAMBADA ppl 3.848913 → 3.85; acc 3661/5153
+ *   = 71.046 → 71.0; HellaSwag acc_norm 6807/10042 = 67.785 → 67.8; PIQA 1392/1838 = 75.734 → 75.7; ARC-E 1660/2376
+ *   = 69.865 → 69.9; ARC-C acc_norm 444/1172 = 37.884 → 37.9; WinoGrande 825/1267 = 65.114 → 65.1; OpenBookQA acc_norm
+ *   195/500 = 39.0; average of seven 426.43/7 = 60.918 → 60.9. Mamba-2 paper Table 3 (Mamba-2-Attention): 3.85 71.1 67.8
+ *   75.8 69.9 37.8 65.3 39.0, average 426.7/7 = 60.957 → 61.0 (printed 61.0); Δ 0.00 −0.1 0.0 −0.1 0.0 +0.1 −0.2 0.0 −0.1.
+ *   Reproduction: 3.8489 → 3.85, 71.05 (the double just below) → 71.0, 67.79 → 67.8, 75.73 → 75.7, 69.87 → 69.9,
+ *   37.88 → 37.9, 65.11 → 65.1, 39.00; average 426.43/7 = 60.919 → 60.9; Δ all 0.
+ *   transformerpp-2.7b: OpenBookQA 203/500 = 40.6 vs Table 3's 40.4 → +0.2; average (70.270+66.371+75.190+67.761+37.799
+ *   +63.773+40.600)/7 = 60.252 → 60.3 vs 421.7/7 = 60.243 → 60.2 → +0.1.
+ *   mamba-130m (runs/base) in a seven-column table: Mamba-2 Table 10's Mamba-130M row (HellaSwag 35.2, ARC-C 24.2,
+ *   OpenBookQA 28.8; average 296.9/7 = 42.41 → 42.4); it has no openbookqa results, so no average of ours.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,14 +28,17 @@ import { normaliseModelName } from "../../src/report/modelName.js";
 import { renderTable3Csv, renderTable3Markdown } from "../../src/report/renderTable3.js";
 import { renderTable3Svg } from "../../src/report/renderSvg.js";
 import { loadTable3 } from "../../src/report/runTable.js";
+import type { Table3Row } from "../../src/report/table3.js";
 import { tableMain } from "../../src/cli/tableCommand.js";
 import { checkWellFormedXml } from "./wellFormedXml.js";
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
 const BASE = join(FIXTURES, "runs", "base");
 const TABLE = join(FIXTURES, "table");
+const MAMBA2 = join(FIXTURES, "mamba2-table3");
 const table = loadTable3([BASE, TABLE], "paper");
 const rowOf = (model: string) => table.rows.find((r) => r.model === model)!;
+const table3Of = (paths: string[]) => loadTable3(paths);
 
 describe("model names → published rows", () => {
     it.each([
@@ -125,6 +140,101 @@ describe("output formats", () => {
     });
 });
 
+describe("the Mamba-2 view: seven tasks with OpenBookQA, the paper and the lm-eval reproduction", () => {
+    const preset = loadTable3([MAMBA2], { paper: "mamba2-table3" });
+    const row = (model: string) => preset.rows.find((r) => r.model === model)!;
+    const shown = (r: Table3Row) => Object.fromEntries(Object.entries(r.cells).map(([k, c]) => [k, [c.ours, ...c.comparisons.flatMap((x) => [x.reference, x.diff])]]));
+
+    it("--paper mamba2-table3: seven columns, Table 3's rows, both references, the paper's rows without a checkpoint", () => {
+        expect(preset.layout).toBe("mamba2");
+        expect(preset.referenceKinds).toEqual(["paper", "repro"]);
+        expect(preset.columns.map((c) => c.label)).toEqual(["LAMBADA ppl", "LAMBADA acc", "HellaSwag", "PIQA", "ARC-E", "ARC-C", "WinoGrande", "OpenBookQA"]);
+        expect(preset.columns.at(-1)).toMatchObject({ task: "openbookqa", metric: "acc_norm,none" });
+        expect(preset.rows.map((r) => [r.model, r.references.map((x) => x && `${x.source}: ${x.model}`)])).toEqual([
+            ["mamba2-2.7b", ["mamba2-t3: Mamba-2", "repro: mamba2-2.7b"]],
+            ["mamba2attn-2.7b", ["mamba2-t3: Mamba-2-Attention", "repro: mamba2attn-2.7b"]],
+            ["transformerpp-2.7b", ["mamba2-t3: Transformer++", "repro: transformerpp-2.7b"]],
+        ]);
+        expect(preset.publishedOnly.map((r) => r.model)).toEqual(["Mamba-2-MLP", "Mamba-2-MLP-Attention"]);
+    });
+
+    it("mamba2attn-2.7b: ours, paper and Δ, reproduction and Δ per column; the average of seven", () => {
+        const r = row("mamba2attn-2.7b");
+        expect(shown(r)).toEqual({
+            lambadaPpl: [3.85, 3.85, 0, 3.85, 0],
+            lambadaAcc: [71.0, 71.1, -0.1, 71.0, 0],
+            hellaswag: [67.8, 67.8, 0, 67.8, 0],
+            piqa: [75.7, 75.8, -0.1, 75.7, 0],
+            arcEasy: [69.9, 69.9, 0, 69.9, 0],
+            arcChallenge: [37.9, 37.8, 0.1, 37.9, 0],
+            winogrande: [65.1, 65.3, -0.2, 65.1, 0],
+            openbookqa: [39.0, 39.0, 0, 39.0, 0],
+        });
+        expect(r.average.oursExact).toBeCloseTo(60.9185, 3);
+        expect(r.average.comparisons).toEqual([{ reference: 61.0, diff: -0.1 }, { reference: 60.9, diff: 0 }]);
+        expect(row("transformerpp-2.7b").cells.openbookqa).toMatchObject({ ours: 40.6, comparisons: [{ reference: 40.4, diff: 0.2 }, { reference: 40.6, diff: 0 }] });
+        expect(row("transformerpp-2.7b").average).toMatchObject({ ours: 60.3, comparisons: [{ reference: 60.2, diff: 0.1 }, { reference: 60.3, diff: 0 }] });
+    });
+
+    it("without --paper, OpenBookQA results choose the seven columns; Table 10 comes first, also for a Mamba-1 size", () => {
+        const table = loadTable3([BASE, MAMBA2]);
+        expect(table.layout).toBe("mamba2");
+        expect(table.referenceKinds).toEqual(["paper", "repro"]);
+        expect(table.publishedOnly).toEqual([]);
+        expect(table.rows.map((r) => r.reference && `${r.reference.source}: ${r.reference.model}`)).toEqual([
+            "mamba2-t10: Mamba-130M", "mamba2-t10: Mamba-2-2.7B", "mamba2-t3: Mamba-2-Attention", "mamba2-t3: Transformer++",
+        ]);
+        const mamba130m = table.rows[0]!;
+        expect(mamba130m.cells.hellaswag.comparisons[0]).toEqual({ reference: 35.2, diff: 0.1 });
+        expect(mamba130m.cells.openbookqa).toMatchObject({ ours: null, comparisons: [{ reference: 28.8, diff: null }, { reference: 28.4, diff: null }] });
+        expect(mamba130m.average).toMatchObject({ ours: null, comparisons: [{ reference: 42.4, diff: null }, { reference: 42.4, diff: null }] });
+        // One reference when asked for one; six-task results keep the Mamba paper's view (the fixtures above).
+        expect(loadTable3([MAMBA2], "repro").referenceKinds).toEqual(["repro"]);
+        expect(table3Of([BASE]).layout).toBe("mamba");
+    });
+
+    it("markdown: an OpenBookQA column, paper / Δ paper / reproduction / Δ reproduction lines, the paper-only rows", () => {
+        const md = renderTable3Markdown(preset);
+        const lines = md.split("\n");
+        const cells = (line: string) => line.split("|").slice(1, -1).map((c) => c.trim());
+        expect(cells(lines[0]!)).toEqual(["Model", "", "LAMBADA ppl ↓", "LAMBADA acc ↑", "HellaSwag ↑", "PIQA ↑", "ARC-E ↑", "ARC-C ↑", "WinoGrande ↑", "OpenBookQA ↑", "Average ↑"]);
+        expect(lines.slice(7, 12).map(cells)).toEqual([
+            ["mamba2attn-2.7b", "ours", "3.85", "71.0", "67.8", "75.7", "69.9", "37.9", "65.1", "39.0", "60.9"],
+            ["", "paper", "3.85", "71.1", "67.8", "75.8", "69.9", "37.8", "65.3", "39.0", "61.0"],
+            ["", "Δ paper", "0.00", "−0.1", "0.0", "−0.1", "0.0", "+0.1", "−0.2", "0.0", "−0.1"],
+            ["", "reproduction", "3.85", "71.0", "67.8", "75.7", "69.9", "37.9", "65.1", "39.0", "60.9"],
+            ["", "Δ reproduction", "0.00", "0.0", "0.0", "0.0", "0.0", "0.0", "0.0", "0.0", "0.0"],
+        ]);
+        // Mamba-2-MLP: 69.3+65.0+76.4+68.1+37.0+63.1+38.2 = 417.1 / 7 = 59.59 → 59.6.
+        expect(cells(lines[17]!)).toEqual(["Mamba-2-MLP (not run)", "paper", "4.18", "69.3", "65.0", "76.4", "68.1", "37.0", "63.1", "38.2", "59.6"]);
+        expect(cells(lines[18]!)).toEqual(["Mamba-2-MLP-Attention (not run)", "paper", "3.95", "70.0", "66.6", "75.4", "70.6", "38.6", "64.6", "39.2", "60.7"]);
+        expect(md).toContain("OpenBookQA = openbookqa acc_norm");
+        expect(md).toContain("Average = mean of the seven");
+        expect(md).toContain("- Mamba-2-MLP (not run): Mamba-2-MLP, Mamba-2 paper (arXiv 2405.21060), Table 3");
+    });
+
+    it("CSV: per column ours, then reference and diff for the paper and the reproduction", () => {
+        const csv = renderTable3Csv(preset).trimEnd().split("\n");
+        expect(csv).toHaveLength(4);
+        const header = csv[0]!.split(",");
+        expect(header.slice(0, 7)).toEqual(["model", "model_id", "results_file", "paper_model", "paper_source", "repro_model", "repro_source"]);
+        expect(header.slice(-10)).toEqual(["openbookqa", "openbookqa_paper", "openbookqa_paper_diff", "openbookqa_repro", "openbookqa_repro_diff",
+            "average", "average_paper", "average_paper_diff", "average_repro", "average_repro_diff"]);
+        expect(csv[2]!.endsWith(",39.0,39.0,0.0,39.0,0.0,60.9,61.0,-0.1,60.9,0.0")).toBe(true);
+    });
+
+    it("SVG: three bars per task (ours, paper, reproduction) over seven tasks", () => {
+        const svg = renderTable3Svg(preset);
+        checkWellFormedXml(svg);
+        expect(svg.match(/<rect class="bar ours"/g)).toHaveLength(3 * 7);
+        expect(svg.match(/<rect class="bar reference paper"/g)).toHaveLength(3 * 7);
+        expect(svg.match(/<rect class="bar reference repro"/g)).toHaveLength(3 * 7);
+        expect(svg).toContain(">mamba2attn-2.7b — LAMBADA ppl 3.85 (paper 3.85, lm-eval reproduction 3.85) · average 60.9 (paper 61.0, lm-eval reproduction 60.9)</text>");
+        expect(svg).toContain(">Δ paper −0.2</text>");
+        expect(svg).toContain("<title>transformerpp-2.7b OpenBookQA lm-eval reproduction: 40.6</title>");
+    });
+});
+
 describe("table command", () => {
     const dir = mkdtempSync(join(tmpdir(), "mamba-eval-table-"));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -136,5 +246,14 @@ describe("table command", () => {
         expect(readFileSync(join(dir, "t.csv"), "utf8").split("\n")[1]).toMatch(/^mamba-130m,/);
         expect(() => tableMain({ results: [BASE], format: "svg", out: join(dir, "t.md"), reference: "paper" }, () => {}))
             .toThrow(`--format svg does not match --out ${join(dir, "t.md")} (a .md file)`);
+    });
+
+    it("--reference both and --paper mamba2-table3 reach the view", () => {
+        let md = "";
+        tableMain({ results: [BASE], format: undefined, out: undefined, reference: "both" }, (t) => { md += t; });
+        expect(md.split("\n").slice(2, 7).map((l) => l.split("|")[2]!.trim())).toEqual(["ours", "paper", "Δ paper", "reproduction", "Δ reproduction"]);
+        let preset = "";
+        tableMain({ results: [MAMBA2], format: "csv", out: undefined, paper: "mamba2-table3" }, (t) => { preset += t; });
+        expect(preset.split("\n")[1]).toMatch(/^mamba2-2\.7b,state-spaces\/mamba2-2\.7b,.*,Mamba-2,"Mamba-2 paper \(arXiv 2405\.21060\), Table 3",mamba2-2\.7b,/);
     });
 });

@@ -12,7 +12,7 @@ import { UsageError } from "../../src/errors.js";
 import { runCompare } from "../../src/report/runCompare.js";
 import { readResultsFile } from "../../src/report/resultsFile.js";
 import { table3Evaluator, table3Main } from "../../src/cli/table3Command.js";
-import { runTable3, sanitiseModelName, table3CacheFile, table3ModelList } from "../../src/report/table3Workflow.js";
+import { runTable3, sanitiseModelName, table3CacheFile, table3ModelList, table3Plan, TABLE3_TASKS, type Table3EvalRequest } from "../../src/report/table3Workflow.js";
 import { checkWellFormedXml } from "./wellFormedXml.js";
 import { BUNDLED_TOKENIZER } from "../testData.js";
 
@@ -33,6 +33,23 @@ describe("table3 model list and cache files", () => {
         expect(table3ModelList(["mamba-130m", " mamba2-2.7b", "EleutherAI/pythia-160m", "./ckpt/mine"], "mamba1"))
             .toEqual(["state-spaces/mamba-130m", "state-spaces/mamba2-2.7b", "EleutherAI/pythia-160m", "./ckpt/mine"]);
         expect(() => table3ModelList([" ", ""], "mamba1")).toThrow(new UsageError("--models: expected a comma-separated list of model ids"));
+    });
+
+    it("tasks and columns follow the family: Mamba-1 the Mamba paper's six, Mamba-2 the Mamba-2 paper's seven (with openbookqa)", () => {
+        expect(table3Plan({ models: undefined, family: "mamba1" })).toMatchObject({ tasks: [...TABLE3_TASKS], layout: "mamba", title: undefined });
+        expect(table3Plan({ models: undefined, family: "mamba2" })).toMatchObject({ tasks: [...TABLE3_TASKS, "openbookqa"], layout: "mamba2", title: undefined });
+    });
+
+    it("--paper mamba2-table3: the three public 2.7B checkpoints on seven tasks; --models replaces the checkpoints only", () => {
+        const plan = table3Plan({ models: undefined, family: "mamba1", paper: "mamba2-table3" });
+        expect(plan).toMatchObject({
+            models: ["state-spaces/transformerpp-2.7b", "state-spaces/mamba2-2.7b", "state-spaces/mamba2attn-2.7b"],
+            tasks: [...TABLE3_TASKS, "openbookqa"],
+            layout: "mamba2",
+        });
+        expect(plan.title).toMatch(/^Mamba-2 paper \(arXiv 2405\.21060\), Table 3/);
+        expect(table3Plan({ models: ["mamba2attn-2.7b"], family: "mamba1", paper: "mamba2-table3" }))
+            .toMatchObject({ models: ["state-spaces/mamba2attn-2.7b"], tasks: [...TABLE3_TASKS, "openbookqa"] });
     });
 
     it("one cache file per model, named like lm-eval's sanitised model name", () => {
@@ -77,6 +94,58 @@ describe("table3 end to end on the tiny fixture checkpoints", () => {
             join(work, "second", sanitiseModelName(models.split(",")[0]!)), { k: 2, floor: 0.001, exact: true });
         expect(report.samples?.tasks).toHaveLength(6);
         expect(report.failed).toBe(false);
+    });
+
+    it("--family mamba2 runs seven tasks and writes the seven-column table (OpenBookQA acc_norm, average of seven)", async () => {
+        const err: string[] = [];
+        const quiet = { out: () => {}, err: (t: string) => void err.push(t), errIsTTY: false };
+        const modelList = [join(dirname(DEFAULT_MODEL_DIR), "neox-mamba2")];
+        await table3Main({ ...args(join(work, "mamba2"), modelList.join(",")), family: "mamba2", use_cache: undefined, reference: undefined }, quiet);
+        expect(err.join("")).toContain(`table3: [1/1] ${modelList[0]} on lambada_openai,hellaswag,piqa,arc_easy,arc_challenge,winogrande,openbookqa\n`);
+        const csv = readFileSync(join(work, "mamba2", "table3.csv"), "utf8").trimEnd().split("\n");
+        const header = csv[0]!.split(",");
+        expect(header).toContain("openbookqa");
+        expect(header).toContain("average_repro_diff");
+        const results = readResultsFile(csv[1]!.split(",")[2]!);
+        const obqa = results.tasks.get("openbookqa")!.get("acc_norm,none")!.value * 100;
+        expect(Number(csv[1]!.split(",")[header.indexOf("openbookqa")])).toBe(Number(obqa.toFixed(1)));
+        // The average is over the seven accuracy columns.
+        const keys = ["lambadaAcc", "hellaswag", "piqa", "arcEasy", "arcChallenge", "winogrande", "openbookqa"];
+        const fields = csv[1]!.split(",");
+        const seven = [["lambada_openai", "acc,none"], ["hellaswag", "acc_norm,none"], ["piqa", "acc,none"], ["arc_easy", "acc,none"],
+            ["arc_challenge", "acc_norm,none"], ["winogrande", "acc,none"], ["openbookqa", "acc_norm,none"]]
+            .map(([task, metric]) => results.tasks.get(task!)!.get(metric!)!.value * 100);
+        expect(keys.every((k) => header.includes(k))).toBe(true);
+        expect(Number(fields[header.indexOf("average")])).toBe(Number((seven.reduce((a, b) => a + b, 0) / 7).toFixed(1)));
+        const md = readFileSync(join(work, "mamba2", "table3.md"), "utf8");
+        expect(md.split("\n")[0]).toBe("# Table 3 (zero-shot, lm-eval) — compared with no published rows");
+        expect(md).toContain("OpenBookQA ↑");
+    });
+
+    it("--paper mamba2-table3 asks for the three checkpoints on seven tasks and prints Table 3 beside both references", async () => {
+        // The 2.7B checkpoints cannot run here: this evaluator answers with lm-eval-format results files of those models.
+        const fixtures = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "mamba2-table3");
+        const asked: Table3EvalRequest[] = [];
+        const outcome = await runTable3(
+            { models: undefined, family: "mamba1", paper: "mamba2-table3", device: "cuda", batchSize: "auto", outputPath: join(work, "preset"), useCache: undefined, reference: undefined, log: () => {} },
+            async (request) => {
+                asked.push(request);
+                return join(fixtures, sanitiseModelName(request.model), "results_2026-03-10T12-00-00.000000.json");
+            },
+        );
+        expect(asked.map((r) => [r.model, r.tasks.join(","), r.next])).toEqual([
+            ["state-spaces/transformerpp-2.7b", [...TABLE3_TASKS, "openbookqa"].join(","), "state-spaces/mamba2-2.7b"],
+            ["state-spaces/mamba2-2.7b", [...TABLE3_TASKS, "openbookqa"].join(","), "state-spaces/mamba2attn-2.7b"],
+            ["state-spaces/mamba2attn-2.7b", [...TABLE3_TASKS, "openbookqa"].join(","), undefined],
+        ]);
+        expect(outcome.table.referenceKinds).toEqual(["paper", "repro"]);
+        expect(outcome.table.rows.map((r) => r.reference?.model)).toEqual(["Transformer++", "Mamba-2", "Mamba-2-Attention"]);
+        const lines = outcome.markdown.split("\n");
+        expect(lines[0]).toBe("# Mamba-2 paper (arXiv 2405.21060), Table 3: 2.7B models, 300B tokens of the Pile (zero-shot, lm-eval) — " +
+            "compared with Mamba-2 paper (arXiv 2405.21060), Table 3; lm-eval 0.4.9.1 reproduction (paper_tables.md §C.1)");
+        expect(outcome.markdown).toContain("| Mamba-2-MLP (not run)");
+        expect(readFileSync(outcome.written.markdown, "utf8")).toBe(outcome.markdown);
+        checkWellFormedXml(readFileSync(outcome.written.svg, "utf8"));
     });
 
     it("opening the next model while one runs (as on a GPU) gives the same results files", async () => {

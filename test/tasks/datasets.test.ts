@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildTaskRequests } from "../../src/evaluator/requests.js";
 import { docHash } from "../../src/evaluator/samples.js";
 import { loadTaskDocs } from "../../src/tasks/datasets.js";
 import { loadHubRows, resolveSplitFiles } from "../../src/tasks/hubParquet.js";
@@ -26,6 +27,34 @@ describe("--data_dir documents in the HF schema", () => {
     it("doc_hash of a bundled document", async () => {
         const hellaswag = await loadTaskDocs(getTask("hellaswag"), { dataDir: fixtures });
         expect(docHash(hellaswag[0]!)).toBe("af07fa849dbdfe34089a822dc3b576aeac412fb3009d75a712b11f53ef08fb33");
+    });
+
+    it.skipIf(taskDataDir === undefined)("doc_hash of the first OpenBookQA test document (needs MAMBA_EVAL_DATA)", async () => {
+        const openbookqa = await loadTaskDocs(getTask("openbookqa"), { dataDir: sharedData });
+        expect(docHash(openbookqa[0]!)).toBe("9ee44f8f667a19d3e70dec151f0325a3880cc0671b6985e773bfdfefa123a88a");
+    });
+
+    it("openbookqa/test.jsonl in the original release's nested form gives the same documents as the hub's schema", async () => {
+        const dir = await mkdtemp(path.join(os.tmpdir(), "mamba-eval-obqa-"));
+        try {
+            const flat = await loadTaskDocs(getTask("openbookqa"), { dataDir: fixtures });
+            const nested = flat.map((d) => {
+                const choices = d["choices"] as { text: string[]; label: string[] };
+                return { id: d["id"], question: { stem: d["question_stem"], choices: choices.text.map((text, i) => ({ text, label: choices.label[i] })) }, answerKey: d["answerKey"] };
+            });
+            await mkdir(path.join(dir, "openbookqa"));
+            await writeFile(path.join(dir, "openbookqa/test.jsonl"), nested.map((d) => JSON.stringify(d)).join("\n") + "\n");
+            const loaded = await loadTaskDocs(getTask("openbookqa"), { dataDir: dir });
+            expect(loaded).toEqual(flat);
+            expect(loaded.map((d) => Object.keys(d))).toEqual(flat.map(() => ["id", "question_stem", "choices", "answerKey"]));
+
+            await writeFile(path.join(dir, "openbookqa/test.jsonl"), '{"id": "a", "question_stem": "q", "choices": {"text": ["x", "y"], "label": ["A"]}, "answerKey": "A"}\n');
+            await expect(loadTaskDocs(getTask("openbookqa"), { dataDir: dir })).rejects.toThrow(/test\.jsonl:1: field "choices" must hold as many labels as texts \(at least one\), got 2 texts and 1 labels/);
+            await writeFile(path.join(dir, "openbookqa/test.jsonl"), '{"id": "a", "question_stem": 7, "choices": {"text": ["x"], "label": ["A"]}, "answerKey": "A"}\n');
+            await expect(loadTaskDocs(getTask("openbookqa"), { dataDir: dir })).rejects.toThrow(/test\.jsonl:1: field "question_stem" must be a string/);
+        } finally {
+            await rm(dir, { recursive: true, force: true });
+        }
     });
 
     it.skipIf(taskDataDir === undefined)("HellaSwag's derived full text has 10042 items with the published label counts (needs MAMBA_EVAL_DATA)", () => {
@@ -62,6 +91,9 @@ describe("split file resolution", () => {
         "EleutherAI/lambada_openai@main": ["data/lambada_test.jsonl", "lambada_openai.py"],
         "EleutherAI/lambada_openai@refs/convert/parquet": ["default/test/0000.parquet", "de/test/0000.parquet"],
         "baber/piqa@main": ["piqa_train.parquet", "piqa_validation.parquet", "piqa_test.parquet"],
+        // allenai/openbookqa at main: two configs, each a folder (README: config main → main/test-*).
+        "allenai/openbookqa@main": [".gitattributes", "README.md", "additional/test-00000-of-00001.parquet", "additional/train-00000-of-00001.parquet",
+            "additional/validation-00000-of-00001.parquet", "main/test-00000-of-00001.parquet", "main/train-00000-of-00001.parquet", "main/validation-00000-of-00001.parquet"],
     };
     const list = async (repo: string, revision: string) => listing[`${repo}@${revision}`] ?? [];
 
@@ -69,6 +101,7 @@ describe("split file resolution", () => {
         expect(await resolveSplitFiles(getTask("arc_easy").dataset, list)).toEqual({ revision: "main", files: ["ARC-Easy/test-00000-of-00001.parquet"] });
         expect(await resolveSplitFiles(getTask("piqa").dataset, list)).toEqual({ revision: "main", files: ["piqa_validation.parquet"] });
         expect(await resolveSplitFiles(getTask("lambada_openai").dataset, list)).toEqual({ revision: "refs/convert/parquet", files: ["default/test/0000.parquet"] });
+        expect(await resolveSplitFiles(getTask("openbookqa").dataset, list)).toEqual({ revision: "main", files: ["main/test-00000-of-00001.parquet"] });
         await expect(resolveSplitFiles(getTask("winogrande").dataset, list)).rejects.toThrow(/no parquet files for split "validation"/);
     });
 });
@@ -79,6 +112,7 @@ describe("HF parquet through the hub cache (local HTTP server)", () => {
     let endpoint = "";
     let cacheDir = "";
     let parquet: Buffer;
+    let openbookqaParquet: Buffer;
 
     beforeAll(async () => {
         parquet = Buffer.from(
@@ -91,17 +125,61 @@ describe("HF parquet through the hub cache (local HTTP server)", () => {
                 ],
             }),
         );
-        const etag = createHash("sha256").update(parquet).digest("hex");
+        // The hub's allenai/openbookqa main schema: choices is a struct of two string lists (a datasets Sequence of a dict).
+        const utf8 = (name: string) => ({ name, type: "BYTE_ARRAY" as const, converted_type: "UTF8" as const, repetition_type: "OPTIONAL" as const });
+        const stringList = (name: string) => [
+            { name, repetition_type: "OPTIONAL" as const, converted_type: "LIST" as const, num_children: 1 },
+            { name: "list", repetition_type: "REPEATED" as const, num_children: 1 },
+            utf8("element"),
+        ];
+        openbookqaParquet = Buffer.from(
+            parquetWriteBuffer({
+                schema: [
+                    { name: "root", num_children: 4 },
+                    utf8("id"),
+                    utf8("question_stem"),
+                    { name: "choices", repetition_type: "OPTIONAL", num_children: 2 },
+                    ...stringList("text"),
+                    ...stringList("label"),
+                    utf8("answerKey"),
+                ],
+                columnData: [
+                    { name: "id", data: ["7-1", "7-2"] },
+                    { name: "question_stem", data: ["Rain falls from", "Ice is"] },
+                    { name: "choices", data: [{ text: ["clouds", "rocks", "trees", "roads"], label: ["A", "B", "C", "D"] }, { text: ["hot", "cold ", "loud", "sweet"], label: ["A", "B", "C", "D"] }] },
+                    { name: "answerKey", data: ["A", "B"] },
+                ],
+            }),
+        );
+        const card = (name: string) => Buffer.from(`---\nlicense: afl-3.0\n---\n# ${name}\n`);
+        const repoFiles: Record<string, Buffer> = {
+            "baber/piqa/README.md": card("piqa"),
+            "baber/piqa/data/validation-00000-of-00001.parquet": parquet,
+            "allenai/openbookqa/README.md": card("openbookqa"),
+            "allenai/openbookqa/main/test-00000-of-00001.parquet": openbookqaParquet,
+        };
+        const files: Record<string, Buffer> = {};
+        for (const [name, body] of Object.entries(repoFiles)) {
+            const [org, repo, ...rest] = name.split("/");
+            for (const rev of ["main", commit]) files[`/datasets/${org}/${repo}/resolve/${rev}/${rest.join("/")}`] = body;
+        }
+        const listings: Record<string, string[]> = {
+            "/api/datasets/baber/piqa/revision/main": ["README.md", "data/validation-00000-of-00001.parquet"],
+            "/api/datasets/allenai/openbookqa/revision/main": ["README.md", "additional/test-00000-of-00001.parquet", "main/test-00000-of-00001.parquet", "main/train-00000-of-00001.parquet"],
+        };
         server = createServer((req, res) => {
             const url = decodeURIComponent(req.url ?? "");
-            if (url === "/api/datasets/baber/piqa/revision/main") {
+            const listing = listings[url];
+            const file = files[url];
+            if (listing !== undefined) {
                 res.setHeader("content-type", "application/json");
-                res.end(JSON.stringify({ sha: commit, siblings: [{ rfilename: "README.md" }, { rfilename: "data/validation-00000-of-00001.parquet" }] }));
-            } else if (url === "/datasets/baber/piqa/resolve/main/data/validation-00000-of-00001.parquet") {
+                res.end(JSON.stringify({ sha: commit, siblings: listing.map((rfilename) => ({ rfilename })) }));
+            } else if (file !== undefined) {
+                // The hub answers a branch or a commit; the cards have no configs, so the layout names the split.
                 res.setHeader("x-repo-commit", commit);
-                res.setHeader("etag", `"${etag}"`);
-                res.setHeader("content-length", String(parquet.length));
-                res.end(req.method === "HEAD" ? undefined : parquet);
+                res.setHeader("etag", `"${createHash("sha256").update(file).digest("hex")}"`);
+                res.setHeader("content-length", String(file.length));
+                res.end(req.method === "HEAD" ? undefined : file);
             } else {
                 res.statusCode = 404;
                 res.end();
@@ -129,5 +207,28 @@ describe("HF parquet through the hub cache (local HTTP server)", () => {
         // Offline, the same rows come from the cache.
         const offline = await loadHubRows(getTask("piqa").dataset, { endpoint, cacheDir, offline: true });
         expect(offline).toEqual(rows);
+    });
+
+    it("openbookqa: main/test-*.parquet, choices as {text, label} lists, the same requests as the --data_dir form", async () => {
+        const task = getTask("openbookqa");
+        const docs = await loadTaskDocs(task, { hub: { endpoint, cacheDir, offline: false, progress: { write: () => true } as never } });
+        expect(docs).toEqual([
+            { id: "7-1", question_stem: "Rain falls from", choices: { text: ["clouds", "rocks", "trees", "roads"], label: ["A", "B", "C", "D"] }, answerKey: "A" },
+            { id: "7-2", question_stem: "Ice is", choices: { text: ["hot", "cold ", "loud", "sweet"], label: ["A", "B", "C", "D"] }, answerKey: "B" },
+        ]);
+        expect(Object.keys(docs[0]!)).toEqual(["id", "question_stem", "choices", "answerKey"]);
+        const cached = path.join(cacheDir, "datasets--allenai--openbookqa", "snapshots", commit, "main/test-00000-of-00001.parquet");
+        expect((await readFile(cached)).equals(openbookqaParquet)).toBe(true);
+
+        const dir = await mkdtemp(path.join(os.tmpdir(), "mamba-eval-obqa-hub-"));
+        try {
+            await mkdir(path.join(dir, "openbookqa"));
+            await writeFile(path.join(dir, "openbookqa/test.jsonl"), docs.map((d) => JSON.stringify(d)).join("\n") + "\n");
+            const local = await loadTaskDocs(task, { dataDir: dir });
+            expect(buildTaskRequests(task, local)).toEqual(buildTaskRequests(task, docs));
+            expect(local.map(docHash)).toEqual(docs.map(docHash));
+        } finally {
+            await rm(dir, { recursive: true, force: true });
+        }
     });
 });

@@ -13,6 +13,8 @@ const REAL = [
     { task: "arc_easy", docs: 2376, requests: 9501, digest: "2f13e87783723c442cc7582d08b016b6a336c4d2f13df8168e059c6d03b3fe54" },
     { task: "arc_challenge", docs: 1172, requests: 4687, digest: "5cdadae49d50fa4ddae29680bbef30a654c5f205bfdbab5300a70ead54548f2d" },
     { task: "winogrande", docs: 1267, requests: 2534, digest: "736843698588daa856d495e9abfb24c97dce3197fba06cd1f0e8382788d205fe" },
+    // The reconstructed OpenBookQA test file (../shared/data/PROVENANCE.md): 500 questions × 4 choices.
+    { task: "openbookqa", docs: 500, requests: 2000, digest: "f2b46af105ef26b6993a3de65dcd1a633f2a37aee9f583a2e3fe6e8347bad5a8" },
 ];
 const FIXTURE = [
     { task: "lambada_openai", docs: 8, requests: 8, digest: "1e2b0e8e86b582e5c630419769a4da2f597a9503e951c2f49edbc77311efd383" },
@@ -21,6 +23,7 @@ const FIXTURE = [
     { task: "arc_easy", docs: 8, requests: 32, digest: "e690ef8b42d6631ef68a49cba20bc83497fec58d0386c1daf4e8f6c3537d3bd3" },
     { task: "arc_challenge", docs: 6, requests: 24, digest: "537fb1771271f564f3cccb4e945221f758415a250099a15b2b0fa9b2c0aae012" },
     { task: "winogrande", docs: 8, requests: 16, digest: "b984d5b7e1194223343d6c8b4c6555916b2b3194120456b60b45df89b4b7d325" },
+    { task: "openbookqa", docs: 8, requests: 32, digest: "902b0d679c883bcc90c9142547e7285d2ded7c2072c1f1696b3fcb6166cf54e5" },
 ];
 
 describeWithData("requests from the real data (prompt-drift guard)", () => {
@@ -104,6 +107,47 @@ describe("hand-checked requests", () => {
         const sample = await loadTaskDocs(task, { dataDir: fixtures });
         expect(buildTaskRequests(task, sample.slice(6, 7))[0]!.continuation).toBe(" forgot to return it on time_");
         expect(buildTaskRequests(task, sample.slice(4, 5))[0]!.continuation).toBe(" hid under the sofa.");
+    });
+});
+
+describe("openbookqa (lm-eval main openbookqa.yaml)", () => {
+    const task = getTask("openbookqa");
+
+    it("context is question_stem as is, choices are choices.text after one space, gold = label index of answerKey.lstrip()", async () => {
+        const docs = await loadTaskDocs(task, { dataDir: fixtures });
+        expect(Object.keys(docs[0]!)).toEqual(["id", "question_stem", "choices", "answerKey"]);
+        expect(buildTaskRequests(task, docs.slice(0, 1)).map((r) => [r.context, r.continuation])).toEqual([
+            ["A kettle left on a hot stove will eventually", " freeze solid"],
+            ["A kettle left on a hot stove will eventually", " boil the water inside it"],
+            ["A kettle left on a hot stove will eventually", " turn into glass"],
+            ["A kettle left on a hot stove will eventually", " grow heavier"],
+        ]);
+        expect(docs.map((d) => task.docToTarget(d))).toEqual([1, 2, 1, 0, 0, 1, 2, 3]);
+        expect(docs[2]!["answerKey"]).toBe(" B"); // lstrip()ped before the lookup
+        // A trailing space of the stem stays in the context (encode-pair moves it later); a leading space of a choice stays.
+        expect(buildTaskRequests(task, docs.slice(4, 5))[0]!.context).toBe("A student drops a feather and a rock on the Moon. They land ");
+        expect(buildTaskRequests(task, docs.slice(7, 8))[3]!.continuation).toBe("  predator");
+    });
+
+    it.skipIf(taskDataDir === undefined)("a real question (reconstructed test file, document 2; needs MAMBA_EVAL_DATA)", async () => {
+        const docs = await loadTaskDocs(task, { dataDir: sharedData });
+        const requests = buildTaskRequests(task, docs.slice(2, 3));
+        expect(requests.map((r) => [r.context, r.continuation])).toEqual([
+            ["Predators eat", " lions"], ["Predators eat", " humans"], ["Predators eat", " bunnies"], ["Predators eat", " grass"],
+        ]);
+        expect(task.docToTarget(docs[2]!)).toBe(2);
+    });
+
+    it("an answerKey that is not a label, or a document without choices, fails with one line", () => {
+        const doc: Doc = { id: "x-1", question_stem: "q", choices: { text: ["a", "b"], label: ["A", "B"] }, answerKey: "E" };
+        expect(() => task.docToTarget(doc)).toThrow('openbookqa: answerKey "E" of document "x-1" is not one of its choice labels ["A","B"]');
+        expect(() => task.docToChoice!({ id: "x-2", question_stem: "q", answerKey: "A" })).toThrow('openbookqa: document field "choices" must be an object, got nothing (field missing)');
+    });
+
+    it("acc_norm divides by the choice's code points", () => {
+        const doc: Doc = { id: "x", question_stem: "q", choices: { text: ["ab", "−5 °C"], label: ["A", "B"] }, answerKey: "B" };
+        // a: -2/2 = -1; b: -4.5/5 = -0.9 → acc_norm picks b, acc picks a.
+        expect(processResults(task, doc, [{ logprob: -2, isGreedy: false }, { logprob: -4.5, isGreedy: false }], false)).toEqual({ acc: 0, acc_norm: 1 });
     });
 });
 

@@ -54,9 +54,9 @@ constexpr int kTile = 16;
 
 // ---------------------------------------------------------------- K/V chains
 
-KvBlock::KvBlock(std::shared_ptr<KvBlock> p, int64_t st, int64_t n, int n_layers, int64_t kv_row)
-    : parent(std::move(p)), start(st), rows(n), layers(size_t(n_layers)) {
-    for (auto& l : layers) l.resize(size_t(n * kv_row));
+KvBlock::KvBlock(std::shared_ptr<KvBlock> p, int64_t st, int64_t n, int n_layers, const AttentionDims& a)
+    : parent(std::move(p)), start(st), rows(n), heads_(a.Hkv), hd_(a.hd), cap_(n), layers_(size_t(n_layers)) {
+    for (auto& l : layers_) l.resize(size_t(2 * heads_ * cap_ * hd_));
 }
 
 KvBlock::~KvBlock() {
@@ -70,9 +70,33 @@ KvBlock::~KvBlock() {
     }
 }
 
-void KvBlock::grow(int64_t n, int64_t kv_row) {
+void KvBlock::grow(int64_t n) {
+    if (rows + n > cap_) {
+        const int64_t cap = std::max(rows + n, 2 * cap_);
+        for (auto& l : layers_) {
+            std::vector<float> wider(size_t(2 * heads_ * cap * hd_));
+            for (int64_t h = 0; h < 2 * heads_; h++)  // each K / V head's rows move to their wider place
+                std::memcpy(wider.data() + h * cap * hd_, l.data() + h * cap_ * hd_, size_t(rows * hd_) * sizeof(float));
+            l.swap(wider);
+        }
+        cap_ = cap;
+    }
     rows += n;
-    for (auto& l : layers) l.resize(size_t(rows * kv_row));  // geometric capacity growth: amortised O(1) per row
+}
+
+void KvBlock::store(int l, int64_t r0, const float* kv, int64_t T, int64_t t0, int64_t n) {
+    for (int64_t h = 0; h < 2 * heads_; h++)
+        std::memcpy(layers_[size_t(l)].data() + (h * cap_ + r0) * hd_, kv + (h * T + t0) * hd_, size_t(n * hd_) * sizeof(float));
+}
+
+void KvBlock::read_row(int l, int64_t r, float* out) const {
+    for (int64_t h = 0; h < 2 * heads_; h++)
+        std::memcpy(out + h * hd_, layers_[size_t(l)].data() + (h * cap_ + r) * hd_, size_t(hd_) * sizeof(float));
+}
+
+void KvBlock::write_row(int l, int64_t r, const float* in) {
+    for (int64_t h = 0; h < 2 * heads_; h++)
+        std::memcpy(layers_[size_t(l)].data() + (h * cap_ + r) * hd_, in + h * hd_, size_t(hd_) * sizeof(float));
 }
 
 std::vector<KvRun> chain_runs(const KvChain& chain) {
@@ -136,6 +160,16 @@ void conv_channels_no_act(const float* in, int64_t ldi, int64_t C, int K, const 
     });
 }
 
+// ---------------------------------------------------------------- K, V head-major
+
+void gather_kv(const float* qkv, int64_t ld, int64_t T, const AttentionDims& a, float* kv, ThreadPool& pool) {
+    pool.parallel_for(T, 16, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; t++)
+            for (int64_t h = 0; h < 2 * a.Hkv; h++)  // kv[h][t] = the row's k head h (h < Hkv) or v head h − Hkv
+                std::memcpy(kv + (h * T + t) * a.hd, qkv + t * ld + a.H * a.hd + h * a.hd, size_t(a.hd) * sizeof(float));
+    });
+}
+
 // ---------------------------------------------------------------- rotary
 
 void apply_rotary(float* qkv, int64_t ld, int64_t T, const int64_t* pos, const AttentionDims& a, const RotaryTable& rot,
@@ -184,16 +218,15 @@ inline float dot(const float* q, const float* k, int64_t hd) {
     return vec::hsum(acc);
 }
 
-void attend_tile(const float* qkv, int64_t ld, const AttentionDims& a, float scale, int layer, const AttnSegment& sg,
-                 const Item& it, float* ctx, int64_t ldc, Scratch& sc) {
+void attend_tile(const float* qkv, int64_t ld, const float* kv, int64_t T, const AttentionDims& a, float scale, int layer,
+                 const AttnSegment& sg, const Item& it, float* ctx, int64_t ldc, Scratch& sc) {
     const int64_t hd = a.hd, hd8 = (hd + 7) / 8 * 8, H = a.H, Hkv = a.Hkv;
     const int64_t g = it.head / (H / Hkv);
     const int nq = int(it.r1 - it.r0);
-    const int64_t base = sg.pos0 + it.r0;   // position of the tile's first query
-    const int64_t keys = base + nq;         // keys of the tile's last query: positions [0, keys)
-    const int64_t k_off = H * hd + g * hd;  // K of head g in a row of qkv; V follows the Hkv K heads
-    const int64_t v_off = H * hd + Hkv * hd + g * hd;
-    const int64_t bk_off = g * hd, bv_off = Hkv * hd + g * hd;  // the same in a stored row [K heads | V heads]
+    const int64_t base = sg.pos0 + it.r0;  // position of the tile's first query
+    const int64_t keys = base + nq;        // keys of the tile's last query: positions [0, keys)
+    const float* call_k = kv + (g * T + sg.t0) * hd;          // the segment's own K rows of head g, then V rows
+    const float* call_v = kv + ((Hkv + g) * T + sg.t0) * hd;
 
     sc.q.assign(size_t(kTile * hd8), 0.0f);
     sc.acc.assign(size_t(kTile * hd8), 0.0f);
@@ -205,13 +238,11 @@ void attend_tile(const float* qkv, int64_t ld, const AttentionDims& a, float sca
     auto for_each_key = [&](auto&& f) {
         int64_t j = 0;
         for (const KvRun& run : sg.past) {
-            const float* rows = run.block->layers[size_t(layer)].data();
-            for (int64_t r = 0; r < run.rows; r++, j++) f(j, rows + r * a.kv_row + bk_off, rows + r * a.kv_row + bv_off);
+            const float* k = run.block->k(layer, g, 0);
+            const float* v = run.block->v(layer, g, 0);
+            for (int64_t r = 0; r < run.rows; r++, j++) f(j, k + r * hd, v + r * hd);
         }
-        for (int64_t r = 0; j < keys; r++, j++) {
-            const float* row = qkv + (sg.t0 + r) * ld;
-            f(j, row + k_off, row + v_off);
-        }
+        for (int64_t r = 0; j < keys; r++, j++) f(j, call_k + r * hd, call_v + r * hd);
     };
     // Query i (position base + i) sees keys j ≤ base + i: the first query seeing key j is max(0, j − base).
     auto first_query = [&](int64_t j) { return int(std::max<int64_t>(0, j - base)); };
@@ -222,7 +253,7 @@ void attend_tile(const float* qkv, int64_t ld, const AttentionDims& a, float sca
     });
 
     // e[i][j] = exp(s[i][j] − max_j s[i][j]),  sum_i = Σ_j e[i][j]   (8 lanes by j mod 8, then vec::hsum)
-    float inv_sum[kTile];
+    float sum_e[kTile];
     for (int i = 0; i < nq; i++) {
         float* s = sc.scores.data() + i * keys;
         const int64_t n = base + i + 1;
@@ -247,7 +278,7 @@ void attend_tile(const float* qkv, int64_t ld, const AttentionDims& a, float sca
             store_n(s + j, e, w);
             sum = _mm256_add_ps(sum, e);
         }
-        inv_sum[i] = vec::hsum(sum);  // the sum; divided by below
+        sum_e[i] = vec::hsum(sum);
     }
 
     // acc[i] = Σ_j e[i][j] · v_j   (in position order, one FMA per element)
@@ -265,7 +296,7 @@ void attend_tile(const float* qkv, int64_t ld, const AttentionDims& a, float sca
 
     // ctx[t][h·hd + d] = acc[i][d] / sum_i
     for (int i = 0; i < nq; i++) {
-        const __m256 sum = _mm256_set1_ps(inv_sum[i]);
+        const __m256 sum = _mm256_set1_ps(sum_e[i]);
         float* out = ctx + (sg.t0 + it.r0 + i) * ldc + it.head * hd;
         const float* acc = sc.acc.data() + i * hd8;
         for (int64_t d = 0; d < hd; d += 8) {
@@ -277,8 +308,8 @@ void attend_tile(const float* qkv, int64_t ld, const AttentionDims& a, float sca
 
 }  // namespace
 
-void attention(const float* qkv, int64_t ld, const AttentionDims& a, float scale, int layer,
-               const std::vector<AttnSegment>& segs, float* ctx, int64_t ldc, ThreadPool& pool) {
+void attention(const float* qkv, int64_t ld, const float* kv, int64_t T, const AttentionDims& a, float scale,
+               int layer, const std::vector<AttnSegment>& segs, float* ctx, int64_t ldc, ThreadPool& pool) {
     std::vector<Item> items;
     for (size_t s = 0; s < segs.size(); s++) {
         const int64_t n = segs[s].t1 - segs[s].t0;
@@ -291,7 +322,7 @@ void attention(const float* qkv, int64_t ld, const AttentionDims& a, float scale
     pool.run([&](int, int) {
         thread_local Scratch sc;
         for (size_t i = next.fetch_add(1); i < items.size(); i = next.fetch_add(1))
-            attend_tile(qkv, ld, a, scale, layer, segs[size_t(items[i].seg)], items[i], ctx, ldc, sc);
+            attend_tile(qkv, ld, kv, T, a, scale, layer, segs[size_t(items[i].seg)], items[i], ctx, ldc, sc);
     });
 }
 

@@ -2,8 +2,8 @@
 // CPU backend runs it over packed segments, and the K/V rows kept for later tokens.
 //
 // Layouts: the in_proj output of a row is [q (H·hd) | k (Hkv·hd) | v (Hkv·hd) | mlp up | mlp gate]; head h of q
-// is q[h·hd .. h·hd + hd). A token's K and V rows of one layer are stored [K heads | V heads] (2·Hkv·hd floats,
-// K after rotary), the layout of a row of the qkv buffer from column H·hd on.
+// is q[h·hd .. h·hd + hd). Keys and values are read head-major (a head's rows contiguous): the call's own rows
+// from gather_kv's copy, earlier rows from the KvBlocks of the chain a segment starts from (K after rotary).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -16,19 +16,33 @@
 namespace mamba {
 
 // A block of K/V rows of a state's chain: rows [start, start + rows) of the sequence, every attention layer.
-// Blocks are shared between slots (std::shared_ptr counts the slots and child blocks holding one).
-struct KvBlock {
+// Blocks are shared between slots (std::shared_ptr counts the slots and child blocks holding one). Each layer
+// keeps its rows head-major, [K | V][Hkv][capacity][hd], so a head's keys are one contiguous run.
+class KvBlock {
+public:
     std::shared_ptr<KvBlock> parent;  // the rows before `start` (null when start is 0)
     int64_t start = 0;                // chain length at this block's first row
     int64_t rows = 0;                 // rows held
-    std::vector<std::vector<float>> layers;  // per attention layer: [rows][2·Hkv·hd]
 
-    KvBlock(std::shared_ptr<KvBlock> parent, int64_t start, int64_t rows, int n_layers, int64_t kv_row);
+    KvBlock(std::shared_ptr<KvBlock> parent, int64_t start, int64_t rows, int n_layers, const AttentionDims& a);
     ~KvBlock();  // releases a long parent chain iteratively (no recursion per block)
     KvBlock(const KvBlock&) = delete;
     KvBlock& operator=(const KvBlock&) = delete;
-    // Appends n rows (zeroed) to every layer.
-    void grow(int64_t n, int64_t kv_row);
+
+    // Appends n rows to every layer (capacity doubles when it runs out: amortised O(1) per decoded row).
+    void grow(int64_t n);
+    // Row r of K head g / V head g of attention layer l (hd floats); rows of one head follow each other.
+    const float* k(int l, int64_t g, int64_t r) const { return layers_[size_t(l)].data() + (g * cap_ + r) * hd_; }
+    const float* v(int l, int64_t g, int64_t r) const { return k(l, heads_ + g, r); }
+    // Copies rows [t0, t0 + n) of a head-major [K | V][Hkv][T][hd] array (gather_kv) to rows [r0, r0 + n).
+    void store(int l, int64_t r0, const float* kv, int64_t T, int64_t t0, int64_t n);
+    // Row r of layer l as [K heads | V heads] (2·Hkv·hd floats), and back (exportState / importState).
+    void read_row(int l, int64_t r, float* out) const;
+    void write_row(int l, int64_t r, const float* in);
+
+private:
+    int64_t heads_, hd_, cap_;
+    std::vector<std::vector<float>> layers_;  // per attention layer: [2·Hkv][cap_][hd_]
 };
 
 // A state's K/V rows: the first `length` rows of the chain ending at `tail` (tail's own rows may go further
@@ -79,6 +93,10 @@ private:
 void conv_channels_no_act(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
                           const std::vector<SegmentState>& segs, float* out, ThreadPool& pool);
 
+// Copies the K and V heads of every row of qkv (q | k | v, after conv and rotary) into head-major
+// kv [K | V][Hkv][T][hd], so that the attention reads each head's keys as one contiguous run.
+void gather_kv(const float* qkv, int64_t ld, int64_t T, const AttentionDims& a, float* kv, ThreadPool& pool);
+
 // Rotary embedding in place on the q heads and k heads of each row (first rd dims of every head):
 //   x1 = x[i], x2 = x[i + rd/2]  (i < rd/2)  →  x1·cos θ[p][i] − x2·sin θ[p][i],  x2·cos θ[p][i] + x1·sin θ[p][i]
 // qkv: [T] rows at stride ld (q | k | v); pos[t] = the row's position.
@@ -88,11 +106,12 @@ void apply_rotary(float* qkv, int64_t ld, int64_t T, const int64_t* pos, const A
 // Causal multi-head attention with grouped K/V heads (query head h reads K/V head g = h / (H/Hkv)):
 //   s_j = scale · q_t,h · k_j,g   for every key position j ≤ p = pos0 + (t − t0)
 //   ctx[t][h·hd + d] = Σ_j exp(s_j − max s) · v_j,g[d] / Σ_j exp(s_j − max s)
-// Keys at positions < pos0 come from the segment's past runs (layer `layer` of their blocks), the others from the
-// call's own rows of qkv (after conv and rotary). Every output is computed the same way whatever the packing,
-// tiling, threads or block boundaries: scores in position order, their max, then exp and sum in 8 lanes by
-// position (j mod 8) reduced by vec::hsum, and the weighted sum of V rows in position order.
-void attention(const float* qkv, int64_t ld, const AttentionDims& a, float scale, int layer,
-               const std::vector<AttnSegment>& segs, float* ctx, int64_t ldc, ThreadPool& pool);
+// Queries are the q heads of qkv (after conv and rotary). Keys at positions < pos0 come from the segment's past
+// runs (layer `layer` of their blocks), the others from the call's own rows in kv ([K | V][Hkv][T][hd],
+// gather_kv). Every output is computed the same way whatever the packing, tiling, threads or block boundaries:
+// scores in position order, their max, then exp and sum in 8 lanes by position (j mod 8) reduced by vec::hsum,
+// and the weighted sum of V rows in position order.
+void attention(const float* qkv, int64_t ld, const float* kv, int64_t T, const AttentionDims& a, float scale,
+               int layer, const std::vector<AttnSegment>& segs, float* ctx, int64_t ldc, ThreadPool& pool);
 
 }  // namespace mamba

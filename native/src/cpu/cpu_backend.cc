@@ -69,7 +69,7 @@ private:
 // An attention layer uses norm, in_proj, in_bias, conv_wT ([K][qkv]), conv_bias, out_proj and out_bias.
 struct Layer {
     int kind;                    // kMambaLayer or kAttentionLayer
-    int attn_index;              // attention layers: index among them (KvBlock::layers); -1 otherwise
+    int attn_index;              // attention layers: index among them (the layer index of KvBlock); -1 otherwise
     const Tensor* norm;
     const float* norm2;          // GatedMLP (d_intermediate > 0): norm2.weight, fc1, fc2
     GemmWeight fc1, fc2;
@@ -230,8 +230,7 @@ public:
         float* dst = out.kv.data();
         for (const KvRun& run : chain_runs(chain))
             for (int64_t r = 0; r < run.rows; r++)
-                for (int ai = 0; ai < n_attn_; ai++, dst += a_.kv_row)
-                    std::memcpy(dst, run.block->layers[size_t(ai)].data() + r * a_.kv_row, size_t(a_.kv_row) * sizeof(float));
+                for (int ai = 0; ai < n_attn_; ai++, dst += a_.kv_row) run.block->read_row(ai, r, dst);
     }
 
     void import_state(int slot, const StateData& in) override {
@@ -261,11 +260,10 @@ public:
         const int64_t rows = per_token == 0 ? 0 : int64_t(in.kv.size() / per_token);
         chains_[slot] = KvChain{};
         if (rows > 0) {
-            auto block = std::make_shared<KvBlock>(nullptr, 0, rows, n_attn_, a_.kv_row);
+            auto block = std::make_shared<KvBlock>(nullptr, 0, rows, n_attn_, a_);
             const float* src = in.kv.data();
             for (int64_t r = 0; r < rows; r++)
-                for (int ai = 0; ai < n_attn_; ai++, src += a_.kv_row)
-                    std::memcpy(block->layers[size_t(ai)].data() + r * a_.kv_row, src, size_t(a_.kv_row) * sizeof(float));
+                for (int ai = 0; ai < n_attn_; ai++, src += a_.kv_row) block->write_row(ai, r, src);
             chains_[slot] = KvChain{std::move(block), rows};
         }
     }
@@ -464,7 +462,10 @@ private:
             const int64_t dI = s_.d_intermediate;
             big_.resize(size_t(T * std::max(n_attn_ > 0 ? a_.in_rows : 0, 2 * dI)));     // in_proj or fc1 output
             mid_.resize(size_t(T * std::max(n_attn_ > 0 && a_.K > 0 ? a_.qkv : 0, dI)));  // conv output or MLP hidden
-            if (n_attn_ > 0) ctx_.resize(size_t(T * a_.ctx));
+            if (n_attn_ > 0) {
+                ctx_.resize(size_t(T * a_.ctx));
+                kv_.resize(size_t(T * a_.kv_row));
+            }
         }
         prof_.run(kEmbed, [&] { embed(b.tokens, h_.data()); });
 
@@ -563,17 +564,16 @@ private:
         }
         prof_.run(kRotary, [&] {
             apply_rotary(qkv, ld, T, pos_.data(), a, rot_, pool_);
+            gather_kv(qkv, ld, T, a, kv_.data(), pool_);
             // This layer's K, V rows of every saving segment go into its block (before any segment reads them).
             for (size_t s = 0; s < chains.size(); s++) {
                 const SegmentChain& c = chains[s];
-                if (!c.save_block) continue;
-                float* dst = c.save_block->layers[size_t(L.attn_index)].data() + c.save_row0 * a.kv_row;
-                for (int64_t t = attn_segs[s].t0; t < attn_segs[s].t1; t++, dst += a.kv_row)
-                    std::memcpy(dst, qkv + t * ld + a.H * a.hd, size_t(a.kv_row) * sizeof(float));
+                if (c.save_block)
+                    c.save_block->store(L.attn_index, c.save_row0, kv_.data(), T, attn_segs[s].t0, attn_segs[s].t1 - attn_segs[s].t0);
             }
         });
         prof_.run(kAttention, [&] {
-            attention(qkv, ld, a, float(s_.attn_softmax_scale), L.attn_index, attn_segs, ctx_.data(), a.ctx, pool_);
+            attention(qkv, ld, kv_.data(), T, a, float(s_.attn_softmax_scale), L.attn_index, attn_segs, ctx_.data(), a.ctx, pool_);
         });
         // h = out_proj(ctx) + h
         prof_.run(kOutProj, [&] { gemm(ctx_.data(), a.ctx, T, L.out_proj, L.out_bias, h_.data(), D, pool_, isa_, GemmOut::AddTo); });
@@ -600,10 +600,10 @@ private:
                                   slot.length == slot.tail->start + slot.tail->rows;
                 if (grow) {
                     c.save_row0 = slot.tail->rows;
-                    slot.tail->grow(n, a_.kv_row);
+                    slot.tail->grow(n);
                     c.save_block = slot.tail;
                 } else {
-                    c.save_block = std::make_shared<KvBlock>(from.tail, from.length, n, n_attn_, a_.kv_row);
+                    c.save_block = std::make_shared<KvBlock>(from.tail, from.length, n, n_attn_, a_);
                     c.save_row0 = 0;
                 }
                 slot = KvChain{c.save_block, from.length + n};
@@ -692,7 +692,7 @@ private:
     std::vector<std::unique_ptr<float[]>> slots_;  // slot id → [conv of all layers | ssm of the Mamba layers]
     std::vector<KvChain> chains_;                  // slot id → its K/V rows (attention layers)
     std::vector<float> h_, u_, xz_, xc_, xdbl_, dt_, y_, hn_, logits_;  // scratch, reused across calls
-    std::vector<float> big_, mid_, ctx_;           // attention / GatedMLP scratch
+    std::vector<float> big_, mid_, ctx_, kv_;      // attention / GatedMLP scratch (kv_: gather_kv's head-major K, V)
     std::vector<int64_t> pos_;                     // position of each row of the call
 };
 
