@@ -142,8 +142,9 @@ __global__ void skinny_reduce_kernel(const float* part, int S, int T, int N, flo
 SkinnyPlan skinny_gemm_plan(int N, int K) {
     const int tiles = (N + kSkCols - 1) / kSkCols;
     int splits = 1;
-    // Enough blocks to keep every SM streaming (≈ 2 per SM of an H100/H200), slices of at least 512 k.
-    while (tiles * splits < 264 && K / (2 * splits) >= 512) splits *= 2;
+    // At least one block per SM of an H100/H200 (132), all resident at once (4 per SM fit), each slice at least 512
+    // k; wide matrices (in_proj, the LM head) need no slices, hence no second kernel.
+    while (tiles * splits < 132 && K / (2 * splits) >= 512) splits *= 2;
     const int chunks = (K + kSkChunk - 1) / kSkChunk;
     const int slice = (chunks + splits - 1) / splits * kSkChunk;
     return SkinnyPlan{(K + slice - 1) / slice, slice};
