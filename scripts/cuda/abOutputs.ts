@@ -5,7 +5,8 @@
  *
  * For every pure-Mamba fixture (fixtures/*, not fixtures/hybrid) and both weight types, on the cuda device: all of the
  * fixture's sequences packed into one score() call (every row scored, every logit returned, each segment saved into
- * a slot), the saved states, then four step() calls on two of those slots (eager, captured and replayed CUDA graphs).
+ * a slot), the saved states, then (fp32 weights) four step() calls on two of those slots (eager, captured and replayed
+ * CUDA graphs). bf16 step() runs the skinny decode GEMM since the decode change (issue 16), so it is not compared.
  * Everything is appended to OUT_BIN as raw float64 / float32 bytes, so two builds that compute the same bits write the
  * same file (`cmp`). Only calls every build of the addon has are used, so an older build can be the A side.
  */
@@ -55,11 +56,15 @@ async function main(): Promise<void> {
                     const st = await model.exportState(slot);
                     parts.push(bytes(st.conv), bytes(st.ssm));
                 }
-                for (let k = 0; k < 4; k++) parts.push(bytes(await model.step(Int32Array.from([1, n > 1 ? n : 2]), Int32Array.from([3 + k, 5 + k]))));
+                if (weightType === "f32") {
+                    for (let k = 0; k < 4; k++) {
+                        parts.push(bytes(await model.step(Int32Array.from([1, n > 1 ? n : 2]), Int32Array.from([3 + k, 5 + k]))));
+                    }
+                }
             } finally {
                 model.dispose();
             }
-            console.log(`abOutputs ${name} ${weightType}: ${tokens.length} rows, ${n} states, 4 steps`);
+            console.log(`abOutputs ${name} ${weightType}: ${tokens.length} rows, ${n} states${weightType === "f32" ? ", 4 steps" : ""}`);
         }
     }
     await writeFile(outBin, Buffer.concat(parts));
