@@ -36,7 +36,8 @@ if(MAMBA_EVAL_CUDA)
     ${MAMBA_EVAL_CUDA_DIR}/conv_kernels.cu
     ${MAMBA_EVAL_CUDA_DIR}/scan_kernels.cu
     ${MAMBA_EVAL_CUDA_DIR}/ssd_kernels.cu
-    ${MAMBA_EVAL_CUDA_DIR}/gemv_kernels.cu
+    ${MAMBA_EVAL_CUDA_DIR}/attention_kernels.cu
+    ${MAMBA_EVAL_CUDA_DIR}/skinny_gemm.cu
     ${MAMBA_EVAL_CUDA_DIR}/logits_kernels.cu
     ${MAMBA_EVAL_CUDA_DIR}/cuda_backend.cu)
   set_target_properties(mamba_eval_cuda PROPERTIES
@@ -69,5 +70,13 @@ if(MAMBA_EVAL_CUDA)
 
   target_compile_definitions(${PROJECT_NAME} PRIVATE MAMBA_EVAL_CUDA)
   target_link_libraries(${PROJECT_NAME} PRIVATE mamba_eval_cuda)
+  # The decode GEMV kept for comparison, against the product's decode GEMM (not built by default):
+  #   cmake --build native/build --target bench_gemv && native/build/bench_gemv
+  add_executable(bench_gemv EXCLUDE_FROM_ALL ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_gemv.cu)
+  set_target_properties(bench_gemv PROPERTIES CUDA_STANDARD 17 CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
+  target_compile_options(bench_gemv PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3>)
+  target_include_directories(bench_gemv PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src ${MAMBA_EVAL_CUDA_DIR})
+  target_link_libraries(bench_gemv PRIVATE mamba_eval_cuda)
+
   message(STATUS "mamba_eval: CUDA backend ON (sm_${CMAKE_CUDA_ARCHITECTURES}, cuBLASLt ${MAMBA_EVAL_CUBLASLT})")
 endif()

@@ -1,5 +1,19 @@
 // cuda_backend.cu — the CUDA Backend: Mamba-1 / Mamba-2 forward over packed segments on one GPU.
 //
+// The model (mamba_ssm semantics; R is the fp32 residual stream of a token):
+//   R = emb[token];  per layer: R += out_proj(mixer(RMSNorm(R)));  logits = head(RMSNorm_f(R))
+//   Mamba-1 mixer:  [x, z] = in_proj(u);  x = SiLU(conv(x) + b);  [dt_low, B, C] = x_proj(x);  dt = dt_proj(dt_low)
+//                   y = selective_scan(x, dt, A, B, C, D) · SiLU(z)                         (scan_kernels.cu)
+//   Mamba-2 mixer:  [z, xBC, dt] = in_proj(u);  xBC = SiLU(conv(xBC) + b);  y = SSD(x, dt, A, B, C, D)
+//                   y = RMSNorm_group(y ⊙ SiLU(z))                           (scan_kernels.cu, ssd_kernels.cu)
+//   attention mixer (hybrid models, mamba_ssm's MHA; attention_kernels.cu):
+//                   [q, k, v, up, gate] = in_proj(u);  [q, k, v] = conv([q, k, v]) + b (no SiLU);  rotary on q, k
+//                   ctx = softmax(scale · q kᵀ, causal) v per head (query head h reads K/V head h / (H/Hkv))
+//                   out_proj(cat(ctx, up · SiLU(gate)))
+//   GatedMLP (every block when d_intermediate > 0): R += mixer output;  [a, g] = fc1(RMSNorm2(R));
+//                   mix = fc2(a · SiLU(g))
+// log p(next token) = log_softmax(logits)[target] (logits_kernels.cu).
+//
 // score(): embed all rows → per layer (add + RMSNorm → in_proj → conv + SiLU → [x_proj → dt_proj] →
 // scan [→ gated norm] → out_proj) → norm_f + LM head on the distinct requested rows only → fused
 // log-softmax + gather. GEMMs run on all packed rows at once (cuBLASLt, one fixed algorithm per shape);
@@ -8,11 +22,13 @@
 // history from its ancestors' rows (one launch for all levels), and the scan runs all levels in one launch whose
 // blocks wait for their parent's state (ScanQueue), or one launch per level. step() is score() with one
 // 1-token segment per slot, so both run the same arithmetic. States live in device memory in the
-// exchange layout (conv [layer][C][K-1] oldest first; ssm [layer][E][N] or [layer][H][P][N]).
+// exchange layout (conv [layer][C][K-1] oldest first over the layers with a conv; ssm [layer][E][N] or [layer][H][P][N]
+// over the Mamba layers). An attention layer's state is the K and V rows of every earlier token: a chain of
+// reference-counted device blocks shared between slots (KvBlock), each holding [row][attention layer][K | V].
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -24,6 +40,7 @@
 #include "gemm.cuh"
 #include "kernels.cuh"
 #include "phase_clock.cuh"
+#include "score_batch.h"
 #include "weights.h"
 
 namespace mamba {
@@ -35,11 +52,13 @@ using cuda::check_cuda;
 using cuda::ConvChunk;
 using cuda::DeviceBuffer;
 
-constexpr int kMaxSlots = 1 << 20;  // same slot-id range as the CPU backend
 constexpr int kHeadChunkRows = 2048;  // LM-head rows per GEMM (bounds the logits scratch: rows × vocab floats)
 
 /** One layer's weights on the device. Matrices are GemmType elements; everything else fp32. */
 struct DeviceLayer {
+    bool attention = false;
+    int mamba = -1, attn = -1;  // index among the Mamba layers (its ssm state) or among the attention layers (K/V)
+    size_t conv_off = 0;        // its conv state within a whole-model conv state, in floats
     const float* norm = nullptr;
     const void* in_proj = nullptr;
     const float* in_bias = nullptr;
@@ -53,12 +72,83 @@ struct DeviceLayer {
     const float* gate_norm = nullptr;  // Mamba-2 [E]
     const void* out_proj = nullptr;
     const float* out_bias = nullptr;
+    const float* norm2 = nullptr;  // GatedMLP (d_intermediate > 0)
+    const void* fc1 = nullptr;
+    const void* fc2 = nullptr;
 };
+
+/** Device buffers of K/V blocks by size, reused before any cudaMalloc (a call may make thousands of blocks). */
+class KvPool {
+public:
+    DeviceBuffer take(size_t bytes) {
+        auto& spare = free_[bytes];
+        if (spare.empty()) return DeviceBuffer(bytes);
+        DeviceBuffer buf = std::move(spare.back());
+        spare.pop_back();
+        return buf;
+    }
+    void give(DeviceBuffer buf) {
+        if (buf.bytes() != 0) free_[buf.bytes()].push_back(std::move(buf));
+    }
+
+private:
+    std::map<size_t, std::vector<DeviceBuffer>> free_;
+};
+
+/**
+ * A block of K/V rows of a state's chain: positions [start, start + rows) of the sequence, every attention layer,
+ * laid out [row][attention layer][K heads | V heads] (the exchange layout). Shared between slots and child blocks
+ * (std::shared_ptr counts them); its buffer goes back to the pool when the last holder lets go.
+ */
+struct KvBlock {
+    std::shared_ptr<KvBlock> parent;  // the rows before `start` (null when start is 0)
+    int64_t start = 0, rows = 0, capacity = 0;
+    DeviceBuffer buf;
+    KvPool* pool = nullptr;
+
+    KvBlock() = default;
+    KvBlock(const KvBlock&) = delete;
+    KvBlock& operator=(const KvBlock&) = delete;
+    ~KvBlock() {
+        // Release a long chain of sole-owned ancestors one by one instead of recursively.
+        std::shared_ptr<KvBlock> p = std::move(parent);
+        while (p && p.use_count() == 1) {
+            std::shared_ptr<KvBlock> next = std::move(p->parent);
+            p.reset();
+            p = std::move(next);
+        }
+        if (pool != nullptr) pool->give(std::move(buf));
+    }
+    float* row(int64_t pos, size_t row_floats) const { return buf.as<float>() + size_t(pos - start) * row_floats; }
+};
+
+/** A state's K/V rows: positions [0, length) of the chain ending at `tail` (a shared tail may hold more rows). */
+struct KvChain {
+    std::shared_ptr<KvBlock> tail;
+    int64_t length = 0;
+};
+
+/** The chain's rows as (block, first position, rows) runs in position order. */
+struct KvRun {
+    const KvBlock* block;
+    int64_t start, rows;
+};
+std::vector<KvRun> chain_runs(const KvChain& chain) {
+    std::vector<KvRun> runs;
+    int64_t limit = chain.length;
+    for (const KvBlock* b = chain.tail.get(); b != nullptr && limit > 0; b = b->parent.get()) {
+        if (limit > b->start) runs.push_back(KvRun{b, b->start, limit - b->start});
+        limit = b->start;
+    }
+    std::reverse(runs.begin(), runs.end());
+    return runs;
+}
 
 /** A whole-model recurrent state in device memory. */
 struct SlotState {
     DeviceBuffer conv;
     DeviceBuffer ssm;
+    KvChain kv;
 };
 
 /** How one scoring call's segments map onto state buffers and levels (built on the host). */
@@ -69,12 +159,21 @@ struct CallPlan {
     std::vector<float*> init_conv, init_ssm, save_conv, save_ssm, history_state;
     std::vector<std::pair<int, std::unique_ptr<SlotState>>> commits;  // temp buffers → slot, in segment order
     int levels = 0;
+    std::vector<int32_t> history_attn;  // the attention conv's history when its taps differ from d_conv
+    // Attention: each segment's first position and the chain it starts from; the chain each saving segment leaves
+    // (applied to its slot after the call); where each row's K|V goes.
+    std::vector<int32_t> pos0;
+    std::vector<KvChain> kv_init, kv_saved;
+    std::vector<float*> kv_save_row;  // [T]
+    std::vector<SlotState*> save_state;  // per segment: the state its save lands in (its slot's, or a fresh one)
 };
 
 /** The scratch buffers of one kind of call (grown on demand, never shrunk). */
 struct Scratch {
     DeviceBuffer queue_buf_, ints_buf_, ptrs_buf_, resid_buf_, mix_buf_, u_buf_, xz_buf_, xc_buf_, xc_act_buf_, dbc_buf_, dt_buf_,
-        dt_low_buf_, y_buf_, y_act_buf_, head_ints_buf_, logprob_buf_, greedy_buf_, hn_buf_, logits_buf_;
+        dt_low_buf_, y_buf_, y_act_buf_, head_ints_buf_, logprob_buf_, greedy_buf_, hn_buf_, logits_buf_, attn_ints_buf_,
+        attn_hist_buf_, attn_ptrs_buf_, qkv_buf_, ctx_buf_, fc1_buf_, mlp_act_buf_, skinny_ws_buf_;
+    unsigned epoch = 0;  // counts reallocations: a captured step graph holds the old addresses
 };
 
 /**
@@ -90,11 +189,13 @@ public:
     StepGraph& operator=(const StepGraph&) = delete;
     ~StepGraph() { drop(); }
 
-    bool ready(int n) const { return exec_ != nullptr && n_ == n; }
-    bool warmed(int n) const { return warm_n_ == n; }
-    void warm(int n) {
+    /** `epoch`: the step scratch's reallocation count; a graph made before a reallocation is stale. */
+    bool ready(int n, unsigned epoch) const { return exec_ != nullptr && n_ == n && epoch_ == epoch; }
+    bool warmed(int n, unsigned epoch) const { return warm_n_ == n && warm_epoch_ == epoch; }
+    void warm(int n, unsigned epoch) {
         drop();
         warm_n_ = n;
+        warm_epoch_ = epoch;
     }
     void drop() noexcept {
         if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
@@ -103,7 +204,7 @@ public:
     }
     /** Captures what `enqueue` queues on `stream` into the graph for batch size n. */
     template <typename F>
-    void capture(int n, cudaStream_t stream, F&& enqueue) {
+    void capture(int n, unsigned epoch, cudaStream_t stream, F&& enqueue) {
         drop();
         check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "step graph: begin capture");
         cudaGraph_t graph = nullptr;
@@ -123,36 +224,17 @@ public:
             check_cuda(made, "step graph: instantiate");
         }
         n_ = n;
+        epoch_ = epoch;
     }
     void launch(cudaStream_t stream) const { check_cuda(cudaGraphLaunch(exec_, stream), "step graph: launch"); }
 
 private:
     cudaGraphExec_t exec_ = nullptr;
     int n_ = -1, warm_n_ = -1;
+    unsigned epoch_ = 0, warm_epoch_ = 0;
 };
 
-/** Whether step() may use CUDA graphs: MAMBA_EVAL_CUDA_GRAPHS=0 turns them off, and so does the phase profiler. */
-/** MAMBA_EVAL_CUDA_SCAN_ORDER=levels: one scan launch per level instead of one queued launch (an A/B knob). */
-bool scan_by_levels() {
-    const char* v = std::getenv("MAMBA_EVAL_CUDA_SCAN_ORDER");
-    return v != nullptr && std::string(v) == "levels";
-}
-
-bool step_graphs_enabled() {
-    const char* graphs = std::getenv("MAMBA_EVAL_CUDA_GRAPHS");
-    const char* profile = std::getenv("MAMBA_EVAL_CUDA_PROFILE");
-    const bool off = graphs != nullptr && std::string(graphs) == "0";
-    return !off && (profile == nullptr || profile[0] == '\0');
-}
-
 std::string slot_str(int slot) { return "slot " + std::to_string(slot); }
-
-void check_slot_id(int slot, const std::string& what) {
-    if (slot < 0 || slot >= kMaxSlots) {
-        throw std::runtime_error(what + ": slot id " + std::to_string(slot) + " is outside [0, " +
-                                 std::to_string(kMaxSlots) + ")");
-    }
-}
 
 class CudaBackend final : public Backend {
 public:
@@ -161,13 +243,24 @@ public:
           gemm_(spec.weight_type == WeightType::BF16 ? cuda::GemmType::BF16 : cuda::GemmType::F32, stream_) {
         s_.tensors.clear();
         const int64_t E = s_.d_inner, N = s_.d_state, G = s_.n_groups;
-        if (s_.d_conv < 2 || s_.d_conv > 4) {
+        for (int l = 0; l < s_.n_layer; l++) {
+            const bool attn = s_.layer_kinds.size() == size_t(s_.n_layer) && s_.layer_kinds[size_t(l)] == kAttentionLayer;
+            (attn ? n_attn_ : n_mamba_)++;
+        }
+        if (n_mamba_ > 0 && (s_.d_conv < 2 || s_.d_conv > 4)) {
             throw std::runtime_error("spec.dConv must be 2, 3 or 4 on the cuda device, got " + std::to_string(s_.d_conv));
         }
         conv_ch_ = s_.family == 1 ? E : E + 2 * G * N;
         in_rows_ = s_.family == 1 ? 2 * E : 2 * E + 2 * G * N + s_.n_heads;
         conv_layer_ = conv_ch_ * (s_.d_conv - 1);
         ssm_layer_ = s_.family == 1 ? E * N : int64_t(s_.n_heads) * s_.head_dim * N;
+        if (n_attn_ > 0) {
+            a_ = attention_dims(s_);
+            if (a_.K == 1 || a_.K > 4) {
+                throw std::runtime_error("spec.attnConv must be 0, 2, 3 or 4 on the cuda device, got " + std::to_string(a_.K));
+            }
+            cuda::check_attention_shape(int(a_.hd));
+        }
         bf16_ = s_.weight_type == WeightType::BF16;
         cudaDeviceProp prop{};
         check_cuda(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
@@ -181,9 +274,8 @@ public:
         if (stream_ != nullptr) cudaStreamDestroy(stream_);
     }
 
-    void score(const ScoreBatch& b, ScoreOutput& out) override {
+    void score(const ScoreBatch& b, ScoreOutput& out) override {  // b was checked by validate_score_batch (addon.cc)
         check_cuda(cudaSetDevice(0), "cudaSetDevice");
-        validate(b);
         run(b, out);
     }
 
@@ -205,13 +297,14 @@ public:
             b.logit_rows.push_back(i);
         }
         b.seg_offsets.push_back(n);
-        validate(b);
+        check_tokens(b.tokens, s_.vocab, "step: tokens");
+        validate_score_batch(b, s_.vocab, [this](int slot) { return live(slot); });
         struct StepMode {
             bool& flag;
             explicit StepMode(bool& f) : flag(f) { flag = true; }
             ~StepMode() { flag = false; }
         } step_mode(step_mode_);
-        if (n > kHeadChunkRows || !step_graphs_enabled()) {
+        if (n > kHeadChunkRows || cuda::PhaseClock::enabled()) {  // the profiler's events need eager launches
             graph_.drop();
             ScoreOutput out;
             run(b, out);
@@ -221,6 +314,7 @@ public:
         // Same arithmetic as run() + head(): every row is a logit row, in order, so norm_f + the LM head run on
         // rows 0..n-1 directly; only the queueing differs (eager, captured, or replayed).
         sc_ = &step_scratch_;
+        prepare_skinny(n);
         Call c = upload_call(b);
         const int D = s_.d_model, V = s_.vocab;
         void* hn = scratch<char>(sc_->hn_buf_, size_t(n) * D * act_bytes());
@@ -231,19 +325,19 @@ public:
                                      s_.norm_eps, ActOut{hn, bf16_}, stream_);
             project(head_, V, D, hn, D, n, logits, V);
         };
-        if (graph_.ready(n)) {
+        if (graph_.ready(n, sc_->epoch)) {
             graph_.launch(stream_);
-        } else if (graph_.warmed(n)) {
-            graph_.capture(n, stream_, enqueue);
+        } else if (graph_.warmed(n, sc_->epoch)) {
+            graph_.capture(n, sc_->epoch, stream_, enqueue);
             graph_.launch(stream_);
         } else {
-            graph_.warm(n);
-            enqueue();
+            enqueue();  // sizes every scratch buffer this n needs: the epoch after it is the one to capture at
+            graph_.warm(n, sc_->epoch);
         }
         check_cuda(cudaMemcpyAsync(logits_out, logits, size_t(n) * V * sizeof(float), cudaMemcpyDeviceToHost, stream_),
                    "download logits");
         check_cuda(cudaStreamSynchronize(stream_), "step");
-        for (auto& [slot, st] : c.p.commits) commit(slot, std::move(st));
+        finish_call(c.p);
     }
 
     void copy_state(int src, int dst) override {
@@ -253,10 +347,9 @@ public:
         if (src == dst) return;
         SlotState& to = allocate(dst);
         const SlotState& from = *slots_.at(src);
-        check_cuda(cudaMemcpyAsync(to.conv.data(), from.conv.data(), conv_bytes(), cudaMemcpyDeviceToDevice, stream_),
-                   "copyState conv");
-        check_cuda(cudaMemcpyAsync(to.ssm.data(), from.ssm.data(), ssm_bytes(), cudaMemcpyDeviceToDevice, stream_),
-                   "copyState ssm");
+        copy_device(to.conv.data(), from.conv.data(), conv_bytes(), "copyState conv");
+        copy_device(to.ssm.data(), from.ssm.data(), ssm_bytes(), "copyState ssm");
+        to.kv = from.kv;  // the K/V chain is shared, never copied
         check_cuda(cudaStreamSynchronize(stream_), "copyState");
     }
 
@@ -268,40 +361,79 @@ public:
         slots_.erase(found);
     }
 
-    void export_state(int slot, std::vector<float>& conv, std::vector<float>& ssm) override {
+    bool holds_state(int slot) const override { return live(slot); }
+
+    void export_state(int slot, StateData& out) override {
         check_cuda(cudaSetDevice(0), "cudaSetDevice");
         require_live(slot, "exportState");
-        conv.resize(conv_state_floats());
-        ssm.resize(ssm_state_floats());
+        out.conv.resize(conv_state_floats());
+        out.ssm.resize(ssm_state_floats());
         const SlotState& st = *slots_.at(slot);
-        check_cuda(cudaMemcpy(conv.data(), st.conv.data(), conv_bytes(), cudaMemcpyDeviceToHost), "exportState conv");
-        check_cuda(cudaMemcpy(ssm.data(), st.ssm.data(), ssm_bytes(), cudaMemcpyDeviceToHost), "exportState ssm");
+        if (conv_bytes() > 0) {
+            check_cuda(cudaMemcpy(out.conv.data(), st.conv.data(), conv_bytes(), cudaMemcpyDeviceToHost), "exportState conv");
+        }
+        if (ssm_bytes() > 0) {
+            check_cuda(cudaMemcpy(out.ssm.data(), st.ssm.data(), ssm_bytes(), cudaMemcpyDeviceToHost), "exportState ssm");
+        }
+        // kv [token][attention layer][K heads | V heads]: each block's rows are already in that layout.
+        const size_t per_token = kv_floats_per_token();
+        out.kv.resize(size_t(st.kv.length) * per_token);
+        for (const KvRun& run : chain_runs(st.kv)) {
+            check_cuda(cudaMemcpy(out.kv.data() + size_t(run.start) * per_token, run.block->row(run.start, per_token),
+                                  size_t(run.rows) * per_token * sizeof(float), cudaMemcpyDeviceToHost),
+                       "exportState kv");
+        }
     }
 
-    void import_state(int slot, const float* conv, size_t n_conv, const float* ssm, size_t n_ssm) override {
+    void import_state(int slot, const StateData& in) override {
         check_cuda(cudaSetDevice(0), "cudaSetDevice");
         check_slot_id(slot, "importState");
-        if (n_conv != conv_state_floats()) {
-            throw std::runtime_error("importState: conv has " + std::to_string(n_conv) + " floats, expected " +
-                                     std::to_string(conv_state_floats()));
+        auto check_size = [](const std::vector<float>& v, size_t expected, const char* what) {
+            if (v.size() != expected) {
+                throw std::runtime_error(std::string("importState: ") + what + " has " + std::to_string(v.size()) +
+                                         " floats, expected " + std::to_string(expected));
+            }
+        };
+        check_size(in.conv, conv_state_floats(), "conv");
+        check_size(in.ssm, ssm_state_floats(), "ssm");
+        const size_t per_token = kv_floats_per_token();
+        if (per_token == 0 ? !in.kv.empty() : in.kv.size() % per_token != 0) {
+            throw std::runtime_error("importState: kv has " + std::to_string(in.kv.size()) + " floats, expected " +
+                                     (per_token == 0 ? std::string("none (the model has no attention layers)")
+                                                     : "a multiple of kvFloatsPerToken = " + std::to_string(per_token)));
         }
-        if (n_ssm != ssm_state_floats()) {
-            throw std::runtime_error("importState: ssm has " + std::to_string(n_ssm) + " floats, expected " +
-                                     std::to_string(ssm_state_floats()));
-        }
-        for (size_t i = 0; i < n_conv; i++) {
-            if (!std::isfinite(conv[i])) throw std::runtime_error("importState: conv[" + std::to_string(i) + "] is not finite");
-        }
-        for (size_t i = 0; i < n_ssm; i++) {
-            if (!std::isfinite(ssm[i])) throw std::runtime_error("importState: ssm[" + std::to_string(i) + "] is not finite");
-        }
+        auto check_finite = [](const std::vector<float>& v, const char* what) {
+            for (size_t i = 0; i < v.size(); i++) {
+                if (!std::isfinite(v[i])) {
+                    throw std::runtime_error(std::string("importState: ") + what + "[" + std::to_string(i) + "] is not finite");
+                }
+            }
+        };
+        check_finite(in.conv, "conv");
+        check_finite(in.ssm, "ssm");
+        check_finite(in.kv, "kv");
         SlotState& st = allocate(slot);
-        check_cuda(cudaMemcpy(st.conv.data(), conv, conv_bytes(), cudaMemcpyHostToDevice), "importState conv");
-        check_cuda(cudaMemcpy(st.ssm.data(), ssm, ssm_bytes(), cudaMemcpyHostToDevice), "importState ssm");
+        check_cuda(cudaStreamSynchronize(stream_), "importState");  // a new state's zeroing runs first (stream_ is not the copies')
+        if (conv_bytes() > 0) {
+            check_cuda(cudaMemcpy(st.conv.data(), in.conv.data(), conv_bytes(), cudaMemcpyHostToDevice), "importState conv");
+        }
+        if (ssm_bytes() > 0) {
+            check_cuda(cudaMemcpy(st.ssm.data(), in.ssm.data(), ssm_bytes(), cudaMemcpyHostToDevice), "importState ssm");
+        }
+        st.kv = KvChain{};
+        const int64_t rows = per_token == 0 ? 0 : int64_t(in.kv.size() / per_token);
+        if (rows > 0) {
+            auto block = new_block(nullptr, 0, rows);
+            block->rows = rows;
+            check_cuda(cudaMemcpy(block->buf.data(), in.kv.data(), in.kv.size() * sizeof(float), cudaMemcpyHostToDevice),
+                       "importState kv");
+            st.kv = KvChain{std::move(block), rows};
+        }
     }
 
-    size_t conv_state_floats() const override { return size_t(conv_layer_) * size_t(s_.n_layer); }
-    size_t ssm_state_floats() const override { return size_t(ssm_layer_) * size_t(s_.n_layer); }
+    size_t conv_state_floats() const override { return size_t(conv_total_); }
+    size_t ssm_state_floats() const override { return size_t(ssm_layer_) * size_t(n_mamba_); }
+    size_t kv_floats_per_token() const override { return n_attn_ == 0 ? 0 : size_t(a_.kv_row) * size_t(n_attn_); }
     size_t weight_bytes() const override { return weight_bytes_; }
     std::string isa() const override { return isa_; }
 
@@ -318,23 +450,77 @@ private:
     size_t act_bytes() const { return bf16_ ? 2 : 4; }
 
     /**
-     * y = x·Wᵀ through cuBLASLt (one algorithm per shape), or in step() with MAMBA_EVAL_CUDA_GEMV=1 through the
-     * bandwidth-bound GEMV (gemv_kernels.cu): faster at a few sequences, slower at many (docs/cuda.md, v6). Each
-     * path has its own fixed per-output order, so a row's result does not depend on the batch either way; with the
-     * GEMV, step() and score() may differ in the last bits.
+     * y = x·Wᵀ. score(): cuBLASLt, one algorithm per weight shape whatever T (gemm.cuh). step() with bf16 weights: the
+     * skinny tensor-core GEMM (skinny_gemm.cu) on blocks of at most 64 rows, at the memory bandwidth instead of the
+     * prefill algorithm's few percent of it. Either way a row's result does not depend on the batch; with bf16 weights
+     * step() and score() agree to rounding, with fp32 weights bit for bit.
      */
     void project(const void* w, int N, int K, const void* x, int ldx, int T, float* y, int ldy) {
-        if (step_mode_ && gemv_decode_) {
-            cuda::launch_gemv(bf16_, w, N, K, x, ldx, T, y, ldy, stream_);
-        } else {
-            gemm_.run(w, N, K, x, ldx, T, y, ldy);
+        if (step_mode_ && bf16_ && cuda::skinny_gemm_fits(K, ldx, w, x)) {
+            for (int r0 = 0; r0 < T; r0 += cuda::kMaxSkinnyRows) {
+                const int rows = std::min(cuda::kMaxSkinnyRows, T - r0);
+                cuda::launch_skinny_gemm(w, N, K, static_cast<const char*>(x) + size_t(r0) * size_t(ldx) * 2, ldx, rows,
+                                         y + size_t(r0) * size_t(ldy), ldy, skinny_ws_, stream_);
+            }
+            return;
         }
+        gemm_.run(w, N, K, x, ldx, T, y, ldy);
+    }
+
+    /** step(): the skinny GEMM's workspace for blocks of `T` rows, sized before any kernel is queued. */
+    void prepare_skinny(int T) {
+        if (!bf16_) return;
+        size_t per_row = 0;
+        auto need = [&](int64_t N, int64_t K) {
+            const cuda::SkinnyPlan plan = cuda::skinny_gemm_plan(int(N), int(K));
+            if (plan.splits > 1) per_row = std::max(per_row, size_t(plan.splits) * size_t(N));
+        };
+        need(s_.vocab, s_.d_model);
+        if (n_mamba_ > 0) {
+            need(in_rows_, s_.d_model);
+            need(s_.d_model, s_.d_inner);
+            if (s_.family == 1) {
+                need(s_.dt_rank + 2 * s_.d_state, s_.d_inner);
+                need(s_.d_inner, s_.dt_rank);
+            }
+        }
+        if (n_attn_ > 0) {
+            need(a_.in_rows, s_.d_model);
+            need(s_.d_model, a_.ctx);
+        }
+        if (s_.d_intermediate > 0) {
+            need(2 * int64_t(s_.d_intermediate), s_.d_model);
+            need(s_.d_model, s_.d_intermediate);
+        }
+        skinny_ws_ = scratch<float>(sc_->skinny_ws_buf_, size_t(std::min(T, cuda::kMaxSkinnyRows)) * per_row);
+    }
+
+    void copy_device(void* dst, const void* src, size_t bytes, const char* what) {
+        if (bytes > 0) check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), what);
+    }
+
+    /** A K/V block for positions from `start`, room for `capacity` rows (rounded up to a power of two ≥ 16). */
+    std::shared_ptr<KvBlock> new_block(std::shared_ptr<KvBlock> parent, int64_t start, int64_t capacity) {
+        int64_t cap = 16;
+        while (cap < capacity) cap *= 2;
+        auto b = std::make_shared<KvBlock>();
+        b->parent = std::move(parent);
+        b->start = start;
+        b->capacity = cap;
+        b->pool = &kv_pool_;
+        try {
+            b->buf = kv_pool_.take(size_t(cap) * kv_floats_per_token() * sizeof(float));
+        } catch (const std::runtime_error& e) {
+            b->pool = nullptr;
+            throw std::runtime_error(std::string(e.what()) + " (allocating K/V rows for " + std::to_string(capacity) +
+                                     " tokens; --model_args state_budget_gb=N keeps fewer states on the GPU)");
+        }
+        return b;
     }
 
     /** Mamba-2 in score(): the chunked SSD on tensor cores for bf16 weights at supported head sizes. */
     bool use_chunked_ssd() const {
-        return bf16_ && !step_mode_ && cuda::mamba2_ssd_chunk_length(s_.head_dim, s_.d_state) > 0 &&
-               !cuda::mamba2_ssd_disabled();
+        return bf16_ && !step_mode_ && cuda::mamba2_ssd_chunk_length(s_.head_dim, s_.d_state) > 0;
     }
     bool live(int slot) const { return slots_.count(slot) != 0; }
 
@@ -367,7 +553,9 @@ private:
 
     /** Keeps a state's buffers for reuse (all work queued on them has finished: every call synchronises). */
     void retire(std::unique_ptr<SlotState> st) {
-        if (st != nullptr) spare_.push_back(std::move(st));
+        if (st == nullptr) return;
+        st->kv = KvChain{};  // drops this state's reference to its K/V chain
+        spare_.push_back(std::move(st));
     }
 
     /** Replaces the slot's state with `st`, retiring the old one. */
@@ -382,8 +570,8 @@ private:
         auto found = slots_.find(slot);
         if (found != slots_.end()) return *found->second;
         auto st = new_state();
-        check_cuda(cudaMemsetAsync(st->conv.data(), 0, conv_bytes(), stream_), "cudaMemset state");
-        check_cuda(cudaMemsetAsync(st->ssm.data(), 0, ssm_bytes(), stream_), "cudaMemset state");
+        if (conv_bytes() > 0) check_cuda(cudaMemsetAsync(st->conv.data(), 0, conv_bytes(), stream_), "cudaMemset state");
+        if (ssm_bytes() > 0) check_cuda(cudaMemsetAsync(st->ssm.data(), 0, ssm_bytes(), stream_), "cudaMemset state");
         return *slots_.emplace(slot, std::move(st)).first->second;
     }
 
@@ -415,10 +603,35 @@ private:
         emb_ = matrix("backbone.embedding.weight");
         norm_f_ = vec("backbone.norm_f.weight");
         head_ = (!s_.tie_embeddings && w.has("lm_head.weight")) ? matrix("lm_head.weight") : emb_;
+        int mamba = 0, attn = 0;
+        int64_t conv_at = 0;
         for (int i = 0; i < s_.n_layer; i++) {
             const std::string p = "backbone.layers." + std::to_string(i) + ".";
             DeviceLayer l;
+            l.attention = n_attn_ > 0 && s_.layer_kinds[size_t(i)] == kAttentionLayer;
+            l.conv_off = size_t(conv_at);
             l.norm = vec(p + "norm.weight");
+            if (s_.d_intermediate > 0) {
+                l.norm2 = vec(p + "norm2.weight");
+                l.fc1 = matrix(p + "mlp.fc1.weight");
+                l.fc2 = matrix(p + "mlp.fc2.weight");
+            }
+            if (l.attention) {  // mamba_ssm's MHA: in_proj [q|k|v|up|gate], optional conv + bias, out_proj
+                l.attn = attn++;
+                l.in_proj = matrix(p + "mixer.in_proj.weight");
+                l.in_bias = opt(p + "mixer.in_proj.bias");
+                if (a_.K > 0) {
+                    l.conv_w = vec(p + "mixer.conv1d.weight");
+                    l.conv_bias = vec(p + "mixer.conv1d.bias");
+                    conv_at += (a_.K - 1) * a_.qkv;
+                }
+                l.out_proj = matrix(p + "mixer.out_proj.weight");
+                l.out_bias = opt(p + "mixer.out_proj.bias");
+                layers_.push_back(l);
+                continue;
+            }
+            l.mamba = mamba++;
+            conv_at += conv_layer_;
             l.in_proj = matrix(p + "mixer.in_proj.weight");
             l.in_bias = opt(p + "mixer.in_proj.bias");
             l.conv_w = vec(p + "mixer.conv1d.weight");
@@ -440,73 +653,10 @@ private:
             }
             layers_.push_back(l);
         }
+        conv_total_ = conv_at;
     }
 
-    // ---- validation and planning ---------------------------------------------------------------
-
-    void check_tokens(const std::vector<int32_t>& tokens, const std::string& what) const {
-        for (size_t i = 0; i < tokens.size(); i++) {
-            if (tokens[i] < 0 || tokens[i] >= s_.vocab) {
-                throw std::runtime_error(what + "[" + std::to_string(i) + "] = " + std::to_string(tokens[i]) +
-                                         " is outside [0, " + std::to_string(s_.vocab) + ")");
-            }
-        }
-    }
-
-    // Every index of a batch is checked here, before any state is touched.
-    void validate(const ScoreBatch& b) const {
-        const int64_t T = int64_t(b.tokens.size());
-        if (T == 0) throw std::runtime_error("score: tokens is empty");
-        if (T > (int64_t(1) << 30)) throw std::runtime_error("score: tokens has more than 2^30 entries");
-        check_tokens(b.tokens, "score: tokens");
-        const size_t n_seg = b.seg_offsets.size() < 2 ? 0 : b.seg_offsets.size() - 1;
-        if (n_seg == 0) throw std::runtime_error("score: segOffsets needs at least 2 entries (nSeg + 1)");
-        if (b.seg_offsets[0] != 0) throw std::runtime_error("score: segOffsets[0] must be 0");
-        if (b.seg_offsets.back() != T) {
-            throw std::runtime_error("score: the last segOffsets entry must equal tokens.length (" + std::to_string(T) +
-                                     "), got " + std::to_string(b.seg_offsets.back()));
-        }
-        for (size_t s = 0; s < n_seg; s++) {
-            if (b.seg_offsets[s + 1] <= b.seg_offsets[s]) {
-                throw std::runtime_error("score: segOffsets must increase strictly (segment " + std::to_string(s) +
-                                         " is empty or negative)");
-            }
-        }
-        if (b.seg_init.size() != n_seg || b.seg_save.size() != n_seg) {
-            throw std::runtime_error("score: segInit and segSave need one entry per segment (" + std::to_string(n_seg) + ")");
-        }
-        std::vector<int> will_live;
-        for (size_t s = 0; s < n_seg; s++) {
-            const std::string where = "score: segment " + std::to_string(s);
-            const int init = b.seg_init[s], save = b.seg_save[s];
-            if (init != -1) {
-                check_slot_id(init, where + " segInit");
-                if (!live(init) && std::find(will_live.begin(), will_live.end(), init) == will_live.end()) {
-                    throw std::runtime_error(where + " starts from " + slot_str(init) + ", which holds no state");
-                }
-            }
-            if (save != -1) {
-                check_slot_id(save, where + " segSave");
-                will_live.push_back(save);
-            }
-        }
-        if (b.score_rows.size() != b.score_targets.size()) {
-            throw std::runtime_error("score: scoreRows and scoreTargets differ in length (" +
-                                     std::to_string(b.score_rows.size()) + " vs " +
-                                     std::to_string(b.score_targets.size()) + ")");
-        }
-        auto check_rows = [&](const std::vector<int32_t>& rows, const char* what) {
-            for (size_t i = 0; i < rows.size(); i++) {
-                if (rows[i] < 0 || rows[i] >= T) {
-                    throw std::runtime_error(std::string("score: ") + what + "[" + std::to_string(i) + "] = " +
-                                             std::to_string(rows[i]) + " is outside [0, " + std::to_string(T) + ")");
-                }
-            }
-        };
-        check_rows(b.score_rows, "scoreRows");
-        check_rows(b.logit_rows, "logitRows");
-        check_tokens(b.score_targets, "score: scoreTargets");
-    }
+    // ---- planning (the batch was checked by validate_score_batch) -----------------------------
 
     /**
      * Resolves where each segment reads and writes its state. A segment saves straight into its slot when
@@ -550,7 +700,8 @@ private:
         for (size_t s = 0; s < n; s++) {
             if (source[s] >= 0) has_child[size_t(source[s])] = 1;
         }
-        const int K = s_.d_conv;
+        const int K = max_conv_taps();
+        p.save_state.assign(n, nullptr);
         for (size_t s = 0; s < n; s++) {
             const int save = b.seg_save[s];
             if (save < 0) continue;
@@ -565,10 +716,12 @@ private:
                 SlotState& st = allocate(save);
                 p.save_conv[s] = st.conv.as<float>();
                 p.save_ssm[s] = st.ssm.as<float>();
+                p.save_state[s] = &st;
             } else {
                 auto st = new_state();
                 p.save_conv[s] = st->conv.as<float>();
                 p.save_ssm[s] = st->ssm.as<float>();
+                p.save_state[s] = st.get();
                 p.commits.emplace_back(save, std::move(st));
             }
         }
@@ -584,17 +737,28 @@ private:
                 p.init_ssm[s] = st.ssm.as<float>();
             }
         }
-        plan_history(p, source);
+        p.history_state.assign(n, nullptr);
+        if (n_mamba_ > 0) plan_history(p, source, s_.d_conv, p.history);
+        if (n_attn_ > 0 && a_.K > 0) plan_history(p, source, int(a_.K), n_mamba_ > 0 && a_.K == s_.d_conv ? p.history : p.history_attn);
         plan_order(p, source);
+        if (n_attn_ > 0) plan_kv(b, p, source);
         return p;
     }
 
-    /** Each segment's conv history (cuda::ConvHistory): the last K−1 inputs of its chain of in-call ancestors. */
-    void plan_history(CallPlan& p, const std::vector<int>& source) const {
+    /** The most taps of any conv of the model (Mamba d_conv, the attention conv). */
+    int max_conv_taps() const {
+        int K = n_mamba_ > 0 ? s_.d_conv : 0;
+        if (n_attn_ > 0) K = std::max(K, int(a_.K));
+        return K;
+    }
+
+    /**
+     * Each segment's conv history (cuda::ConvHistory) for a conv of K taps: the last K−1 inputs of its chain of in-call
+     * ancestors. history_state (the saved state a chain starts from) is the same for every K.
+     */
+    void plan_history(CallPlan& p, const std::vector<int>& source, int K, std::vector<int32_t>& history) const {
         const size_t n = p.start.size();
-        const int K = s_.d_conv;
-        p.history.assign(n * cuda::kMaxConvHistory, cuda::kHistoryZero);
-        p.history_state.assign(n, nullptr);
+        history.assign(n * cuda::kMaxConvHistory, cuda::kHistoryZero);
         for (size_t s = 0; s < n; s++) {
             for (int j = 0; j < K - 1; j++) {
                 int cur = int(s), back = (K - 1) - j;  // the input `back` rows before segment cur's first row
@@ -615,9 +779,65 @@ private:
                     back -= p.length[size_t(par)];
                     cur = par;
                 }
-                p.history[s * cuda::kMaxConvHistory + size_t(j)] = code;
+                history[s * cuda::kMaxConvHistory + size_t(j)] = code;
             }
         }
+    }
+
+    /**
+     * The K/V side of a call: each segment's first position (its starting chain's length) and, for a saving segment,
+     * where its rows go. Saving makes a block of the segment's own rows whose parent is the chain it started from;
+     * in step() a slot that alone holds its chain's tail grows that block in place instead (a row per step).
+     */
+    void plan_kv(const ScoreBatch& b, CallPlan& p, const std::vector<int>& source) {
+        const size_t n = p.start.size();
+        const size_t per_token = kv_floats_per_token();
+        p.pos0.assign(n, 0);
+        p.kv_init.assign(n, KvChain{});
+        p.kv_saved.assign(n, KvChain{});
+        p.kv_save_row.assign(b.tokens.size(), nullptr);
+        for (size_t s = 0; s < n; s++) {
+            const int init = b.seg_init[s], save = b.seg_save[s];
+            const int64_t len = p.length[s];
+            const bool grows = step_mode_ && init >= 0 && source[s] < 0 && save == init && grow_in_place(slots_.at(init)->kv, len);
+            const KvChain from = init < 0 ? KvChain{} : source[s] >= 0 ? p.kv_saved[size_t(source[s])] : slots_.at(init)->kv;
+            if (from.length + len > (int64_t(1) << 30)) throw std::runtime_error("score: a sequence is longer than 2^30 tokens");
+            p.pos0[s] = int32_t(from.length);
+            p.kv_init[s] = from;
+            if (save < 0) continue;
+            std::shared_ptr<KvBlock> block = grows ? from.tail : new_block(from.tail, from.length, len);
+            for (int64_t r = 0; r < len; r++) p.kv_save_row[size_t(p.start[s] + r)] = block->row(from.length + r, per_token);
+            block->rows = from.length + len - block->start;
+            p.kv_saved[s] = KvChain{std::move(block), from.length + len};
+        }
+    }
+
+    /**
+     * step(): whether the chain's tail can take `rows` more rows in place: this state alone holds it and uses all of
+     * its rows (else the step makes a new block). Makes the room: a full tail moves to a buffer twice as large.
+     */
+    bool grow_in_place(KvChain& chain, int64_t rows) {
+        KvBlock* tail = chain.tail.get();
+        if (tail == nullptr || chain.tail.use_count() != 1 || tail->rows != chain.length - tail->start) return false;
+        const int64_t need = tail->rows + rows;
+        if (need <= tail->capacity) return true;
+        int64_t cap = tail->capacity;
+        while (cap < need) cap *= 2;
+        const size_t per_token = kv_floats_per_token();
+        DeviceBuffer bigger = kv_pool_.take(size_t(cap) * per_token * sizeof(float));
+        copy_device(bigger.data(), tail->buf.data(), size_t(tail->rows) * per_token * sizeof(float), "grow K/V block");
+        kv_pool_.give(std::move(tail->buf));  // later work on the stream is queued after this copy
+        tail->buf = std::move(bigger);
+        tail->capacity = cap;
+        return true;
+    }
+
+    /** After a call has finished: saved K/V chains into their states, then fresh states into their slots. */
+    void finish_call(CallPlan& p) {
+        for (size_t s = 0; s < p.kv_saved.size(); s++) {
+            if (p.save_state[s] != nullptr) p.save_state[s]->kv = std::move(p.kv_saved[s]);
+        }
+        for (auto& [slot, st] : p.commits) commit(slot, std::move(st));
     }
 
     /** Segments by level (stable), and where each one's in-call parent sits in that order (cuda::ScanQueue). */
@@ -642,9 +862,13 @@ private:
 
     // ---- the forward pass ----------------------------------------------------------------------
 
+    /** `count` elements of `buf` (grown when short; `headroom`: to twice the need, for tables that grow every step). */
     template <typename T>
-    T* scratch(DeviceBuffer& buf, size_t count) {
-        buf.reserve(count * sizeof(T));
+    T* scratch(DeviceBuffer& buf, size_t count, bool headroom = false) {
+        if (count * sizeof(T) > buf.bytes()) {
+            buf.reserve((headroom ? 2 : 1) * std::max<size_t>(count, 1) * sizeof(T));
+            ++sc_->epoch;
+        }
         return buf.as<T>();
     }
 
@@ -658,6 +882,10 @@ private:
         cuda::ConvHistory hist{};
         cuda::ScanQueue queue{};  // counter == nullptr: one scan launch per level
         int T = 0;
+        cuda::ConvHistory hist_attn{};  // the attention conv's history (its own table when its taps differ)
+        cuda::AttnCall attn{};
+        int attn_items = 0;
+        bool kv_saves = false;  // some row's K|V goes into a block
     };
 
     /** Plans the call and uploads its tables: tokens | start | length | history | order | parent | per-level
@@ -711,12 +939,63 @@ private:
                                 d_ptrs + 3 * n_seg};
         c.hist = cuda::ConvHistory{d_ints + history_off, d_ptrs + 4 * n_seg};
         c.queue = cuda::ScanQueue{d_ints + order_off, d_ints + parent_off, nullptr, nullptr, 0, 0};
-        if (p.levels > 1 && !scan_by_levels()) prepare_queue(c, n_seg);
+        c.hist_attn = c.hist;
+        if (!p.history_attn.empty()) {
+            int32_t* d_hist = scratch<int32_t>(sc_->attn_hist_buf_, p.history_attn.size());
+            check_cuda(cudaMemcpyAsync(d_hist, p.history_attn.data(), p.history_attn.size() * 4, cudaMemcpyHostToDevice, stream_),
+                       "upload attention conv history");
+            c.hist_attn.history = d_hist;
+        }
+        if (p.levels > 1) prepare_queue(c, n_seg);
+        if (n_attn_ > 0) upload_attention(c);
         return c;
+    }
+
+    /**
+     * The attention tables of a planned call (cuda::AttnCall): ints pos [T] | pos0 | query tiles; int64 past offsets;
+     * pointers save [T] | past rows of every segment (positions 0 … pos0−1 of its chain, in order).
+     */
+    void upload_attention(Call& c) {
+        const CallPlan& p = c.p;
+        const size_t n_seg = p.start.size(), T = size_t(c.T), per_token = kv_floats_per_token();
+        std::vector<int32_t> ints(T);
+        for (size_t s = 0; s < n_seg; s++) {
+            for (int32_t r = 0; r < p.length[s]; r++) ints[size_t(p.start[s] + r)] = p.pos0[s] + r;
+        }
+        const size_t pos0_off = ints.size();
+        ints.insert(ints.end(), p.pos0.begin(), p.pos0.end());
+        const size_t items_off = ints.size();
+        for (size_t s = 0; s < n_seg; s++) {
+            for (int32_t r = 0; r < p.length[s]; r += cuda::kAttnRows) {
+                ints.push_back(int32_t(s));
+                ints.push_back(p.start[s] + r);
+            }
+        }
+        c.attn_items = int((ints.size() - items_off) / 2);
+        std::vector<int64_t> past_off(n_seg);
+        std::vector<const float*> ptrs(p.kv_save_row.begin(), p.kv_save_row.end());
+        c.kv_saves = std::any_of(p.kv_save_row.begin(), p.kv_save_row.end(), [](float* r) { return r != nullptr; });
+        for (size_t s = 0; s < n_seg; s++) {
+            past_off[s] = int64_t(ptrs.size() - T);
+            for (const KvRun& run : chain_runs(p.kv_init[s])) {
+                for (int64_t j = run.start; j < run.start + run.rows; j++) ptrs.push_back(run.block->row(j, per_token));
+            }
+        }
+        int32_t* d_ints = scratch<int32_t>(sc_->attn_ints_buf_, ints.size(), true);
+        const size_t ptr_bytes = ptrs.size() * sizeof(const float*), off_bytes = past_off.size() * sizeof(int64_t);
+        char* d_tab = scratch<char>(sc_->attn_ptrs_buf_, ptr_bytes + off_bytes, true);
+        check_cuda(cudaMemcpyAsync(d_ints, ints.data(), ints.size() * 4, cudaMemcpyHostToDevice, stream_), "upload attention rows");
+        check_cuda(cudaMemcpyAsync(d_tab, ptrs.data(), ptr_bytes, cudaMemcpyHostToDevice, stream_), "upload K/V rows");
+        check_cuda(cudaMemcpyAsync(d_tab + ptr_bytes, past_off.data(), off_bytes, cudaMemcpyHostToDevice, stream_),
+                   "upload K/V offsets");
+        const auto* d_ptrs = reinterpret_cast<float* const*>(d_tab);
+        c.attn = cuda::AttnCall{d_ints, c.segs.start, c.segs.length, d_ints + pos0_off,
+                                reinterpret_cast<const int64_t*>(d_tab + ptr_bytes), d_ptrs + T, d_ptrs, d_ints + items_off};
     }
 
     /** Blocks per segment of a queued scan launch, or 0 when this model's scan kernel has no queued form. */
     int queue_blocks() const {
+        if (n_mamba_ == 0) return 0;
         if (s_.family == 1) return cuda::mamba1_scan_queue_blocks(s_.d_inner, s_.d_state);
         return use_chunked_ssd() ? s_.n_heads : 0;
     }
@@ -753,6 +1032,7 @@ private:
 
     void run(const ScoreBatch& b, ScoreOutput& out) {
         sc_ = &score_scratch_;
+        if (step_mode_) prepare_skinny(int(b.tokens.size()));
         clock_.begin(stream_);
         Call c = upload_call(b);
         forward_layers(c);
@@ -761,65 +1041,167 @@ private:
         clock_.mark(cuda::kPhaseEnd);
         check_cuda(cudaStreamSynchronize(stream_), "score");
         clock_.report(c.T, long(c.p.start.size()), c.p.levels);
-        for (auto& [slot, st] : c.p.commits) commit(slot, std::move(st));
+        finish_call(c.p);
+    }
+
+    /** Embedding and every layer; leaves h in resid and the last mixer output in mix. Only queues work on the
+     *  stream (no host synchronisation, no allocation once the scratch is sized), so step() can capture it. */
+    /** The activation buffers of one forward pass, sized once for the largest layer before any kernel is queued. */
+    struct Buffers {
+        float* resid;   // [T×D] the residual stream
+        float* mix;     // [T×D] the last mixer (or MLP) output, added into resid by the next norm
+        void* u;        // [T×D] normed input of a mixer / MLP (GEMM element type)
+        float* xz;      // [T×in_rows] in_proj output
+        float* xc;      // Mamba: [T×C] conv output
+        float* y;       // Mamba: [T×E] scan output
+        void* y_act;    // Mamba: [T×E] gated output (GEMM element type; y itself for fp32)
+        void* xc_copy;  // Mamba-1 bf16: [T×E] conv output for x_proj
+        float* qkv;     // attention with a conv: [T×qkv] after conv and rotary
+        void* ctx;      // attention: [T×ctx] out_proj input (GEMM element type)
+        float* fc1;     // GatedMLP: [T×2·dI]
+        void* mlp_act;  // GatedMLP: [T×dI] (GEMM element type)
+    };
+
+    Buffers size_buffers(int T) {
+        const size_t t = size_t(T), D = size_t(s_.d_model), E = size_t(s_.d_inner), ab = act_bytes();
+        size_t in_cols = 0;
+        if (n_mamba_ > 0) in_cols = size_t(in_rows_);
+        if (n_attn_ > 0) in_cols = std::max(in_cols, size_t(a_.in_rows));
+        Buffers b{};
+        b.resid = scratch<float>(sc_->resid_buf_, t * D);
+        b.mix = scratch<float>(sc_->mix_buf_, t * D);
+        b.u = scratch<char>(sc_->u_buf_, t * D * ab);
+        b.xz = scratch<float>(sc_->xz_buf_, t * in_cols);
+        if (n_mamba_ > 0) {
+            b.xc = scratch<float>(sc_->xc_buf_, t * size_t(conv_ch_));
+            b.y = scratch<float>(sc_->y_buf_, t * E);
+            b.y_act = bf16_ ? scratch<char>(sc_->y_act_buf_, t * E * 2) : static_cast<void*>(b.y);
+            b.xc_copy = (s_.family == 1 && bf16_) ? scratch<char>(sc_->xc_act_buf_, t * E * 2) : nullptr;
+        }
+        if (n_attn_ > 0) {
+            b.qkv = a_.K > 0 ? scratch<float>(sc_->qkv_buf_, t * size_t(a_.qkv)) : b.xz;
+            b.ctx = scratch<char>(sc_->ctx_buf_, t * size_t(a_.ctx) * ab);
+        }
+        if (s_.d_intermediate > 0) {
+            const size_t dI = size_t(s_.d_intermediate);
+            b.fc1 = scratch<float>(sc_->fc1_buf_, t * 2 * dI);
+            b.mlp_act = scratch<char>(sc_->mlp_act_buf_, t * dI * ab);
+        }
+        return b;
     }
 
     /** Embedding and every layer; leaves h in resid and the last mixer output in mix. Only queues work on the
      *  stream (no host synchronisation, no allocation once the scratch is sized), so step() can capture it. */
     void forward_layers(const Call& c) {
+        const int T = c.T, D = s_.d_model;
+        const Buffers b = size_buffers(T);
+        clock_.mark(cuda::kPhaseEmbed);
+        cuda::launch_embed(c.d_ints, T, emb_, bf16_, D, b.resid, stream_);
+        for (int l = 0; l < s_.n_layer; l++) {
+            const DeviceLayer& L = layers_[size_t(l)];
+            clock_.mark(cuda::kPhaseNorm);
+            // R += mix (the previous layer's output); u = RMSNorm(R)·w
+            cuda::launch_add_rmsnorm(nullptr, T, b.resid, l == 0 ? nullptr : b.mix, L.norm, D, s_.norm_eps, ActOut{b.u, bf16_},
+                                     stream_);
+            if (L.attention) {
+                attention_mixer(L, c, b);
+            } else {
+                mamba_mixer(L, l, c, b);
+            }
+            if (L.fc1 != nullptr) gated_mlp(L, T, b);
+        }
+    }
+
+    /** The Mamba mixer of layer l: in_proj → conv + SiLU → scan (→ gated norm) → out_proj, into mix. */
+    void mamba_mixer(const DeviceLayer& L, int l, const Call& c, const Buffers& b) {
         const int T = c.T;
         const int D = s_.d_model, E = s_.d_inner, N = s_.d_state, K = s_.d_conv;
         const int C = int(conv_ch_), IN = int(in_rows_);
         const std::vector<LevelLists>& lists = c.lists;
         const int32_t* d_ints = c.d_ints;
         const cuda::SegTable& segs = c.segs;
-        const size_t t = size_t(T);
-        float* resid = scratch<float>(sc_->resid_buf_, t * D);
-        float* mix = scratch<float>(sc_->mix_buf_, t * D);
-        void* u = scratch<char>(sc_->u_buf_, t * D * act_bytes());
-        float* xz = scratch<float>(sc_->xz_buf_, t * IN);
-        float* xc = scratch<float>(sc_->xc_buf_, t * C);
-        float* y = scratch<float>(sc_->y_buf_, t * E);
-        void* y_act = bf16_ ? scratch<char>(sc_->y_act_buf_, t * E * 2) : static_cast<void*>(y);
-        const ActOut u_out{u, bf16_};
-
-        clock_.mark(cuda::kPhaseEmbed);
-        cuda::launch_embed(d_ints, T, emb_, bf16_, D, resid, stream_);
-        for (int l = 0; l < s_.n_layer; l++) {
-            const DeviceLayer& L = layers_[size_t(l)];
-            clock_.mark(cuda::kPhaseNorm);
-            cuda::launch_add_rmsnorm(nullptr, T, resid, l == 0 ? nullptr : mix, L.norm, D, s_.norm_eps, u_out, stream_);
-            clock_.mark(cuda::kPhaseGemm);
-            project(L.in_proj, IN, D, u, D, T, xz, IN);
-            if (L.in_bias != nullptr) cuda::launch_add_bias(T, IN, xz, IN, L.in_bias, stream_);
-            const float* conv_in = s_.family == 1 ? xz : xz + E;
-            void* xc_copy = (s_.family == 1 && bf16_) ? scratch<char>(sc_->xc_act_buf_, t * E * 2) : nullptr;
-            clock_.mark(cuda::kPhaseConv);
-            cuda::launch_conv_silu(reinterpret_cast<const ConvChunk*>(d_ints + c.chunk_off), int(c.chunk_n), segs, c.hist, l,
-                                   conv_in, IN, C, K, L.conv_w, L.conv_bias, xc, ActOut{xc_copy, true}, stream_);
-            if (s_.family == 1) {
-                mamba1_mixer(L, l, c, xz, xc, xc_copy, y_act);
-            } else {
-                const int G = s_.n_groups, H = s_.n_heads;
-                const cuda::Mamba2ScanArgs a{H, s_.head_dim, N, G, xc, xz + 2 * E + 2 * G * N, IN, L.dt_bias, L.A, L.D, y};
-                clock_.mark(cuda::kPhaseScan);
-                const bool chunked = use_chunked_ssd();
-                if (chunked && c.queue.counter != nullptr) {
-                    cuda::launch_mamba2_ssd_queued(layer_queue(c, l), int(c.p.start.size()), segs, l, a, stream_);
-                } else for (const LevelLists& lv : lists) {
-                    if (chunked) {
-                        cuda::launch_mamba2_ssd(d_ints + lv.scan_off, int(lv.scan_n), segs, l, a, stream_);
-                    } else {
-                        cuda::launch_mamba2_scan(d_ints + lv.scan_off, int(lv.scan_n), segs, l, a, step_mode_, stream_);
-                    }
+        float* xz = b.xz;
+        float* xc = b.xc;
+        float* y = b.y;
+        void* y_act = b.y_act;
+        clock_.mark(cuda::kPhaseGemm);
+        project(L.in_proj, IN, D, b.u, D, T, xz, IN);
+        if (L.in_bias != nullptr) cuda::launch_add_bias(T, IN, xz, IN, L.in_bias, stream_);
+        const float* conv_in = s_.family == 1 ? xz : xz + E;
+        void* xc_copy = b.xc_copy;
+        clock_.mark(cuda::kPhaseConv);
+        cuda::launch_conv_silu(reinterpret_cast<const ConvChunk*>(d_ints + c.chunk_off), int(c.chunk_n), segs, c.hist,
+                               L.conv_off, conv_in, IN, C, K, L.conv_w, L.conv_bias, xc, ActOut{xc_copy, true}, stream_);
+        const int m = L.mamba;  // its SSM state's index; the scan queue's counter is the layer's
+        if (s_.family == 1) {
+            mamba1_mixer(L, l, c, xz, xc, xc_copy, y_act);
+        } else {
+            const int G = s_.n_groups, H = s_.n_heads;
+            const cuda::Mamba2ScanArgs a{H, s_.head_dim, N, G, xc, xz + 2 * E + 2 * G * N, IN, L.dt_bias, L.A, L.D, y};
+            clock_.mark(cuda::kPhaseScan);
+            const bool chunked = use_chunked_ssd();
+            if (chunked && c.queue.counter != nullptr) {
+                cuda::launch_mamba2_ssd_queued(layer_queue(c, l), int(c.p.start.size()), segs, m, a, stream_);
+            } else for (const LevelLists& lv : lists) {
+                if (chunked) {
+                    cuda::launch_mamba2_ssd(d_ints + lv.scan_off, int(lv.scan_n), segs, m, a, stream_);
+                } else {
+                    cuda::launch_mamba2_scan(d_ints + lv.scan_off, int(lv.scan_n), segs, m, a, step_mode_, stream_);
                 }
-                clock_.mark(cuda::kPhaseNorm);
-                cuda::launch_gated_rmsnorm(T, y, xz, IN, L.gate_norm, E, G, s_.norm_eps, ActOut{y_act, bf16_}, stream_);
             }
-            clock_.mark(cuda::kPhaseGemm);
-            project(L.out_proj, D, E, y_act, E, T, mix, D);
-            if (L.out_bias != nullptr) cuda::launch_add_bias(T, D, mix, D, L.out_bias, stream_);
+            clock_.mark(cuda::kPhaseNorm);
+            cuda::launch_gated_rmsnorm(T, y, xz, IN, L.gate_norm, E, G, s_.norm_eps, ActOut{y_act, bf16_}, stream_);
         }
+        clock_.mark(cuda::kPhaseGemm);
+        project(L.out_proj, D, E, y_act, E, T, b.mix, D);
+        if (L.out_bias != nullptr) cuda::launch_add_bias(T, D, b.mix, D, L.out_bias, stream_);
+    }
+
+    /**
+     * An attention layer (mamba_ssm's MHA): [q|k|v|up|gate] = in_proj(u) (+ bias); q|k|v through the causal conv +
+     * bias without SiLU (when attnConv > 0); rotary on q and k; the K|V rows of saving segments into their blocks;
+     * ctx = causal attention; ctx's MLP columns = up·SiLU(gate); mix = out_proj(ctx) (+ bias).
+     */
+    void attention_mixer(const DeviceLayer& L, const Call& c, const Buffers& b) {
+        const int T = c.T, D = s_.d_model;
+        const int IN = int(a_.in_rows), QKV = int(a_.qkv), H = int(a_.H), Hkv = int(a_.Hkv), hd = int(a_.hd);
+        const int CTX = int(a_.ctx), kv_row = int(a_.kv_row);
+        clock_.mark(cuda::kPhaseGemm);
+        project(L.in_proj, IN, D, b.u, D, T, b.xz, IN);
+        if (L.in_bias != nullptr) cuda::launch_add_bias(T, IN, b.xz, IN, L.in_bias, stream_);
+        clock_.mark(cuda::kPhaseConv);
+        float* qkv = b.xz;
+        int ld = IN;
+        if (a_.K > 0) {
+            qkv = b.qkv;
+            ld = QKV;
+            cuda::launch_conv(reinterpret_cast<const ConvChunk*>(c.d_ints + c.chunk_off), int(c.chunk_n), c.segs, c.hist_attn,
+                              L.conv_off, b.xz, IN, QKV, int(a_.K), L.conv_w, L.conv_bias, qkv, stream_);
+        }
+        clock_.mark(cuda::kPhaseAttention);
+        cuda::launch_rotary(T, qkv, ld, c.attn.pos, H + Hkv, hd, int(a_.rd), s_.attn_rotary_base, stream_);
+        const size_t layer_off = size_t(L.attn) * size_t(kv_row);
+        if (c.kv_saves) cuda::launch_kv_save(T, c.attn.save, layer_off, qkv, ld, H * hd, kv_row, stream_);
+        cuda::launch_attention(c.attn_items, c.attn, layer_off, qkv, ld, H, Hkv, hd, float(s_.attn_softmax_scale), bf16_,
+                               ActOut{b.ctx, bf16_}, CTX, stream_);
+        if (a_.mlp > 0) {
+            const int half = int(a_.mlp / 2);
+            cuda::launch_gated_product(T, half, b.xz, IN, QKV, QKV + half, ActOut{b.ctx, bf16_}, CTX, H * hd, stream_);
+        }
+        clock_.mark(cuda::kPhaseGemm);
+        project(L.out_proj, D, CTX, b.ctx, CTX, T, b.mix, D);
+        if (L.out_bias != nullptr) cuda::launch_add_bias(T, D, b.mix, D, L.out_bias, stream_);
+    }
+
+    /** GatedMLP after a mixer: R += mix;  [a, g] = fc1(RMSNorm2(R));  mix = fc2(a · SiLU(g)). */
+    void gated_mlp(const DeviceLayer& L, int T, const Buffers& b) {
+        const int D = s_.d_model, dI = s_.d_intermediate;
+        clock_.mark(cuda::kPhaseNorm);
+        cuda::launch_add_rmsnorm(nullptr, T, b.resid, b.mix, L.norm2, D, s_.norm_eps, ActOut{b.u, bf16_}, stream_);
+        clock_.mark(cuda::kPhaseGemm);
+        project(L.fc1, 2 * dI, D, b.u, D, T, b.fc1, 2 * dI);
+        cuda::launch_gated_product(T, dI, b.fc1, 2 * dI, 0, dI, ActOut{b.mlp_act, bf16_}, dI, 0, stream_);
+        project(L.fc2, D, dI, b.mlp_act, dI, T, b.mix, D);
     }
 
     void mamba1_mixer(const DeviceLayer& L, int l, const Call& c, const float* xz, const float* xc, const void* xc_copy,
@@ -841,10 +1223,11 @@ private:
         }
         clock_.mark(cuda::kPhaseScan);
         const cuda::Mamba1ScanArgs a{E, N, R, dt, L.dt_bias, xc, xz + E, int(in_rows_), dbc, L.A, L.D, ActOut{y_act, bf16_}};
+        const int m = L.mamba;  // its SSM state's index; the scan queue's counter is the layer's
         if (c.queue.counter != nullptr) {
-            cuda::launch_mamba1_scan_queued(layer_queue(c, l), int(c.p.start.size()), c.segs, l, a, stream_);
+            cuda::launch_mamba1_scan_queued(layer_queue(c, l), int(c.p.start.size()), c.segs, m, a, stream_);
         } else {
-            for (const LevelLists& lv : c.lists) cuda::launch_mamba1_scan(c.d_ints + lv.scan_off, int(lv.scan_n), c.segs, l, a, stream_);
+            for (const LevelLists& lv : c.lists) cuda::launch_mamba1_scan(c.d_ints + lv.scan_off, int(lv.scan_n), c.segs, m, a, stream_);
         }
     }
 
@@ -924,12 +1307,13 @@ private:
     cuda::Gemm gemm_;
     cuda::PhaseClock clock_;
     bool bf16_ = false;
-    bool step_mode_ = false;  // inside step(): recurrent Mamba-2 scan with transposed state I/O, GEMV if enabled
-    const bool gemv_decode_ = [] {
-        const char* v = std::getenv("MAMBA_EVAL_CUDA_GEMV");
-        return v != nullptr && std::string(v) == "1";
-    }();
-    int64_t conv_ch_ = 0, in_rows_ = 0, conv_layer_ = 0, ssm_layer_ = 0;
+    bool step_mode_ = false;  // inside step(): recurrent Mamba-2 scan with transposed state I/O, the skinny GEMM (bf16)
+    float* skinny_ws_ = nullptr;  // the skinny GEMM's split-K workspace (prepare_skinny)
+    int64_t conv_ch_ = 0, in_rows_ = 0, conv_layer_ = 0, ssm_layer_ = 0;  // of a Mamba layer
+    int n_mamba_ = 0, n_attn_ = 0;
+    int64_t conv_total_ = 0;  // floats of a whole-model conv state
+    AttentionDims a_{};       // of an attention layer
+    KvPool kv_pool_;          // declared before the states, so it outlives every block they hold
     unsigned queue_epoch_ = 0;  // the flag value of the last queued scan launch
     std::string isa_;
     size_t weight_bytes_ = 0;

@@ -1,4 +1,5 @@
-// gemm.cu — see gemm.cuh.
+// gemm.cu — Y[T×N] = X[T×K]·W[N×K]ᵀ (every projection: in_proj, x_proj, dt_proj, out_proj, the LM head) through
+// cuBLASLt: y[t][n] = Σ_k x[t][k]·w[n][k], one algorithm per weight shape for every T (gemm.cuh says why).
 #include <stdexcept>
 #include <string>
 

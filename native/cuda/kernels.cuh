@@ -84,11 +84,17 @@ void launch_add_rmsnorm(const int32_t* rows, int n, float* resid /* [T×D] */, c
 /**
  * Causal depthwise conv + bias + SiLU over the rows of `chunks` (every segment of a call, any level; see
  * ConvHistory), and the conv state after each segment's last row into save_conv (the chunk that ends the segment
- * writes it). A buffer some segment reads must not be saved into by another segment of the same launch.
+ * writes it). This layer's conv state starts `state_off` floats into a whole-model conv state ([C][K−1]). A buffer
+ * some segment reads must not be saved into by another segment of the same launch.
  */
-void launch_conv_silu(const ConvChunk* chunks, int n_chunks, SegTable segs, ConvHistory hist, int layer, const float* in,
-                      int in_stride, int C, int K, const float* w /* [C×K] */, const float* bias /* [C] or null */,
-                      float* out /* [T×C] */, ActOut out_copy /* [T×C] or ptr null */, cudaStream_t stream);
+void launch_conv_silu(const ConvChunk* chunks, int n_chunks, SegTable segs, ConvHistory hist, size_t state_off,
+                      const float* in, int in_stride, int C, int K, const float* w /* [C×K] */,
+                      const float* bias /* [C] or null */, float* out /* [T×C] */,
+                      ActOut out_copy /* [T×C] or ptr null */, cudaStream_t stream);
+/** The same conv without the SiLU (the attention layers' conv over q, k, v). */
+void launch_conv(const ConvChunk* chunks, int n_chunks, SegTable segs, ConvHistory hist, size_t state_off,
+                 const float* in, int in_stride, int C, int K, const float* w /* [C×K] */, const float* bias /* [C] */,
+                 float* out /* [T×C] */, cudaStream_t stream);
 
 /** Mamba-1 selective scan (dt softplus, D skip and SiLU(z) gate fused) for the listed segments. */
 struct Mamba1ScanArgs {
@@ -135,8 +141,61 @@ void launch_mamba2_ssd(const int32_t* seg_list, int n, SegTable segs, int layer,
 void launch_mamba2_ssd_queued(ScanQueue q, int n, SegTable segs, int layer, const Mamba2ScanArgs& a, cudaStream_t stream);
 /** The chunk length the SSD kernel uses for head dim P and d_state N, or 0 when it does not support them. */
 int mamba2_ssd_chunk_length(int P, int N);
-/** MAMBA_EVAL_CUDA_SSD=recurrent: score() keeps the recurrent Mamba-2 scan (an A/B knob, read at each call). */
-bool mamba2_ssd_disabled();
+
+/**
+ * An attention call's tables (attention_kernels.cu), in device memory. A row's K|V in a state's block is
+ * [attention layer][K heads | V heads] of one position; pointers point at layer 0 of such a row.
+ */
+struct AttnCall {
+    const int32_t* pos;          // [T] each row's position in its sequence
+    const int32_t* seg_start;    // [n_seg] first row
+    const int32_t* seg_len;      // [n_seg] rows
+    const int32_t* seg_pos0;     // [n_seg] position of the first row = length of the chain it starts from
+    const int64_t* past_off;     // [n_seg] where the segment's positions 0 … pos0−1 start in `past`
+    const float* const* past;    // the K|V row (layer 0) of every earlier position of every segment, in its block
+    float* const* save;          // [T] where the row's K|V goes (layer 0 of a block row), or null
+    const int32_t* items;        // [n_items × 2]: segment, first row of a tile of kAttnRows query rows
+};
+constexpr int kAttnRows = 16;         // query rows per attention block (tiles start at a segment's first row)
+constexpr int kAttnKeys = 64;         // key positions per tile (tiles start at multiples of kAttnKeys)
+constexpr int kMaxAttnHeadDim = 256;
+
+/** Refuses head dimensions the attention kernels cannot hold (one line naming attnHeadDim). */
+void check_attention_shape(int hd);
+/** Whether attention runs on tensor cores: bf16 weights and hd a multiple of 16. */
+bool attention_uses_tensor_cores(bool bf16, int hd);
+
+/** Rotary embedding in place on the first rd dims of the first `heads` heads (q then k) of every row. */
+void launch_rotary(int T, float* qkv, int ld, const int32_t* pos, int heads, int hd, int rd, double base,
+                   cudaStream_t stream);
+/** save[t] + layer_off ← qkv[t][col … col + kv_row) for every row t whose save[t] is not null. */
+void launch_kv_save(int T, float* const* save, size_t layer_off, const float* qkv, int ld, int col, int kv_row,
+                    cudaStream_t stream);
+/**
+ * Causal attention of every query tile of `c.items` and head: ctx[t][h·hd …] = softmax(scale · q kᵀ) v over the
+ * keys of the row's sequence up to its position (see the file for the order of operations).
+ */
+void launch_attention(int n_items, const AttnCall& c, size_t layer_off, const float* qkv /* [T×ld] q | k | v */, int ld,
+                      int H, int Hkv, int hd, float scale, bool bf16, ActOut ctx, int ctx_ld, cudaStream_t stream);
+
+/** dst[t·dst_ld + dst_col + c] = src[t·src_ld + a_col + c] · SiLU(src[t·src_ld + b_col + c]) for c < cols (GatedMLP). */
+void launch_gated_product(int T, int cols, const float* src, int src_ld, int a_col, int b_col, ActOut dst, int dst_ld,
+                          int dst_col, cudaStream_t stream);
+
+/**
+ * The decode projection (skinny_gemm.cu): y[t·ldy + n] = Σ_k x[t·ldx + k]·w[n·K + k] for t < T ≤ kMaxSkinnyRows, bf16
+ * w and x, fp32 y; the same bits for a row at any T. `workspace` holds skinny_gemm_plan(N, K).splits × T × N floats.
+ */
+constexpr int kMaxSkinnyRows = 64;
+struct SkinnyPlan {
+    int splits;   // slices of K, each summed by its own blocks, then added in order
+    int k_slice;  // k per slice
+};
+SkinnyPlan skinny_gemm_plan(int N, int K);
+/** Whether the kernel takes these operands: K and ldx multiples of 8, 16-byte aligned w and x. */
+bool skinny_gemm_fits(int K, int ldx, const void* w, const void* x);
+void launch_skinny_gemm(const void* w /* [N×K] */, int N, int K, const void* x /* [T×ldx] */, int ldx, int T,
+                        float* y /* [T×ldy] */, int ldy, float* workspace, cudaStream_t stream);
 
 /** out = RMSNorm_group(y ⊙ SiLU(z)) · w, groups of E/G contiguous channels (Mamba-2, norm_before_gate=false). */
 void launch_gated_rmsnorm(int T, const float* y /* [T×E] */, const float* z /* [T×z_stride] */, int z_stride,
@@ -154,15 +213,5 @@ void launch_add_bias(int T, int cols, float* y, int ld, const float* bias, cudaS
  */
 void launch_logsoftmax_gather(const float* logits /* [rows×V] */, int V, const int32_t* row, const int32_t* target,
                               int n, double* logprob, uint8_t* greedy, cudaStream_t stream);
-
-/**
- * The decode projection (gemv_kernels.cu): y[r*ldy + j] = Σ_k x[r*ldx + k]·w[j*K + k] for r < rows, j < N; w and x
- * bf16 (bf16 = true) or fp32, y fp32. A fixed per-output reduction order, independent of rows (see the file).
- */
-void launch_gemv(bool bf16, const void* w /* [N×K] */, int N, int K, const void* x /* [rows×ldx] */, int ldx, int rows,
-                 float* y /* [rows×ldy] */, int ldy, cudaStream_t stream);
-
-/** dst[i] = bf16(src[i]) (round to nearest even). */
-void launch_f32_to_bf16(const float* src, __nv_bfloat16* dst, size_t n, cudaStream_t stream);
 
 }  // namespace mamba::cuda

@@ -1,4 +1,9 @@
 // logits_kernels.cu — fused log-softmax + gather + greedy flag over the vocabulary, one block per scored entry.
+//
+// For a logit row l ∈ ℝ^V and a target token y:
+//   m = max_v l_v,  a = first v with l_v = m
+//   log p(y) = l_y − m − log Σ_v exp(l_v − m)        the sum in double, in a fixed order (block_sum)
+//   greedy   = [a = y]
 #include "cuda_check.cuh"
 #include "device_math.cuh"
 
@@ -45,7 +50,7 @@ __global__ void __launch_bounds__(kSoftmaxThreads)
     const float row_max = best_val[0];
     const int row_arg = best_idx[0];
 
-    double sum = 0.0;
+    double sum = 0.0;  // Σ_v exp(l_v − m)
     for (int v = threadIdx.x; v < V; v += kSoftmaxThreads) sum += exp(static_cast<double>(l[v]) - row_max);
     const double total = block_sum<kSoftmaxThreads>(sum, scratch);
     if (threadIdx.x == 0) {

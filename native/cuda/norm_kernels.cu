@@ -1,4 +1,11 @@
 // norm_kernels.cu — embedding gather, residual add + RMSNorm, gated group RMSNorm, small copies.
+//
+//   embed:          R_t = emb[token_t]                                    (the residual stream, fp32)
+//   add + RMSNorm:  R_t += mix_t;  u_t = R_t · w / sqrt(mean_d(R_t[d]²) + eps)          (eps = 1e-5)
+//   gated RMSNorm:  g = y_t ⊙ SiLU(z_t);  out = g · w / sqrt(mean_{c∈group}(g[c]²) + eps), per group of E/G channels
+//                   (Mamba-2, norm_before_gate = false)
+//   gated product:  out = a ⊙ SiLU(b)                 (GatedMLP: fc1's value and gate halves; MHA's in-attention MLP)
+// Sums of squares are taken by a block per row in a fixed order (block_sum), so a row never depends on the batch.
 #include "cuda_check.cuh"
 #include "device_math.cuh"
 
@@ -27,12 +34,12 @@ __global__ void __launch_bounds__(kNormThreads)
     const float* m = mix != nullptr ? mix + r * D : nullptr;
     float ss = 0.0f;
     for (int d = threadIdx.x; d < D; d += kNormThreads) {
-        const float v = m != nullptr ? h[d] + m[d] : h[d];
+        const float v = m != nullptr ? h[d] + m[d] : h[d];  // R += mix
         if (rows == nullptr && m != nullptr) h[d] = v;
-        ss += v * v;
+        ss += v * v;                                          // Σ_d R[d]²
     }
     const float total = block_sum<kNormThreads>(ss, scratch);
-    const float rstd = 1.0f / sqrtf(total / static_cast<float>(D) + eps);
+    const float rstd = 1.0f / sqrtf(total / static_cast<float>(D) + eps);  // 1 / sqrt(mean + eps)
     for (int d = threadIdx.x; d < D; d += kNormThreads) {
         const float v = (rows == nullptr || m == nullptr) ? h[d] : h[d] + m[d];
         store_act(out, i * D + d, v * rstd * w[d]);
@@ -47,7 +54,7 @@ __global__ void __launch_bounds__(kNormThreads)
     const int c0 = blockIdx.y * group;
     float ss = 0.0f;
     for (int c = c0 + threadIdx.x; c < c0 + group; c += kNormThreads) {
-        const float g = y[t * E + c] * silu(z[t * z_stride + c]);
+        const float g = y[t * E + c] * silu(z[t * z_stride + c]);  // g = y ⊙ SiLU(z)
         ss += g * g;
     }
     const float total = block_sum<kNormThreads>(ss, scratch);
@@ -76,10 +83,14 @@ __global__ void add_bias_kernel(int T, int cols, float* y, int ld, const float* 
     }
 }
 
-__global__ void f32_to_bf16_kernel(const float* src, __nv_bfloat16* dst, size_t n) {
-    for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+__global__ void gated_product_kernel(int T, int cols, const float* src, int src_ld, int a_col, int b_col, ActOut dst,
+                                     int dst_ld, int dst_col) {
+    const size_t total = static_cast<size_t>(T) * cols;
+    for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
          i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-        dst[i] = __float2bfloat16_rn(src[i]);
+        const size_t t = i / cols, c = i % cols;
+        const float* row = src + t * src_ld;
+        store_act(dst, t * dst_ld + dst_col + c, row[a_col + c] * silu(row[b_col + c]));  // value · SiLU(gate)
     }
 }
 
@@ -118,17 +129,19 @@ void launch_copy_cols(int T, int cols, const float* src, int src_stride, ActOut 
     check_launch("copy_cols_kernel");
 }
 
+void launch_gated_product(int T, int cols, const float* src, int src_ld, int a_col, int b_col, ActOut dst, int dst_ld,
+                          int dst_col, cudaStream_t stream) {
+    const size_t n = static_cast<size_t>(T) * cols;
+    if (n == 0) return;
+    gated_product_kernel<<<elementwise_blocks(n), 256, 0, stream>>>(T, cols, src, src_ld, a_col, b_col, dst, dst_ld, dst_col);
+    check_launch("gated_product_kernel");
+}
+
 void launch_add_bias(int T, int cols, float* y, int ld, const float* bias, cudaStream_t stream) {
     const size_t n = static_cast<size_t>(T) * cols;
     if (n == 0) return;
     add_bias_kernel<<<elementwise_blocks(n), 256, 0, stream>>>(T, cols, y, ld, bias);
     check_launch("add_bias_kernel");
-}
-
-void launch_f32_to_bf16(const float* src, __nv_bfloat16* dst, size_t n, cudaStream_t stream) {
-    if (n == 0) return;
-    f32_to_bf16_kernel<<<elementwise_blocks(n), 256, 0, stream>>>(src, dst, n);
-    check_launch("f32_to_bf16_kernel");
 }
 
 }  // namespace mamba::cuda

@@ -1,4 +1,5 @@
-// phase_clock.cuh — optional per-phase GPU time of one score() call, for tuning (MAMBA_EVAL_CUDA_PROFILE=1).
+// phase_clock.cuh — optional per-phase GPU time of one score() call on stderr (MAMBA_EVAL_CUDA_PROFILE=1, the CUDA
+// counterpart of the CPU backend's MAMBA_EVAL_PROFILE=1; step() then runs without CUDA graphs).
 //
 // mark(phase) records an event on the stream; the time up to the next mark is charged to that phase.
 // report() (after the stream has synchronised) prints one line to stderr. Off: every call is a no-op.
@@ -13,14 +14,18 @@
 
 namespace mamba::cuda {
 
-enum Phase { kPhaseEmbed, kPhaseNorm, kPhaseGemm, kPhaseConv, kPhaseScan, kPhaseHead, kPhaseEnd, kPhaseCount };
+enum Phase { kPhaseEmbed, kPhaseNorm, kPhaseGemm, kPhaseConv, kPhaseScan, kPhaseAttention, kPhaseHead, kPhaseEnd, kPhaseCount };
 
 class PhaseClock {
 public:
-    /** Starts a call: profiling is on while the environment has MAMBA_EVAL_CUDA_PROFILE set (non-empty). */
-    void begin(cudaStream_t stream) {
+    /** Whether the environment has MAMBA_EVAL_CUDA_PROFILE set (non-empty); read at every call. */
+    static bool enabled() {
         const char* env = std::getenv("MAMBA_EVAL_CUDA_PROFILE");
-        on_ = env != nullptr && env[0] != '\0';
+        return env != nullptr && env[0] != '\0';
+    }
+    /** Starts a call: profiling is on while enabled(). */
+    void begin(cudaStream_t stream) {
+        on_ = enabled();
         stream_ = stream;
         host_start_ = std::chrono::steady_clock::now();
         clear();
@@ -46,9 +51,9 @@ public:
                 if (cudaEventElapsedTime(&d, marks_[i].second, marks_[i + 1].second) == cudaSuccess) ms[marks_[i].first] += d;
             }
             std::fprintf(stderr, "cuda profile: %ld rows, segments %ld, levels %d, embed %.2f ms, norm %.2f ms, gemm %.2f ms, "
-                         "conv %.2f ms, scan %.2f ms, head %.2f ms, call %.2f ms\n", rows, segments, levels,
-                         ms[kPhaseEmbed], ms[kPhaseNorm], ms[kPhaseGemm], ms[kPhaseConv], ms[kPhaseScan], ms[kPhaseHead],
-                         call_ms);
+                         "conv %.2f ms, scan %.2f ms, attention %.2f ms, head %.2f ms, call %.2f ms\n", rows, segments, levels,
+                         ms[kPhaseEmbed], ms[kPhaseNorm], ms[kPhaseGemm], ms[kPhaseConv], ms[kPhaseScan], ms[kPhaseAttention],
+                         ms[kPhaseHead], call_ms);
         }
         clear();
     }

@@ -1,18 +1,27 @@
 // scan_kernels.cu — the Mamba-1 selective scan and the Mamba-2 recurrent SSD scan over packed segments.
 //
-// Main paths: one thread per channel (Mamba-1: channel e; Mamba-2: head h, dim p) holds all of its states in
-// registers and walks its segment token by token; y_t = Σ_n C_n·h_n is a sequential sum in that thread.
-// Mamba-1, d_state 8–32 ("chunked" kernel, v5): the inputs of the next 8 tokens (dt, x, z per channel; B, C per
-// row) are copied into shared memory with cp.async while the current 8 are computed, and the decay is one
-// ex2.approx per state update with log2(e) folded into A once per call. Mamba-1 d_state 64 (or
-// MAMBA_EVAL_CUDA_SCAN1=v3, kept for A/B benches) and Mamba-2 8–128: the "regs" kernels, the next row
-// prefetched into registers, B and C staged in shared memory. Fallback for other sizes: a group of
-// L = min(N, 32) lanes per channel, N/L states each, y reduced over the group with a fixed butterfly. Either
-// way a row's result does not depend on the batch. States: Mamba-1 [layer][E][N], Mamba-2 [layer][H][P][N];
-// read at the start and written at the end by the same thread (so saving in place over the initial state is
-// safe).
-#include <cstdlib>
-#include <cstring>
+// Mamba-1, channel e of E, state n of N, token t of a segment (h_0 = the segment's initial state or zeros):
+//   Δ_t = softplus(dt_t + dt_bias_e)                 dt_t = dt_proj(dt_low_t), the GEMM output before its bias
+//   h_t = exp(Δ_t A) ⊙ h_{t−1} + Δ_t B_t x_t         A = −exp(A_log) [E×N]; B_t, C_t ∈ ℝ^N shared by every channel
+//   y_t = (C_t · h_t + D x_t) · SiLU(z_t)            the D skip and the SiLU(z) gate fused here
+// Mamba-2, head h of H, head dim p of P, group g = h / (H/G) supplies B_t, C_t ∈ ℝ^N; A, D, dt_bias per head:
+//   Δ_t = softplus(dt_t + dt_bias_h)
+//   S_t = exp(Δ_t A_h) S_{t−1} + Δ_t x_t ⊗ B_t       S ∈ ℝ^{P×N} per head (one row per channel p)
+//   y_t = S_t C_t + D_h x_t                           (the gate and the group RMSNorm follow in norm_kernels.cu)
+//
+// One thread per channel (Mamba-1: e; Mamba-2: (h, p)) holds all of its N states in registers and walks its segment
+// token by token; y_t = Σ_n C_t[n]·h_t[n] is a sequential sum in that thread, so a row's result does not depend on
+// what else is packed in the call. Kernels, by d_state:
+// - Mamba-1 N = 8, 16, 32 ("chunked", the main path): the inputs of the next 8 tokens (Δ, x, z of the channel; B, C
+//   of each row) are copied into shared memory with cp.async while the current 8 are computed; the decay is one
+//   ex2.approx per state update with log2(e) folded into A once per call. It also takes a ScanQueue, so one launch
+//   serves every level of a call.
+// - Mamba-1 N = 64 and Mamba-2 N = 8…128 (2·G·N ≤ 1024): the "regs" kernels, the next row prefetched into
+//   registers, B and C staged in shared memory.
+// - Other sizes: the "lanes" kernels, L = min(N, 32) lanes per channel with N/L states each, y reduced over the
+//   lanes with a fixed butterfly.
+// States: Mamba-1 [layer][E][N], Mamba-2 [layer][H][P][N]; read at the start and written at the end by the same
+// thread (so saving in place over the initial state is safe).
 #include <stdexcept>
 #include <string>
 
@@ -53,20 +62,20 @@ __global__ void __launch_bounds__(kScanThreads)
     const int dbc_stride = a.R + 2 * a.N;
     for (int t = s0; t < s1; ++t) {
         const size_t row = static_cast<size_t>(t);
-        const float delta = softplus(a.dt[row * a.E + ec] + bias);
+        const float delta = softplus(a.dt[row * a.E + ec] + bias);  // Δ_t
         const float xv = a.x[row * a.E + ec];
         const float* bc = a.dbc + row * dbc_stride + a.R;
         float part = 0.0f;
 #pragma unroll
-        for (int j = 0; j < NPL; ++j) {
+        for (int j = 0; j < NPL; ++j) {  // this lane's states n = lane, lane + L, …
             const int n = lane + j * L;
-            h[j] = expf(delta * A[j]) * h[j] + delta * bc[n] * xv;
-            part += h[j] * bc[a.N + n];
+            h[j] = expf(delta * A[j]) * h[j] + delta * bc[n] * xv;  // h = exp(Δ A) h + Δ B x
+            part += h[j] * bc[a.N + n];                               // Σ_n C h (this lane's part)
         }
         const float sum = group_sum(part, L);
         if (lane == 0 && valid) {
             const float zv = a.z[row * a.z_stride + ec];
-            store_act(a.y, row * a.E + ec, (sum + d_skip * xv) * silu(zv));
+            store_act(a.y, row * a.E + ec, (sum + d_skip * xv) * silu(zv));  // y = (C·h + D x) SiLU(z)
         }
     }
     float* save = segs.save_ssm[seg];
@@ -104,19 +113,19 @@ __global__ void __launch_bounds__(kScanThreads)
     const int c_off = E + a.G * a.N + group * a.N;
     for (int t = s0; t < s1; ++t) {
         const size_t row = static_cast<size_t>(t);
-        const float delta = softplus(a.dt[row * a.dt_stride + head] + bias);
-        const float decay = expf(delta * A);
+        const float delta = softplus(a.dt[row * a.dt_stride + head] + bias);  // Δ_t
+        const float decay = expf(delta * A);                                   // exp(Δ_t A_h)
         const float* r = a.xbc + row * xbc_stride;
         const float xv = r[cc];
         float part = 0.0f;
 #pragma unroll
-        for (int j = 0; j < NPL; ++j) {
+        for (int j = 0; j < NPL; ++j) {  // this lane's states n = lane, lane + L, …
             const int n = lane + j * L;
-            h[j] = decay * h[j] + delta * r[b_off + n] * xv;
-            part += h[j] * r[c_off + n];
+            h[j] = decay * h[j] + delta * r[b_off + n] * xv;  // S[p][n] = exp(Δ A) S[p][n] + Δ x_p B_n
+            part += h[j] * r[c_off + n];                      // Σ_n S[p][n] C_n (this lane's part)
         }
         const float sum = group_sum(part, L);
-        if (lane == 0 && valid) a.y[row * E + cc] = sum + d_skip * xv;
+        if (lane == 0 && valid) a.y[row * E + cc] = sum + d_skip * xv;  // y = S C + D x
     }
     float* save = segs.save_ssm[seg];
     if (save != nullptr && valid) {
@@ -170,7 +179,7 @@ struct Mamba1Chunk {
 static_assert(sizeof(Mamba1Chunk<8>) % 16 == 0, "B/C rows are read as float4");
 
 /**
- * Mamba-1 scan (v5), one thread per channel e holding all NS states and A·log2(e) in registers. The inputs of
+ * Mamba-1 scan for d_state 8, 16, 32, one thread per channel e holding all NS states and A·log2(e) in registers. The inputs of
  * kScanChunk tokens are copied into shared memory by cp.async (each thread its own channel's dt, x, z; the
  * block together the rows' B and C), double-buffered: chunk c+1 is in flight while chunk c is computed, so the
  * loop never waits on global memory latency. Per state update: one multiply, one ex2.approx, one multiply by
@@ -230,8 +239,8 @@ __global__ void __launch_bounds__(kScanThreads, NS <= 16 ? 8 : 4)
         const int rows = min(kScanChunk, s1 - c);
         for (int k = 0; k < rows; ++k) {
             const float xv = st.x[k][threadIdx.x];
-            const float delta = softplus_sfu(st.dt[k][threadIdx.x] + bias);
-            const float dx = delta * xv;
+            const float delta = softplus_sfu(st.dt[k][threadIdx.x] + bias);  // Δ_t
+            const float dx = delta * xv;                                     // Δ_t x_t
             const float4* B4 = reinterpret_cast<const float4*>(st.bc[k]);  // 16-byte aligned rows
             const float4* C4 = reinterpret_cast<const float4*>(st.bc[k] + NS);
             float y = 0.0f;
@@ -244,10 +253,11 @@ __global__ void __launch_bounds__(kScanThreads, NS <= 16 ? 8 : 4)
 #pragma unroll
                 for (int j = 0; j < 4; ++j) {
                     const int n = 4 * q + j;
-                    h[n] = fmaf(fast_exp2(delta * A2[n]), h[n], bq[j] * dx);
-                    y = fmaf(h[n], cq[j], y);
+                    h[n] = fmaf(fast_exp2(delta * A2[n]), h[n], bq[j] * dx);  // h = 2^{Δ A log2 e} h + B Δx
+                    y = fmaf(h[n], cq[j], y);                                   // y += C_n h_n, n ascending
                 }
             }
+            // y_t = (C·h + D x) SiLU(z)
             if (valid) store_act(a.y, static_cast<size_t>(c + k) * a.E + ec, (y + d_skip * xv) * silu_sfu(st.z[k][threadIdx.x]));
         }
         __syncthreads();  // stage[buf] is refilled by the next iteration's issue
@@ -261,7 +271,8 @@ __global__ void __launch_bounds__(kScanThreads, NS <= 16 ? 8 : 4)
 }
 
 /**
- * Mamba-1 scan, one thread per channel e holding all NS states in registers (no cross-lane reduction:
+ * Mamba-1 scan for d_state 64 (the chunked kernel's staging would not fit), one thread per channel e holding all NS
+ * states in registers (no cross-lane reduction:
  * y = Σ_n C_n·h_n is a plain sequential sum). The token's B and C (shared by all channels) are staged once
  * per block in shared memory, double-buffered; the next row's dt, x, z, B and C are fetched into registers
  * while the current row is computed, so the loop is not bound by memory latency.
@@ -310,14 +321,14 @@ __global__ void __launch_bounds__(kScanThreads)
         const float x_n = a.x[nrow * a.E + ec];
         const float z_n = a.z[nrow * a.z_stride + ec];
 
-        const float delta = softplus(dt_c + bias);
+        const float delta = softplus(dt_c + bias);  // Δ_t
         float y = 0.0f;
 #pragma unroll
         for (int n = 0; n < NS; ++n) {
-            h[n] = expf(delta * A[n]) * h[n] + delta * staged[buf][n] * x_c;
-            y += h[n] * staged[buf][NS + n];
+            h[n] = expf(delta * A[n]) * h[n] + delta * staged[buf][n] * x_c;  // h = exp(Δ A) h + Δ B x
+            y += h[n] * staged[buf][NS + n];                                   // y = Σ_n C_n h_n
         }
-        if (valid) store_act(a.y, static_cast<size_t>(t) * a.E + ec, (y + d_skip * x_c) * silu(z_c));
+        if (valid) store_act(a.y, static_cast<size_t>(t) * a.E + ec, (y + d_skip * x_c) * silu(z_c));  // (y + D x) SiLU(z)
 #pragma unroll
         for (int k = 0; k < kPer; ++k) {
             const int i = threadIdx.x + k * kScanThreads;
@@ -440,18 +451,18 @@ __global__ void __launch_bounds__(kScanThreads)
         const float dt_n = a.dt[nrow * a.dt_stride + head];
         const float x_n = a.xbc[nrow * xbc_stride + cc];
         const size_t row = static_cast<size_t>(t);
-        const float delta = softplus(dt_c + bias);
-        const float decay = expf(delta * A);
+        const float delta = softplus(dt_c + bias);  // Δ_t
+        const float decay = expf(delta * A);       // exp(Δ_t A_h)
         const float xv = x_c;
         const float* B = cur + group * NS;
         const float* C = cur + a.G * NS + group * NS;
         float y = 0.0f;
 #pragma unroll
         for (int n = 0; n < NS; ++n) {
-            h[n] = decay * h[n] + delta * B[n] * xv;
-            y += h[n] * C[n];
+            h[n] = decay * h[n] + delta * B[n] * xv;  // S[p][n] = exp(Δ A) S[p][n] + Δ x_p B_n
+            y += h[n] * C[n];                         // y_p = Σ_n S[p][n] C_n
         }
-        if (valid) a.y[row * E + cc] = y + d_skip * xv;
+        if (valid) a.y[row * E + cc] = y + d_skip * xv;  // + D x
 #pragma unroll
         for (int k = 0; k < kMaxPerThread; ++k) {
             const int i = threadIdx.x + k * kScanThreads;
@@ -500,36 +511,22 @@ int states_per_lane(int N) {
                              " is not supported (expected a power of two up to 32, or 64, 128, 256)");
 }
 
-/** The v3 register kernel (d_state 8–64), else the lanes kernel. */
+/** Mamba-1 d_state sizes without a chunked kernel: the register kernel for 64, else the lanes kernel. */
 void launch_mamba1_regs_or_lanes(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
                                  cudaStream_t stream) {
-    const dim3 regs_grid(n, (a.E + kScanThreads - 1) / kScanThreads);
-    switch (a.N) {
-        case 8: mamba1_scan_regs_kernel<8><<<regs_grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-        case 16: mamba1_scan_regs_kernel<16><<<regs_grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-        case 32: mamba1_scan_regs_kernel<32><<<regs_grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-        case 64: mamba1_scan_regs_kernel<64><<<regs_grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-        default: {
-            const int npl = states_per_lane(a.N);
-            const int per_block = kScanThreads / (a.N / npl);
-            const dim3 grid(n, (a.E + per_block - 1) / per_block);
-            switch (npl) {
-                case 1: mamba1_scan_kernel<1><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-                case 2: mamba1_scan_kernel<2><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-                case 4: mamba1_scan_kernel<4><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-                default: mamba1_scan_kernel<8><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
-            }
-        }
+    if (a.N == 64) {
+        const dim3 regs_grid(n, (a.E + kScanThreads - 1) / kScanThreads);
+        mamba1_scan_regs_kernel<64><<<regs_grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a);
+        return;
     }
-}
-
-/**
- * MAMBA_EVAL_CUDA_SCAN1=v3 selects the v3 register kernel for Mamba-1 (an A/B knob for benches, read at each
- * launch so one process can time both).
- */
-bool use_v3_mamba1_scan() {
-    const char* v = std::getenv("MAMBA_EVAL_CUDA_SCAN1");
-    return v != nullptr && std::strcmp(v, "v3") == 0;
+    const int npl = states_per_lane(a.N);  // 1 (N ≤ 4), 4 (128) or 8 (256)
+    const int per_block = kScanThreads / (a.N / npl);
+    const dim3 grid(n, (a.E + per_block - 1) / per_block);
+    switch (npl) {
+        case 1: mamba1_scan_kernel<1><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+        case 4: mamba1_scan_kernel<4><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+        default: mamba1_scan_kernel<8><<<grid, kScanThreads, 0, stream>>>(seg_list, segs, layer, a); break;
+    }
 }
 
 void launch_mamba1_chunked(ScanQueue q, dim3 grid, SegTable segs, int layer, const Mamba1ScanArgs& a,
@@ -546,7 +543,7 @@ void launch_mamba1_chunked(ScanQueue q, dim3 grid, SegTable segs, int layer, con
 
 int mamba1_scan_queue_blocks(int E, int N) {
     const bool chunked = N == 8 || N == 16 || N == 32;
-    return chunked && !use_v3_mamba1_scan() ? (E + kScanThreads - 1) / kScanThreads : 0;
+    return chunked ? (E + kScanThreads - 1) / kScanThreads : 0;
 }
 
 void launch_mamba1_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,

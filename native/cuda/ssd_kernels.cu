@@ -1,6 +1,9 @@
 // ssd_kernels.cu — the Mamba-2 chunked SSD scan on tensor cores (bf16 weights only), state in and out.
 //
-// Math (one head h of group g, one chunk of rows i = 0..L−1 of a segment, state S₀ ∈ ℝ^{P×N} at its start):
+// The recurrence it computes is the one of scan_kernels.cu (head h, group g = h / (H/G), state S ∈ ℝ^{P×N}):
+//   Δ_t = softplus(dt_t + dt_bias_h),  S_t = exp(Δ_t A_h) S_{t−1} + Δ_t x_t ⊗ B_t,  y_t = S_t C_t + D_h x_t
+// unrolled over chunks of L rows (one head h of group g, rows i = 0..L−1 of a chunk, S₀ the state at its start;
+// dtᵢ below is Δ):
 //   dtᵢ = softplus(dt_rawᵢ + dt_bias),  aᵢ = Σ_{k≤i} dt_k·A            (cumulative log-decay, fp32)
 //   Sᵢ  = e^{aᵢ}·S₀ + Σ_{j≤i} e^{aᵢ−aⱼ}·dtⱼ·xⱼ·Bⱼᵀ                       (= the recurrence, unrolled)
 //   yᵢ  = Cᵢ·Sᵢ + D·xᵢ
@@ -21,20 +24,20 @@
 #include <mma.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 
 #include "cuda_check.cuh"
 #include "device_math.cuh"
 #include "scan_queue.cuh"
+#include "wmma_tiles.cuh"
 
 namespace mamba::cuda {
 
 namespace {
 
 using namespace nvcuda;
+using Accum = WmmaAccum;
 
 constexpr int kSsdThreads = 256;  // 8 warps
 constexpr int kSsdWarps = kSsdThreads / 32;
@@ -65,9 +68,9 @@ struct SsdLayout {
     static constexpr size_t kBytes = kEw + size_t(LC) * 4;
 };
 
-// MINB = blocks per SM the registers are capped for: 2 (shared memory allows two; some spills) or 1 (no spills).
-template <int LC, int PP, int NN, int MINB>
-__global__ void __launch_bounds__(kSsdThreads, MINB)
+// One block per SM, registers uncapped: no spills (measured faster than two blocks per SM with spills).
+template <int LC, int PP, int NN>
+__global__ void __launch_bounds__(kSsdThreads, 1)
     mamba2_ssd_chunked_kernel(ScanQueue q, SegTable segs, int layer, Mamba2ScanArgs a) {
     using Lay = SsdLayout<LC, PP, NN>;
     constexpr int LDB = Lay::kLdB, LDX = Lay::kLdX, LDM = Lay::kLdM, LDG = Lay::kLdG, LDY = Lay::kLdY, LDS = Lay::kLdS;
@@ -101,7 +104,7 @@ __global__ void __launch_bounds__(kSsdThreads, MINB)
     // Running state: warp w owns the 16×16 tiles w, w+8, … of the PP×NN state.
     constexpr int kSTiles = (PP / 16) * (NN / 16);
     constexpr int kSPerWarp = (kSTiles + kSsdWarps - 1) / kSsdWarps;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> S[kSPerWarp];
+    Accum S[kSPerWarp];
     {
         const float* init = segs.init_ssm[seg];
         for (int i = threadIdx.x; i < PP * NN; i += kSsdThreads) {
@@ -226,16 +229,11 @@ __global__ void __launch_bounds__(kSsdThreads, MINB)
         for (int q = warp; q < (LC / 16) * (LC / 16); q += kSsdWarps) {
             const int ti = q / (LC / 16), tj = q % (LC / 16);
             if (tj > ti) continue;  // masked to zero below
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> g;
+            Accum g;
             wmma::fill_fragment(g, 0.0f);
-#pragma unroll
-            for (int kn = 0; kn < NN / 16; ++kn) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, half, wmma::row_major> fa;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, half, wmma::col_major> fb;
-                wmma::load_matrix_sync(fa, Ch + ti * 16 * LDB + kn * 16, LDB);
-                wmma::load_matrix_sync(fb, Bh + tj * 16 * LDB + kn * 16, LDB);
-                wmma::mma_sync(g, fa, fb, g);
-            }
+            // G[ti][tj] = Σ_n C[ti rows][n]·B[tj rows][n]
+            mma_tiles<half, wmma::row_major, wmma::col_major>(g, Ch + ti * 16 * LDB, LDB, 16, Bh + tj * 16 * LDB, LDB, 16,
+                                                              NN / 16);
             wmma::store_matrix_sync(F + ti * 16 * LDG + tj * 16, g, LDG, wmma::mem_row_major);
         }
         __syncthreads();
@@ -259,23 +257,13 @@ __global__ void __launch_bounds__(kSsdThreads, MINB)
             const int q = warp + k * kSsdWarps;
             if (q >= kYTiles) continue;
             const int ti = q / (PP / 16), tp = q % (PP / 16);
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> y;
+            Accum y;
             wmma::fill_fragment(y, 0.0f);
-            for (int kt = 0; kt <= ti; ++kt) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, half, wmma::row_major> fa;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, half, wmma::row_major> fb;
-                wmma::load_matrix_sync(fa, Mh + ti * 16 * LDM + kt * 16, LDM);
-                wmma::load_matrix_sync(fb, Xdt + kt * 16 * LDX + tp * 16, LDX);
-                wmma::mma_sync(y, fa, fb, y);
-            }
-#pragma unroll
-            for (int kn = 0; kn < NN / 16; ++kn) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
-                wmma::load_matrix_sync(fa, Ce + ti * 16 * LDB + kn * 16, LDB);
-                wmma::load_matrix_sync(fb, Sb + tp * 16 * LDB + kn * 16, LDB);
-                wmma::mma_sync(y, fa, fb, y);
-            }
+            // Y = Σ_{j ≤ i} M[i][j]·Xdt[j] (tiles kt ≤ ti), then + Σ_n Cexp[i][n]·S₀[p][n]
+            mma_tiles<half, wmma::row_major, wmma::row_major>(y, Mh + ti * 16 * LDM, LDM, 16, Xdt + tp * 16, LDX, 16 * LDX,
+                                                              ti + 1);
+            mma_tiles<__nv_bfloat16, wmma::row_major, wmma::col_major>(y, Ce + ti * 16 * LDB, LDB, 16, Sb + tp * 16 * LDB,
+                                                                       LDB, 16, NN / 16);
             wmma::store_matrix_sync(F + ti * 16 * LDY + tp * 16, y, LDY, wmma::mem_row_major);
         }
         {
@@ -286,15 +274,10 @@ __global__ void __launch_bounds__(kSsdThreads, MINB)
                 if (st >= kSTiles) continue;
                 const int tp = st / (NN / 16), tn = st % (NN / 16);
 #pragma unroll
-                for (int e = 0; e < S[s].num_elements; ++e) S[s].x[e] *= decay;
-#pragma unroll
-                for (int kt = 0; kt < LC / 16; ++kt) {
-                    wmma::fragment<wmma::matrix_a, 16, 16, 16, half, wmma::col_major> fa;
-                    wmma::fragment<wmma::matrix_b, 16, 16, 16, half, wmma::row_major> fb;
-                    wmma::load_matrix_sync(fa, Xw + kt * 16 * LDX + tp * 16, LDX);
-                    wmma::load_matrix_sync(fb, Bh + kt * 16 * LDB + tn * 16, LDB);
-                    wmma::mma_sync(S[s], fa, fb, S[s]);
-                }
+                for (int e = 0; e < S[s].num_elements; ++e) S[s].x[e] *= decay;  // e^{a_last}·S
+                // S[p][n] += Σ_j Xw[j][p]·B[j][n]
+                mma_tiles<half, wmma::col_major, wmma::row_major>(S[s], Xw + tp * 16, LDX, 16 * LDX, Bh + tn * 16, LDB,
+                                                                  16 * LDB, LC / 16);
             }
         }
         __syncthreads();
@@ -334,35 +317,17 @@ __global__ void __launch_bounds__(kSsdThreads, MINB)
     scan_finish(q, item);
 }
 
-template <int LC, int PP, int NN, int MINB>
-void launch_ssd_occ(ScanQueue q, dim3 grid, SegTable segs, int layer, const Mamba2ScanArgs& a, cudaStream_t stream) {
+template <int LC, int PP, int NN>
+void launch_ssd(ScanQueue q, dim3 grid, SegTable segs, int layer, const Mamba2ScanArgs& a, cudaStream_t stream) {
     constexpr size_t bytes = SsdLayout<LC, PP, NN>::kBytes;
     static bool configured = false;  // the attribute is per function; set once per instantiation
     if (!configured) {
-        check_cuda(cudaFuncSetAttribute(mamba2_ssd_chunked_kernel<LC, PP, NN, MINB>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)),
+        check_cuda(cudaFuncSetAttribute(mamba2_ssd_chunked_kernel<LC, PP, NN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(bytes)),
                    "mamba2_ssd_chunked_kernel: shared memory");
         configured = true;
     }
-    mamba2_ssd_chunked_kernel<LC, PP, NN, MINB><<<grid, kSsdThreads, bytes, stream>>>(q, segs, layer, a);
-}
-
-/**
- * MAMBA_EVAL_CUDA_SSD_OCC=2: the build capped at 128 registers for two blocks per SM (it spills; an A/B knob for
- * benches). Default: one block per SM and no spills, measured faster (mamba2-2.7b prefill 59.1k against 56.3k tok/s).
- */
-bool two_blocks_per_sm() {
-    const char* v = std::getenv("MAMBA_EVAL_CUDA_SSD_OCC");
-    return v != nullptr && std::strcmp(v, "2") == 0;
-}
-
-template <int LC, int PP, int NN>
-void launch_ssd(ScanQueue q, dim3 grid, SegTable segs, int layer, const Mamba2ScanArgs& a, cudaStream_t stream) {
-    if (two_blocks_per_sm()) {
-        launch_ssd_occ<LC, PP, NN, 2>(q, grid, segs, layer, a, stream);
-    } else {
-        launch_ssd_occ<LC, PP, NN, 1>(q, grid, segs, layer, a, stream);
-    }
+    mamba2_ssd_chunked_kernel<LC, PP, NN><<<grid, kSsdThreads, bytes, stream>>>(q, segs, layer, a);
 }
 
 void launch_ssd_shape(ScanQueue q, dim3 grid, SegTable segs, int layer, const Mamba2ScanArgs& a, cudaStream_t stream) {
@@ -383,11 +348,6 @@ int mamba2_ssd_chunk_length(int P, int N) {
     if (P <= 16 && N <= 16) return 16;
     if (P <= 64 && N <= 128) return 64;
     return 0;
-}
-
-bool mamba2_ssd_disabled() {
-    const char* v = std::getenv("MAMBA_EVAL_CUDA_SSD");
-    return v != nullptr && std::strcmp(v, "recurrent") == 0;
 }
 
 void launch_mamba2_ssd(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,

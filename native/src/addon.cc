@@ -7,6 +7,7 @@
 // another is running is rejected with a clear message (NativeBackend.ts queues calls, so users never see it).
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -16,6 +17,7 @@
 
 #include "backend.h"
 #include "cpu/pyrandom_bootstrap.h"
+#include "score_batch.h"
 
 namespace {
 
@@ -75,6 +77,46 @@ int slot_arg(const Napi::CallbackInfo& info, size_t i, const std::string& what) 
     return int(d);
 }
 
+bool present(const Napi::Object& o, const char* key) {
+    Napi::Value v = field(o, key);
+    return !v.IsUndefined() && !v.IsNull();
+}
+
+// The hybrid fields (layerKinds, attn*, dIntermediate); all absent = a pure Mamba model. The attention fields are
+// read only when some layer is attention.
+void read_hybrid_fields(const Napi::Object& o, mamba::ModelSpec& s) {
+    Napi::Env env = o.Env();
+    const std::string w = "spec";
+    const int64_t big = 1 << 30;
+    s.layer_kinds.assign(size_t(s.n_layer), mamba::kMambaLayer);
+    if (present(o, "layerKinds")) {
+        Napi::Value kv = field(o, "layerKinds");
+        if (!kv.IsArray()) type_error(env, "spec.layerKinds must be an array of 0 (Mamba) or 1 (attention), one per layer");
+        Napi::Array ka = kv.As<Napi::Array>();
+        if (ka.Length() != uint32_t(s.n_layer))
+            type_error(env, "spec.layerKinds has " + std::to_string(ka.Length()) + " entries, expected nLayer = " +
+                                std::to_string(s.n_layer));
+        for (uint32_t i = 0; i < ka.Length(); i++) {
+            Napi::Value k = ka.Get(i);
+            const double d = k.IsNumber() ? k.As<Napi::Number>().DoubleValue() : -1;
+            if (d != 0 && d != 1) type_error(env, "spec.layerKinds[" + std::to_string(i) + "] must be 0 (Mamba) or 1 (attention)");
+            s.layer_kinds[i] = int(d);
+        }
+    }
+    s.d_intermediate = present(o, "dIntermediate") ? int(int_field(o, "dIntermediate", w, 0, big)) : 0;
+    if (std::find(s.layer_kinds.begin(), s.layer_kinds.end(), int(mamba::kAttentionLayer)) == s.layer_kinds.end()) return;
+    s.attn_heads = int(int_field(o, "attnHeads", w, 1, big));
+    s.attn_heads_kv = int(int_field(o, "attnHeadsKv", w, 1, big));
+    s.attn_head_dim = int(int_field(o, "attnHeadDim", w, 1, big));
+    s.attn_conv = int(int_field(o, "attnConv", w, 0, big));
+    s.attn_rotary_dim = int(int_field(o, "attnRotaryDim", w, 0, big));
+    s.attn_rotary_base = number_field(o, "attnRotaryBase", w);
+    s.attn_qkv_bias = bool_field(o, "attnQkvBias", w);
+    s.attn_out_bias = bool_field(o, "attnOutBias", w);
+    s.attn_mlp_dim = int(int_field(o, "attnMlpDim", w, 0, big));
+    s.attn_softmax_scale = number_field(o, "attnSoftmaxScale", w);
+}
+
 mamba::ModelSpec read_spec(Napi::Value v) {
     Napi::Env env = v.Env();
     if (!v.IsObject()) type_error(env, "createModel: spec must be an object");
@@ -99,6 +141,7 @@ mamba::ModelSpec read_spec(Napi::Value v) {
     s.conv_bias = bool_field(o, "convBias", w);
     s.proj_bias = bool_field(o, "projBias", w);
     s.tie_embeddings = bool_field(o, "tieEmbeddings", w);
+    read_hybrid_fields(o, s);
     s.threads = int(int_field(o, "threads", w, 1, 256));
     const std::string wt = string_field(o, "weightType", w);
     if (wt != "f32" && wt != "bf16") type_error(env, "spec.weightType must be \"f32\" or \"bf16\", got \"" + wt + "\"");
@@ -140,6 +183,10 @@ mamba::ModelSpec read_spec(Napi::Value v) {
 std::unique_ptr<Backend> make_backend(const mamba::ModelSpec& spec) {
     if (spec.device == "cuda") {
 #ifdef MAMBA_EVAL_CUDA
+        const bool hybrid = spec.d_intermediate > 0 || std::find(spec.layer_kinds.begin(), spec.layer_kinds.end(),
+                                                                 int(mamba::kAttentionLayer)) != spec.layer_kinds.end();
+        if (hybrid)  // until native/cuda implements the attention contract of backend.h
+            throw std::runtime_error("the CUDA backend does not run attention layers or GatedMLP blocks yet; use --device cpu");
         return mamba::make_cuda_backend(spec);
 #else
         throw std::runtime_error("this build of the addon has no CUDA backend (rebuild with MAMBA_EVAL_CUDA=ON and the CUDA toolkit)");
@@ -286,6 +333,7 @@ private:
         o.Set("weightBytes", double(backend_->weight_bytes()));
         o.Set("convStateFloats", double(backend_->conv_state_floats()));
         o.Set("ssmStateFloats", double(backend_->ssm_state_floats()));
+        o.Set("kvFloatsPerToken", double(backend_->kv_floats_per_token()));
         o.Set("threads", threads_);
         o.Set("isa", backend_->isa());
         return o;
@@ -308,8 +356,13 @@ private:
         if (auto msg = too_many_floats("score", batch->logit_rows.size(), uint64_t(vocab_)); !msg.empty()) return rejected(env, msg);
         auto out = std::make_shared<mamba::ScoreOutput>();
         std::shared_ptr<Backend> be = backend_;
+        const int vocab = vocab_;
         return queue(
-            env, [be, batch, out] { be->score(*batch, *out); },
+            env,
+            [be, batch, out, vocab] {
+                mamba::validate_score_batch(*batch, vocab, [&be](int slot) { return be->holds_state(slot); });
+                be->score(*batch, *out);
+            },
             [out](Napi::Env env) -> Napi::Value {
                 Napi::Object r = Napi::Object::New(env);
                 auto lp = Napi::Float64Array::New(env, out->logprobs.size());
@@ -365,19 +418,20 @@ private:
         Napi::Env env = info.Env();
         if (auto msg = unavailable("exportState"); !msg.empty()) return rejected(env, msg);
         const int slot = slot_arg(info, 0, "exportState: slot");
-        auto conv = std::make_shared<std::vector<float>>();
-        auto ssm = std::make_shared<std::vector<float>>();
+        auto state = std::make_shared<mamba::StateData>();
         std::shared_ptr<Backend> be = backend_;
         return queue(
-            env, [be, slot, conv, ssm] { be->export_state(slot, *conv, *ssm); },
-            [conv, ssm](Napi::Env env) -> Napi::Value {
+            env, [be, slot, state] { be->export_state(slot, *state); },
+            [state](Napi::Env env) -> Napi::Value {
                 Napi::Object r = Napi::Object::New(env);
-                auto c = Napi::Float32Array::New(env, conv->size());
-                std::copy(conv->begin(), conv->end(), c.Data());
-                auto s = Napi::Float32Array::New(env, ssm->size());
-                std::copy(ssm->begin(), ssm->end(), s.Data());
-                r.Set("conv", c);
-                r.Set("ssm", s);
+                auto copy = [&](const std::vector<float>& v) {
+                    auto a = Napi::Float32Array::New(env, v.size());
+                    std::copy(v.begin(), v.end(), a.Data());
+                    return a;
+                };
+                r.Set("conv", copy(state->conv));
+                r.Set("ssm", copy(state->ssm));
+                r.Set("kv", copy(state->kv));
                 return r;
             });
     }
@@ -386,13 +440,14 @@ private:
         Napi::Env env = info.Env();
         if (auto msg = unavailable("importState"); !msg.empty()) return rejected(env, msg);
         const int slot = slot_arg(info, 0, "importState: slot");
-        if (info.Length() < 2 || !info[1].IsObject()) type_error(env, "importState: state must be an object {conv, ssm}");
+        if (info.Length() < 2 || !info[1].IsObject()) type_error(env, "importState: state must be an object {conv, ssm, kv}");
         Napi::Object o = info[1].As<Napi::Object>();
-        auto conv = std::make_shared<std::vector<float>>(float32_array(o.Get("conv"), "importState: state.conv"));
-        auto ssm = std::make_shared<std::vector<float>>(float32_array(o.Get("ssm"), "importState: state.ssm"));
+        auto state = std::make_shared<mamba::StateData>();
+        state->conv = float32_array(o.Get("conv"), "importState: state.conv");
+        state->ssm = float32_array(o.Get("ssm"), "importState: state.ssm");
+        if (present(o, "kv")) state->kv = float32_array(o.Get("kv"), "importState: state.kv");
         std::shared_ptr<Backend> be = backend_;
-        return queue(env, [be, slot, conv, ssm] { be->import_state(slot, conv->data(), conv->size(), ssm->data(), ssm->size()); },
-                     nullptr);
+        return queue(env, [be, slot, state] { be->import_state(slot, *state); }, nullptr);
     }
 
     Napi::Value Dispose(const Napi::CallbackInfo& info) {

@@ -143,7 +143,8 @@ bool is_matrix_weight(const std::string& name) {
         return name.size() >= n && name.compare(name.size() - n, n, suffix) == 0;
     };
     return name == "backbone.embedding.weight" || name == "lm_head.weight" || ends_with("in_proj.weight") ||
-           ends_with("x_proj.weight") || ends_with("dt_proj.weight") || ends_with("out_proj.weight");
+           ends_with("x_proj.weight") || ends_with("dt_proj.weight") || ends_with("out_proj.weight") ||
+           ends_with("mlp.fc1.weight") || ends_with("mlp.fc2.weight");
 }
 
 void validate_spec(const ModelSpec& s) {
@@ -175,6 +176,62 @@ void validate_spec(const ModelSpec& s) {
             throw std::runtime_error("spec.nHeads (" + std::to_string(s.n_heads) + ") must be a multiple of spec.nGroups (" +
                                      std::to_string(s.n_groups) + ")");
     }
+    validate_hybrid_spec(s);
+}
+
+AttentionDims attention_dims(const ModelSpec& s) {
+    AttentionDims a;
+    a.H = s.attn_heads;
+    a.Hkv = s.attn_heads_kv;
+    a.hd = s.attn_head_dim;
+    a.K = s.attn_conv;
+    a.rd = s.attn_rotary_dim;
+    a.mlp = s.attn_mlp_dim;
+    a.qkv = a.hd * (a.H + 2 * a.Hkv);
+    a.in_rows = a.qkv + a.mlp;
+    a.ctx = a.hd * a.H + a.mlp / 2;
+    a.kv_row = 2 * a.Hkv * a.hd;
+    return a;
+}
+
+bool has_attention(const ModelSpec& s) {
+    return std::find(s.layer_kinds.begin(), s.layer_kinds.end(), int(kAttentionLayer)) != s.layer_kinds.end();
+}
+
+void validate_hybrid_spec(const ModelSpec& s) {
+    if (s.layer_kinds.size() != size_t(s.n_layer))
+        throw std::runtime_error("spec.layerKinds has " + std::to_string(s.layer_kinds.size()) + " entries, expected nLayer = " +
+                                 std::to_string(s.n_layer));
+    for (size_t i = 0; i < s.layer_kinds.size(); i++)
+        if (s.layer_kinds[i] != kMambaLayer && s.layer_kinds[i] != kAttentionLayer)
+            throw std::runtime_error("spec.layerKinds[" + std::to_string(i) + "] must be 0 (Mamba) or 1 (attention)");
+    if (s.d_intermediate < 0)
+        throw std::runtime_error("spec.dIntermediate must be a non-negative integer, got " + std::to_string(s.d_intermediate));
+    if (!has_attention(s)) return;
+    auto positive = [](int v, const char* field) {
+        if (v <= 0) throw std::runtime_error(std::string("spec.") + field + " must be a positive integer, got " + std::to_string(v));
+    };
+    positive(s.attn_heads, "attnHeads");
+    positive(s.attn_heads_kv, "attnHeadsKv");
+    positive(s.attn_head_dim, "attnHeadDim");
+    if (s.attn_heads % s.attn_heads_kv != 0)
+        throw std::runtime_error("spec.attnHeads (" + std::to_string(s.attn_heads) + ") must be a multiple of spec.attnHeadsKv (" +
+                                 std::to_string(s.attn_heads_kv) + ")");
+    if (s.attn_conv < 0 || s.attn_conv > 8)
+        throw std::runtime_error("spec.attnConv must be in [0, 8], got " + std::to_string(s.attn_conv));
+    if (s.attn_rotary_dim < 0 || s.attn_rotary_dim % 2 != 0 || s.attn_rotary_dim > s.attn_head_dim)
+        throw std::runtime_error("spec.attnRotaryDim must be even and in [0, attnHeadDim = " + std::to_string(s.attn_head_dim) +
+                                 "], got " + std::to_string(s.attn_rotary_dim));
+    if (s.attn_rotary_dim > 0 && !(s.attn_rotary_base > 0.0 && std::isfinite(s.attn_rotary_base)))
+        throw std::runtime_error("spec.attnRotaryBase must be a positive finite number");
+    if (s.attn_mlp_dim < 0 || s.attn_mlp_dim % 2 != 0)
+        throw std::runtime_error("spec.attnMlpDim must be an even non-negative integer (up | gate halves), got " +
+                                 std::to_string(s.attn_mlp_dim));
+    if (!(s.attn_softmax_scale > 0.0 && std::isfinite(s.attn_softmax_scale)))
+        throw std::runtime_error("spec.attnSoftmaxScale must be a positive finite number");
+    const int64_t qkv = int64_t(s.attn_head_dim) * (s.attn_heads + 2 * int64_t(s.attn_heads_kv));
+    if (qkv + s.attn_mlp_dim > (int64_t(1) << 30))
+        throw std::runtime_error("spec: attnHeadDim × (attnHeads + 2·attnHeadsKv) + attnMlpDim is too large");
 }
 
 std::map<std::string, ExpectedTensor> expected_tensors(const ModelSpec& s) {
@@ -183,9 +240,27 @@ std::map<std::string, ExpectedTensor> expected_tensors(const ModelSpec& s) {
     m["backbone.embedding.weight"] = {{V, D}, false};
     m["backbone.norm_f.weight"] = {{D}, false};
     m["lm_head.weight"] = {{V, D}, true};
+    const AttentionDims a = attention_dims(s);
     for (int i = 0; i < s.n_layer; i++) {
         const std::string p = "backbone.layers." + std::to_string(i) + ".";
         m[p + "norm.weight"] = {{D}, false};
+        if (s.d_intermediate > 0) {
+            const int64_t dI = s.d_intermediate;
+            m[p + "norm2.weight"] = {{D}, false};
+            m[p + "mlp.fc1.weight"] = {{2 * dI, D}, false};
+            m[p + "mlp.fc2.weight"] = {{D, dI}, false};
+        }
+        if (s.layer_kinds[size_t(i)] == kAttentionLayer) {
+            m[p + "mixer.in_proj.weight"] = {{a.in_rows, D}, false};
+            m[p + "mixer.out_proj.weight"] = {{D, a.ctx}, false};
+            if (s.attn_qkv_bias) m[p + "mixer.in_proj.bias"] = {{a.in_rows}, false};
+            if (s.attn_out_bias) m[p + "mixer.out_proj.bias"] = {{D}, false};
+            if (a.K > 0) {
+                m[p + "mixer.conv1d.weight"] = {{a.qkv, 1, a.K}, false};
+                m[p + "mixer.conv1d.bias"] = {{a.qkv}, false};
+            }
+            continue;
+        }
         int64_t in_rows, conv_ch;
         if (s.family == 1) {
             const int64_t R = s.dt_rank;
@@ -223,7 +298,8 @@ WeightStore::WeightStore(const ModelSpec& spec) {
         auto it = expected.find(src.name);
         if (it == expected.end())
             throw std::runtime_error("unexpected tensor " + src.name + " (not a weight of this " +
-                                     (spec.family == 1 ? "Mamba-1" : "Mamba-2") + " configuration)");
+                                     (spec.family == 1 ? "Mamba-1" : "Mamba-2") +
+                                     (has_attention(spec) || spec.d_intermediate > 0 ? " hybrid" : "") + " configuration)");
         if (tensors_.count(src.name)) throw std::runtime_error("tensor " + src.name + " is given twice");
         if (src.shape != it->second.shape)
             throw std::runtime_error("tensor " + src.name + " has shape " + shape_str(src.shape) + ", expected " +

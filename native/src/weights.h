@@ -51,8 +51,29 @@ struct ExpectedTensor {
 std::map<std::string, ExpectedTensor> expected_tensors(const ModelSpec& spec);
 
 // Checks a spec's numbers (positive sizes, family 1 or 2, Mamba-2 head/group divisibility, d_conv ≤ 8,
-// threads ≥ 1); throws std::runtime_error naming the field.
+// threads ≥ 1, and the hybrid fields: validate_hybrid_spec); throws std::runtime_error naming the field.
 void validate_spec(const ModelSpec& spec);
+
+// The hybrid fields: layerKinds (n_layer entries of 0 or 1), dIntermediate ≥ 0 and, with an attention layer,
+// positive head counts with attnHeads a multiple of attnHeadsKv, attnConv in [0, 8], attnRotaryDim even and at
+// most attnHeadDim, attnMlpDim even, a positive finite softmax scale and rotary base.
+void validate_hybrid_spec(const ModelSpec& spec);
+
+// Whether some layer of the spec is attention.
+bool has_attention(const ModelSpec& spec);
+
+// Sizes of an attention layer (mamba_ssm's MHA, modules/mha.py 89-108), from the spec's attn* fields.
+struct AttentionDims {
+    int64_t H = 0, Hkv = 0, hd = 0;  // query heads, key/value heads, head dimension
+    int64_t K = 0;                   // conv taps (0 = no conv)
+    int64_t rd = 0;                  // rotary dimensions (0 = none)
+    int64_t mlp = 0;                 // in-attention MLP rows of in_proj (up | gate)
+    int64_t qkv = 0;                 // hd · (H + 2·Hkv): q | k heads | v heads
+    int64_t in_rows = 0;             // qkv + mlp
+    int64_t ctx = 0;                 // out_proj input: hd · H + mlp / 2
+    int64_t kv_row = 0;              // floats of one token's K and V in one layer: 2 · Hkv · hd
+};
+AttentionDims attention_dims(const ModelSpec& spec);
 
 // All weights of a model, keyed by canonical name.
 class WeightStore {
@@ -77,7 +98,8 @@ private:
     std::map<std::string, Tensor> tensors_;
 };
 
-// Whether a canonical name is a GEMM weight (in_proj, x_proj, dt_proj, out_proj, lm_head, embedding).
+// Whether a canonical name is a GEMM weight (in_proj, x_proj, dt_proj, out_proj, mlp.fc1, mlp.fc2, lm_head,
+// embedding).
 bool is_matrix_weight(const std::string& name);
 
 // Element conversions (exact for bf16/f16 → f32; round to nearest even for f32 → bf16).

@@ -8,14 +8,11 @@
  * end to end through the addon (uploads, N-API and downloads included); median of 3 after 1 warm-up.
  * After the timed calls, one more prefill call runs with MAMBA_EVAL_CUDA_PROFILE=1 (per-phase GPU time to stderr).
  * The same is timed at 256 segments × 128 tokens (8 scored each), the seed bench's second shape.
- * Mamba-1 shapes: prefill is timed (and profiled) once more with MAMBA_EVAL_CUDA_SCAN1=v3, the previous scan
- * kernel, so each run is an A/B of the scan on the same machine.
- * Mamba-2 shapes: prefill is timed (and profiled) once more with MAMBA_EVAL_CUDA_SSD=recurrent, the recurrent scan,
- * and the chunked SSD's log-probs are compared with the recurrent scan's (relative difference), and with the same
- * batch cut into two calls through state slots: cut at 256 tokens (a multiple of the 64-token chunk: must be
- * bit-identical to the uncut call) and at 200 (close, not bit-identical).
+ * Mamba-2 shapes: the chunked SSD's log-probs are compared with the same batch cut into two calls through state
+ * slots: cut at 256 tokens (a multiple of the 64-token chunk: must be bit-identical to the uncut call) and at 200
+ * (close, not bit-identical).
  * Decode: step() for 1 and 64 sequences, median per step of 20 / 10 after 3 warm-ups (eager, graph capture, replay),
- * logits downloaded each step; once with CUDA graphs (the default) and once without (MAMBA_EVAL_CUDA_GRAPHS=0).
+ * logits downloaded each step.
  * The table relates prefill to the bf16 matmul rate and decode to the copy-bandwidth bound, both measured in the
  * same run by ceilings.py, and projects Table-3 time from 4.30M token-steps (lm-eval's way) and 2.40M (prefix tree).
  */
@@ -39,17 +36,11 @@ interface BenchResult {
     prefillTokens: number;
     prefillScoredRows: number;
     prefillSeconds: number;
-    prefillV3ScanSeconds?: number;
-    prefillRecurrentSsdSeconds?: number;
-    prefillSsdTwoBlocksSeconds?: number;
-    ssdVsRecurrentMaxRel?: number;
     ssdCut256Identical?: boolean;
     ssdCut200MaxRel?: number;
     prefillShortSeconds?: number;
     decode1Seconds: number;
     decode64Seconds: number;
-    decode1EagerSeconds?: number;
-    decode64EagerSeconds?: number;
     layerGemmParams: number;
     dModel: number;
     vocab: number;
@@ -100,23 +91,9 @@ const maxRel = (a: Float64Array, b: Float64Array): number => {
     return worst;
 };
 
-/**
- * Mamba-2: the chunked SSD against the recurrent scan on the same batch (time, profile, log-prob agreement), and the
- * batch cut into two calls through state slots at `cut` tokens, compared with the uncut SSD call.
- */
+/** Mamba-2: the batch cut into two calls through state slots at `cut` tokens, compared with the uncut SSD call. */
 async function ssdChecks(model: NativeBackend, batch: ReturnType<typeof prefillBatch>) {
     const uncut = await model.score(batch);
-    process.env.MAMBA_EVAL_CUDA_SSD_OCC = "2";
-    const prefillSsdTwoBlocksSeconds = await timeIt(3, 1, () => model.score(batch));
-    delete process.env.MAMBA_EVAL_CUDA_SSD_OCC;
-    process.env.MAMBA_EVAL_CUDA_SSD = "recurrent";
-    const prefillRecurrentSsdSeconds = await timeIt(3, 1, () => model.score(batch));
-    const recurrent = await model.score(batch);
-    process.env.MAMBA_EVAL_CUDA_PROFILE = "1";
-    console.error("(recurrent Mamba-2 scan)");
-    await model.score(batch);
-    delete process.env.MAMBA_EVAL_CUDA_PROFILE;
-    delete process.env.MAMBA_EVAL_CUDA_SSD;
 
     const cutRun = async (cut: number): Promise<Float64Array> => {
         const n = SEGMENTS, L = SEGMENT_TOKENS;
@@ -142,9 +119,6 @@ async function ssdChecks(model: NativeBackend, batch: ReturnType<typeof prefillB
     const cut256 = await cutRun(256);
     const cut200 = await cutRun(200);
     return {
-        prefillRecurrentSsdSeconds,
-        prefillSsdTwoBlocksSeconds,
-        ssdVsRecurrentMaxRel: maxRel(uncut.logprobs, recurrent.logprobs),
         ssdCut256Identical: cut256.every((v, i) => Object.is(v, uncut.logprobs[i])),
         ssdCut200MaxRel: maxRel(cut200, uncut.logprobs),
     };
@@ -176,18 +150,8 @@ async function runOne(dir: string, name: string, outJsonl: string): Promise<void
     process.env.MAMBA_EVAL_CUDA_PROFILE = "1";
     await model.score(batch);
     delete process.env.MAMBA_EVAL_CUDA_PROFILE;
-    let prefillV3ScanSeconds: number | undefined;
-    if (shape.family === 1) {
-        process.env.MAMBA_EVAL_CUDA_SCAN1 = "v3";
-        prefillV3ScanSeconds = await timeIt(3, 1, () => model.score(batch));
-        process.env.MAMBA_EVAL_CUDA_PROFILE = "1";
-        console.error("(v3 scan)");
-        await model.score(batch);
-        delete process.env.MAMBA_EVAL_CUDA_PROFILE;
-        delete process.env.MAMBA_EVAL_CUDA_SCAN1;
-    }
 
-    let ssd: Pick<BenchResult, "prefillRecurrentSsdSeconds" | "prefillSsdTwoBlocksSeconds" | "ssdVsRecurrentMaxRel" | "ssdCut256Identical" | "ssdCut200MaxRel"> = {};
+    let ssd: Pick<BenchResult, "ssdCut256Identical" | "ssdCut200MaxRel"> = {};
     if (shape.family === 2) ssd = await ssdChecks(model, batch);
 
     const decode = async (n: number, reps: number): Promise<number> => {
@@ -197,10 +161,6 @@ async function runOne(dir: string, name: string, outJsonl: string): Promise<void
     };
     const decode1Seconds = await decode(1, 20);
     const decode64Seconds = await decode(64, 10);
-    process.env.MAMBA_EVAL_CUDA_GRAPHS = "0";
-    const decode1EagerSeconds = await decode(1, 20);
-    const decode64EagerSeconds = await decode(64, 10);
-    delete process.env.MAMBA_EVAL_CUDA_GRAPHS;
     // Per-phase GPU time of one decode step at 1 and 64 sequences (the profiler runs step() eagerly).
     process.env.MAMBA_EVAL_CUDA_PROFILE = "1";
     console.error("(decode step, 1 and 64 sequences)");
@@ -211,21 +171,16 @@ async function runOne(dir: string, name: string, outJsonl: string): Promise<void
 
     const result: BenchResult = {
         name, isa: info.isa, weightBytes: info.weightBytes, stateBytes: (info.convStateFloats + info.ssmStateFloats) * 4,
-        prefillTokens: T, prefillScoredRows: scoreRows.length, prefillSeconds, prefillV3ScanSeconds, prefillShortSeconds, decode1Seconds, decode64Seconds,
-        decode1EagerSeconds, decode64EagerSeconds, ...ssd, layerGemmParams: shape.layerGemmParams, dModel: shape.dModel, vocab: shape.vocab,
+        prefillTokens: T, prefillScoredRows: scoreRows.length, prefillSeconds, prefillShortSeconds, decode1Seconds, decode64Seconds,
+        ...ssd, layerGemmParams: shape.layerGemmParams, dModel: shape.dModel, vocab: shape.vocab,
     };
     await appendFile(outJsonl, `${JSON.stringify(result)}\n`);
-    const v3 = prefillV3ScanSeconds !== undefined ? ` (v3 scan: ${(T / prefillV3ScanSeconds).toFixed(0)})`
-        : ssd.prefillRecurrentSsdSeconds !== undefined
-            ? ` (recurrent scan: ${(T / ssd.prefillRecurrentSsdSeconds).toFixed(0)}; SSD 2 blocks/SM: ` +
-              `${(T / (ssd.prefillSsdTwoBlocksSeconds ?? Number.NaN)).toFixed(0)}; SSD vs recurrent log-probs max rel ` +
-              `${ssd.ssdVsRecurrentMaxRel?.toExponential(2)}; cut at 256 bit-identical: ${ssd.ssdCut256Identical}; ` +
-              `cut at 200 max rel ${ssd.ssdCut200MaxRel?.toExponential(2)})`
-            : "";
-    console.log(`bench ${name}: load ${loadSeconds.toFixed(1)} s, prefill ${(T / prefillSeconds).toFixed(0)} tok/s${v3}, ` +
+    const cuts = ssd.ssdCut256Identical !== undefined
+        ? ` (SSD cut at 256 bit-identical: ${ssd.ssdCut256Identical}; cut at 200 max rel ${ssd.ssdCut200MaxRel?.toExponential(2)})`
+        : "";
+    console.log(`bench ${name}: load ${loadSeconds.toFixed(1)} s, prefill ${(T / prefillSeconds).toFixed(0)} tok/s${cuts}, ` +
         `256×128: ${(T / prefillShortSeconds).toFixed(0)} tok/s, ` +
-        `decode B=1 ${(1 / decode1Seconds).toFixed(0)} tok/s, B=64 ${(64 / decode64Seconds).toFixed(0)} tok/s ` +
-        `(no graphs: ${(1 / decode1EagerSeconds).toFixed(0)}, ${(64 / decode64EagerSeconds).toFixed(0)})`);
+        `decode B=1 ${(1 / decode1Seconds).toFixed(0)} tok/s, B=64 ${(64 / decode64Seconds).toFixed(0)} tok/s`);
 }
 
 async function table(outJsonl: string, ceilingsJson: string): Promise<void> {
@@ -233,7 +188,7 @@ async function table(outJsonl: string, ceilingsJson: string): Promise<void> {
     const results = (await readFile(outJsonl, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as BenchResult);
     console.log(`${ceilings.gpu}: bf16 matmul 8192³ ${ceilings.bf16_matmul_tflops.toFixed(0)} TFLOP/s, ` +
         `copy ${ceilings.copy_gbps.toFixed(0)} GB/s (read + write)`);
-    console.log("| shape | prefill tok/s [v3 scan / recurrent Mamba-2 scan] | 256×128 tok/s | % of bf16 matmul | decode B=1 tok/s (bound) [no graphs] | decode B=64 tok/s (bound) [no graphs] | Table 3 (4.30M) | Table 3 (2.40M) |");
+    console.log("| shape | prefill tok/s | 256×128 tok/s | % of bf16 matmul | decode B=1 tok/s (bound) | decode B=64 tok/s (bound) | Table 3 (4.30M) | Table 3 (2.40M) |");
     console.log("|---|---|---|---|---|---|---|---|");
     let total = 0;
     let totalTree = 0;
@@ -243,17 +198,13 @@ async function table(outJsonl: string, ceilingsJson: string): Promise<void> {
         const fraction = flops / r.prefillSeconds / (ceilings.bf16_matmul_tflops * 1e12);
         const bw = ceilings.copy_gbps * 1e9;
         const bound = (b: number): number => (b * bw) / (r.weightBytes + 2 * b * r.stateBytes);
-        const eager = (b: number, s: number | undefined): string => (s === undefined ? "" : ` [${(b / s).toFixed(0)}]`);
         if (r.name.startsWith("mamba-")) {
             total += TABLE3_TOKEN_STEPS / prefill;
             totalTree += TABLE3_TOKEN_STEPS_PREFIX_TREE / prefill;
         }
-        const old = r.prefillV3ScanSeconds ?? r.prefillRecurrentSsdSeconds;
-        const v3 = old === undefined ? "" : ` [${(r.prefillTokens / old).toFixed(0)}]`;
         const short = r.prefillShortSeconds === undefined ? "" : (r.prefillTokens / r.prefillShortSeconds).toFixed(0);
-        console.log(`| ${r.name} | ${prefill.toFixed(0)}${v3} | ${short} | ${(100 * fraction).toFixed(1)}% | ${(1 / r.decode1Seconds).toFixed(0)} ` +
-            `(${bound(1).toFixed(0)})${eager(1, r.decode1EagerSeconds)} | ${(64 / r.decode64Seconds).toFixed(0)} ` +
-            `(${bound(64).toFixed(0)})${eager(64, r.decode64EagerSeconds)} | ` +
+        console.log(`| ${r.name} | ${prefill.toFixed(0)} | ${short} | ${(100 * fraction).toFixed(1)}% | ${(1 / r.decode1Seconds).toFixed(0)} ` +
+            `(${bound(1).toFixed(0)}) | ${(64 / r.decode64Seconds).toFixed(0)} (${bound(64).toFixed(0)}) | ` +
             `${(TABLE3_TOKEN_STEPS / prefill).toFixed(0)} s | ${(TABLE3_TOKEN_STEPS_PREFIX_TREE / prefill).toFixed(0)} s |`);
     }
     console.log(`| Mamba-1 sizes benched, together | | | | | | ${total.toFixed(0)} s | ${totalTree.toFixed(0)} s |`);

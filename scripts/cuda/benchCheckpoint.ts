@@ -23,5 +23,10 @@ export async function readBenchCheckpoint(dir: string): Promise<{ shape: BenchSh
         tieEmbeddings: true, threads: 1, weightType: "bf16",
         tensors: await readSafetensorsHeader(path.join(dir, "model.safetensors")),
     };
+    // Attention checkpoints: the hybrid fields as shape.json has them.
+    for (const key of ["layerKinds", "attnHeads", "attnHeadsKv", "attnHeadDim", "attnConv", "attnRotaryDim", "attnRotaryBase",
+        "attnQkvBias", "attnOutBias", "attnMlpDim", "attnSoftmaxScale", "dIntermediate"] as const) {
+        if (shape[key] !== undefined) Object.assign(spec, { [key]: shape[key] });
+    }
     return { shape, spec };
 }

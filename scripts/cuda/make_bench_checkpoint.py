@@ -4,7 +4,8 @@
     python3 make_bench_checkpoint.py NAME OUT_DIR
 
 NAME is a key of SHAPES: the five Mamba-1 sizes mamba-130m … mamba-2.8b, the Mamba-2 sizes mamba2-130m …
-mamba2-2.7b, or tiny-mamba1 / tiny-mamba2 (two layers, for dry runs on the CPU). OUT_DIR/model.safetensors gets
+mamba2-2.7b, the attention checkpoints transformerpp-2.7b and mamba2attn-2.7b, or tiny-mamba1 / tiny-mamba2 (two
+layers, for dry runs on the CPU). OUT_DIR/model.safetensors gets
 canonical (mamba_ssm) tensor names; OUT_DIR/config.json the mamba_ssm config of that shape, so OUT_DIR is a
 checkpoint folder the CLI loads (`mamba-eval --model OUT_DIR`); OUT_DIR/shape.json the NativeModelSpec numbers
 (bench.ts). Weights are drawn with a fixed seed, scaled like an initialised model (so activations stay finite),
@@ -33,6 +34,13 @@ SHAPES = {
     "mamba2-2.7b": dict(family=2, d_model=2560, n_layer=64, d_state=128, head_dim=64),
     "tiny-mamba1": dict(family=1, d_model=64, n_layer=2, d_state=16, head_dim=0),
     "tiny-mamba2": dict(family=2, d_model=64, n_layer=2, d_state=16, head_dim=16),
+    # The attention checkpoints (state-spaces configs; shared/spec/hybrid-semantics.md): attention layers, their
+    # attn_cfg, and GatedMLP hidden size (0: none).
+    "transformerpp-2.7b": dict(family=2, d_model=2560, n_layer=32, d_state=128, head_dim=64, attn_layers=list(range(32)),
+                               attn=dict(num_heads=32, head_dim=80, rotary_emb_dim=40, d_conv=0), d_intermediate=6912),
+    "mamba2attn-2.7b": dict(family=2, d_model=2560, n_layer=64, d_state=128, head_dim=64,
+                            attn_layers=[9, 18, 27, 36, 45, 56],
+                            attn=dict(num_heads=30, head_dim=128, rotary_emb_dim=64, d_conv=4), d_intermediate=0),
 }
 VOCAB_UNPADDED = 50277
 PAD_VOCAB_MULTIPLE = 8
@@ -45,9 +53,17 @@ def mamba_ssm_config(s):
     ssm_cfg = {"layer": "Mamba1" if s["family"] == 1 else "Mamba2", "d_state": s["d_state"], "d_conv": D_CONV, "expand": 2}
     if s["family"] == 2:
         ssm_cfg.update(headdim=s["head_dim"], ngroups=1)
-    return {"d_model": s["d_model"], "d_intermediate": 0, "n_layer": s["n_layer"], "vocab_size": VOCAB_UNPADDED,
-            "ssm_cfg": ssm_cfg, "attn_layer_idx": [], "attn_cfg": {}, "rms_norm": True, "residual_in_fp32": True,
-            "fused_add_norm": True, "pad_vocab_size_multiple": PAD_VOCAB_MULTIPLE, "tie_embeddings": True}
+    attn_cfg = {}
+    if s.get("attn_layers"):
+        a = s["attn"]
+        attn_cfg = {"causal": True, "head_dim": a["head_dim"], "num_heads": a["num_heads"], "out_proj_bias": False,
+                    "qkv_proj_bias": False, "rotary_emb_dim": a["rotary_emb_dim"]}
+        if a["d_conv"]:
+            attn_cfg["d_conv"] = a["d_conv"]
+    return {"d_model": s["d_model"], "d_intermediate": s.get("d_intermediate", 0), "n_layer": s["n_layer"],
+            "vocab_size": VOCAB_UNPADDED, "ssm_cfg": ssm_cfg, "attn_layer_idx": s.get("attn_layers", []), "attn_cfg": attn_cfg,
+            "rms_norm": True, "residual_in_fp32": True, "fused_add_norm": True, "pad_vocab_size_multiple": PAD_VOCAB_MULTIPLE,
+            "tie_embeddings": True}
 
 
 def main() -> int:
@@ -76,9 +92,25 @@ def main() -> int:
 
     t = {"backbone.embedding.weight": randn(VOCAB, D, scale=0.02),
          "backbone.norm_f.weight": torch.ones(D, dtype=bf16, device=device)}
+    attn_layers = set(s.get("attn_layers", []))
+    a = s.get("attn", {})
+    dI = -(-s.get("d_intermediate", 0) // 128) * 128  # GatedMLP rounds its hidden size up to a multiple of 128
+    hd, AH = a.get("head_dim", 0), a.get("num_heads", 0)
+    qkv = hd * 3 * AH  # num_heads_kv unset: as many K/V heads as query heads
     for i in range(L):
         p = f"backbone.layers.{i}."
         t[p + "norm.weight"] = torch.ones(D, dtype=bf16, device=device)
+        if dI:
+            t[p + "norm2.weight"] = torch.ones(D, dtype=bf16, device=device)
+            t[p + "mlp.fc1.weight"] = randn(2 * dI, D, scale=1 / math.sqrt(D))
+            t[p + "mlp.fc2.weight"] = randn(D, dI, scale=1 / math.sqrt(dI) / math.sqrt(L))
+        if i in attn_layers:
+            t[p + "mixer.in_proj.weight"] = randn(qkv, D, scale=1 / math.sqrt(D))
+            if a["d_conv"]:
+                t[p + "mixer.conv1d.weight"] = randn(qkv, 1, a["d_conv"], scale=0.5)
+                t[p + "mixer.conv1d.bias"] = randn(qkv, scale=0.1)
+            t[p + "mixer.out_proj.weight"] = randn(D, hd * AH, scale=1 / math.sqrt(hd * AH) / math.sqrt(L))
+            continue
         t[p + "mixer.D"] = torch.ones(E if s["family"] == 1 else H, dtype=bf16, device=device)
         t[p + "mixer.out_proj.weight"] = randn(D, E, scale=1 / math.sqrt(E) / math.sqrt(L))
         dt = torch.exp(uniform(math.log(1e-3), math.log(1e-1), E if s["family"] == 1 else H))
@@ -103,7 +135,12 @@ def main() -> int:
     spec = dict(family=s["family"], dModel=D, nLayer=L, vocab=VOCAB, dState=N, dConv=D_CONV, dInner=E,
                 dtRank=R if s["family"] == 1 else 0, nHeads=H, headDim=s["head_dim"], nGroups=G if s["family"] == 2 else 0,
                 params=sum(v.numel() for v in t.values()),
-                layerGemmParams=sum(v.numel() for k, v in t.items() if k.endswith("proj.weight")))
+                layerGemmParams=sum(v.numel() for k, v in t.items() if k.endswith(("proj.weight", "fc1.weight", "fc2.weight"))))
+    if attn_layers or dI:  # the NativeModelSpec's hybrid fields (addonTypes.ts)
+        spec.update(layerKinds=[1 if i in attn_layers else 0 for i in range(L)], attnHeads=AH, attnHeadsKv=AH, attnHeadDim=hd,
+                    attnConv=a.get("d_conv", 0), attnRotaryDim=a.get("rotary_emb_dim", 0), attnRotaryBase=10000.0,
+                    attnQkvBias=False, attnOutBias=False, attnMlpDim=0,
+                    attnSoftmaxScale=1 / math.sqrt(hd) if hd else 1.0, dIntermediate=dI)
     with open(os.path.join(out_dir, "shape.json"), "w") as f:
         json.dump(spec, f)
     with open(os.path.join(out_dir, "config.json"), "w") as f:

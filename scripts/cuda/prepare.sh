@@ -18,7 +18,7 @@ if [ ! -f .node-bin/node.xz ]; then
     xz -T2 -6 -c "$work/package/bin/node" > .node-bin/node.xz
     rm -rf "$work"
 fi
-for program in check bench compareSamples; do
+for program in check bench compareSamples abOutputs; do
     npx esbuild "scripts/cuda/$program.ts" --bundle --platform=node --format=esm --target=node20 \
         --outfile=".node-bin/$program.mjs" --log-level=warning
 done

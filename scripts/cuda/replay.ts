@@ -6,14 +6,15 @@
  *
  * The six tasks' requests are built and tokenised exactly as the CLI does, and the prefix-tree scheduler plans them
  * against a recording engine (the GPU's tokens per call and state budget, as `--batch_size auto`); then the first
- * REPLAY_CALLS calls (default 16, with the slot frees between them) run on the checkpoint through the addon, once per variant, alternating:
- * the default kernels, and those picked by REPLAY_AB's environment (default MAMBA_EVAL_CUDA_SCAN_ORDER=levels: one scan
- * launch per level instead of the queued scan; MAMBA_EVAL_CUDA_SCAN1=v3: the Mamba-1 register kernel, one launch per level). Per variant: wall seconds (best of 2 after a warm-up), token-steps/s, and the log-probs
- * compared bit for bit with the first variant's. Three calls of each variant then run with MAMBA_EVAL_CUDA_PROFILE=1
- * (per-phase GPU time, segments and levels on stderr). These calls are what the end-to-end run spends its GPU time on;
- * the 64 × 512 bench call has one level of equal segments. REPLAY_DRY=1 only records the calls (no GPU, for a check here).
+ * REPLAY_CALLS calls (default 16, with the slot frees between them) run on the checkpoint through the addon: wall
+ * seconds (best of 2 after a warm-up) and token-steps/s; then three calls with MAMBA_EVAL_CUDA_PROFILE=1 (per-phase GPU
+ * time, segments and levels on stderr). These calls are what the end-to-end run spends its GPU time on; the 64 × 512
+ * bench call has one level of equal segments. An A/B of two builds of the addon: REPLAY_LOGPROBS=FILE writes the
+ * log-probs (float64) there, REPLAY_COMPARE=FILE counts the log-probs that differ bit for bit from such a file (run
+ * once per build, MAMBA_EVAL_ADDON naming the other build). REPLAY_DRY=1 only records the calls (no GPU, for a check
+ * here).
  */
-import { appendFile } from "node:fs/promises";
+import { appendFile, readFile, writeFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import { NativeBackend } from "../../src/backend/NativeBackend.js";
 import type { ScoreBatch, ScoreOutput } from "../../src/addon/addonTypes.js";
@@ -28,29 +29,6 @@ import { resolveTaskNames } from "../../src/tasks/registry.js";
 import { TABLE3_TASKS } from "../../src/report/table3Workflow.js";
 
 type Event = { kind: "score"; batch: ScoreBatch } | { kind: "free"; slot: number };
-
-/** The B side of the A/B: REPLAY_AB="NAME=VALUE[,NAME=VALUE…]" (default: one scan launch per level). */
-function variantB(spec: string): { name: string; env: Record<string, string> } {
-    const env: Record<string, string> = {};
-    for (const pair of spec.split(",")) {
-        const eq = pair.indexOf("=");
-        if (eq <= 0) throw new Error(`REPLAY_AB: expected NAME=VALUE[,NAME=VALUE…], got ${JSON.stringify(spec)}`);
-        env[pair.slice(0, eq)] = pair.slice(eq + 1);
-    }
-    return { name: spec, env };
-}
-
-const VARIANTS: Array<{ name: string; env: Record<string, string> }> = [
-    { name: "default", env: {} },
-    variantB(process.env.REPLAY_AB ?? "MAMBA_EVAL_CUDA_SCAN_ORDER=levels"),
-];
-
-function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-    for (const [k, v] of Object.entries(env)) process.env[k] = v;
-    return fn().finally(() => {
-        for (const k of Object.keys(env)) delete process.env[k];
-    });
-}
 
 /** The scheduler's calls and frees for the six tasks, recorded without a model. */
 async function recordCalls(dataDir: string, tokenizerFile: string, maxSlots: number): Promise<Event[]> {
@@ -128,32 +106,30 @@ async function main(): Promise<void> {
         const calls = events.filter((e) => e.kind === "score").length;
         const totalCalls = all.filter((e) => e.kind === "score").length;
         await replay(model, firstCalls(events, 5));  // warm-up: scratch buffers, cuBLASLt plans, state pool
-        const best = new Map<string, number>();
-        const first = new Map<string, number[]>();
-        let tokens = 0;
-        for (let rep = 0; rep < 2; rep++) {
-            for (const v of VARIANTS) {
-                const r = await withEnv(v.env, () => replay(model, events));
-                best.set(v.name, Math.min(best.get(v.name) ?? Infinity, r.seconds));
-                if (!first.has(v.name)) first.set(v.name, r.logprobs);
-                tokens = r.tokens;
-            }
+        const first = await replay(model, events);
+        const second = await replay(model, events);
+        const seconds = Math.min(first.seconds, second.seconds);
+        const logprobs = Float64Array.from(first.logprobs);
+        const result: Record<string, unknown> = {
+            name, calls, totalCalls, tokens: first.tokens, recordSeconds, maxSlots, seconds,
+            tokPerS: Math.round(first.tokens / seconds),
+        };
+        if (process.env.REPLAY_LOGPROBS) await writeFile(process.env.REPLAY_LOGPROBS, new Uint8Array(logprobs.buffer));
+        let compared = "";
+        if (process.env.REPLAY_COMPARE) {
+            const bytes = await readFile(process.env.REPLAY_COMPARE);
+            const other = new Float64Array(bytes.buffer, bytes.byteOffset, Math.floor(bytes.byteLength / 8));
+            let mismatches = Math.abs(other.length - logprobs.length);
+            for (let i = 0; i < Math.min(other.length, logprobs.length); i++) if (!Object.is(other[i], logprobs[i])) mismatches++;
+            result.mismatchesVsCompare = mismatches;
+            compared = `, log-probs differing from ${process.env.REPLAY_COMPARE}: ${mismatches}`;
         }
-        const base = first.get(VARIANTS[0]!.name)!;
-        const result: Record<string, unknown> = { name, calls, totalCalls, tokens, recordSeconds, maxSlots };
-        for (const v of VARIANTS) {
-            const lp = first.get(v.name)!;
-            let mismatches = lp.length === base.length ? 0 : Math.abs(lp.length - base.length);
-            for (let i = 0; i < Math.min(lp.length, base.length); i++) if (!Object.is(lp[i], base[i])) mismatches++;
-            const seconds = best.get(v.name)!;
-            result[v.name] = { seconds, tokPerS: Math.round(tokens / seconds), mismatchesVsFirst: mismatches };
-            console.log(`replay ${name} ${v.name}: ${calls} calls, ${tokens} tokens, ${seconds.toFixed(3)} s, ` +
-                `${Math.round(tokens / seconds)} tok/s, log-probs differing from ${VARIANTS[0]!.name}: ${mismatches}`);
-        }
-        for (const v of VARIANTS) {
-            console.error(`(replay profile: ${v.name})`);
-            await withEnv({ ...v.env, MAMBA_EVAL_CUDA_PROFILE: "1" }, () => replay(model, firstCalls(events, 3)));
-        }
+        console.log(`replay ${name}: ${calls} calls, ${first.tokens} tokens, ${seconds.toFixed(3)} s, ` +
+            `${Math.round(first.tokens / seconds)} tok/s${compared}`);
+        console.error("(replay profile)");
+        process.env.MAMBA_EVAL_CUDA_PROFILE = "1";
+        await replay(model, firstCalls(events, 3));
+        delete process.env.MAMBA_EVAL_CUDA_PROFILE;
         await appendFile(outJsonl, JSON.stringify(result) + "\n");
     } finally {
         model.dispose();

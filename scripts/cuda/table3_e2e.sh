@@ -29,9 +29,8 @@
 #                query is the derived context line: token counts ≈ the real ones; accuracies mean nothing anyway)
 #   E2E_MODE     runs (default): one `mamba-eval run` process per model (lm-eval's way); table3: one `mamba-eval table3
 #                --models …` process for all of them (the table's rows are its per-model parts; load s not measured)
-#   E2E_REPLAY   names of SHAPES whose real Table-3 calls are replayed first (scripts/cuda/replay.ts: the default kernels
-#                against REPLAY_AB's environment, default MAMBA_EVAL_CUDA_SCAN_ORDER=levels; profiles; $OUT/replay.log);
-#                default none
+#   E2E_REPLAY   names of SHAPES whose real Table-3 calls are replayed first (scripts/cuda/replay.ts: timings, profiles;
+#                REPLAY_LOGPROBS / REPLAY_COMPARE for an A/B of two builds; $OUT/replay.log); default none
 #   SEED_DIR     folder holding mamba_ssm/ (default .device/seed when it exists; "" skips the seed);
 #                SEED_SIZES the Mamba-2 sizes it times (default all five; see seed_bench.py); SEED_TIMEOUT (200 s)
 #   OUT          what comes back (default /tmp/mamba-eval-e2e): e2e.md, e2e.jsonl, runs.log, results.tar.gz,
@@ -129,7 +128,7 @@ print(f"hellaswag: timing-only {sys.argv[2]} from the derived text ({len(lines) 
 PY
 fi
 
-# Replays of real Table-3 calls (scripts/cuda/replay.ts): the default kernels against REPLAY_AB's, per model.
+# Replays of real Table-3 calls (scripts/cuda/replay.ts), per model.
 if [ -n "$E2E_REPLAY" ] && [ "$E2E_DEVICE" = cuda ]; then
     rm -f "$WORK/replay.jsonl"
     for model in $E2E_REPLAY; do

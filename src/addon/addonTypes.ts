@@ -46,6 +46,31 @@ export interface NativeModelSpec {
     convBias: boolean;
     projBias: boolean;
     tieEmbeddings: boolean;
+    /**
+     * Hybrid models (mamba_ssm's attn_layer_idx / attn_cfg / d_intermediate). Absent means a pure Mamba model: every
+     * layer a Mamba mixer of `family`, no GatedMLP. Every default is resolved here, in TypeScript; the addon only
+     * checks shapes and refuses what it cannot compute.
+     *
+     * One entry per layer: 0 = the Mamba mixer of `family`, 1 = attention (MHA).
+     */
+    layerKinds?: number[];
+    /** Attention: query heads H, key/value heads Hkv (H a multiple of Hkv), head dimension hd. */
+    attnHeads?: number;
+    attnHeadsKv?: number;
+    attnHeadDim?: number;
+    /** Taps of the causal depthwise conv over q, k, v (with bias, no activation); 0 = none. */
+    attnConv?: number;
+    /** Rotary dimensions at the start of each q and k head (GPT-NeoX halves); 0 = none. */
+    attnRotaryDim?: number;
+    attnRotaryBase?: number;
+    attnQkvBias?: boolean;
+    attnOutBias?: boolean;
+    /** In-attention MLP rows of in_proj (already rounded up to 256; halves up | gate); 0 = none. */
+    attnMlpDim?: number;
+    /** Scale of q·k (softmax_scale, or 1/sqrt(head_dim)). */
+    attnSoftmaxScale?: number;
+    /** GatedMLP hidden size after every mixer (already rounded up to 128); 0 = no MLP and no norm2. */
+    dIntermediate?: number;
     /** Worker threads of the CPU backend (ignored by cuda). */
     threads: number;
     /** How weights are held for compute: "f32" (exact) or "bf16" (half the bytes; activations stay f32). */
@@ -61,6 +86,11 @@ export interface NativeModelSpec {
  * A segment starts from a saved state (or from zeros) and can save its final state ("the state after
  * its last token"). A segment may start from a slot that an earlier segment of the same call saves:
  * segments run in order, so a prefix and its branches can go in one call.
+ *
+ * With attention layers a state also holds the K and V rows of every token since the zero state (see
+ * StateSnapshot.kv), kept as a chain of blocks shared between slots: saving a segment's final state makes a block
+ * of that segment's own rows whose parent is the chain it started from (ancestors are never copied). A row's rotary
+ * position is the length of the chain its segment started from plus its index in the segment.
  */
 export interface ScoreBatch {
     /** Packed token ids, segment after segment. Every id must be in [0, vocab). */
@@ -92,6 +122,12 @@ export interface ScoreOutput {
 export interface StateSnapshot {
     conv: Float32Array;
     ssm: Float32Array;
+    /**
+     * Attention layers' K and V rows of every token of the sequence so far: tokens × kvFloatsPerToken floats,
+     * laid out [token][attention layer][K then V][Hkv][hd], K after rotary. Empty for a pure Mamba model (and may
+     * be left out when importing one).
+     */
+    kv?: Float32Array;
 }
 
 export interface NativeModelInfo {
@@ -101,6 +137,12 @@ export interface NativeModelInfo {
     /** Floats of one state: conv part and SSM part. */
     convStateFloats: number;
     ssmStateFloats: number;
+    /**
+     * Floats a state holds per token of its sequence: 2 × Hkv × hd × the number of attention layers (0 for a pure
+     * Mamba model). A slot's state takes (convStateFloats + ssmStateFloats + kvFloatsPerToken × tokens) floats at
+     * most (chains are shared between slots, so usually less).
+     */
+    kvFloatsPerToken: number;
     threads: number;
     /** Instruction set the CPU kernels use, e.g. "avx2+fma", or the GPU name. */
     isa: string;

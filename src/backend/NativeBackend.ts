@@ -36,9 +36,31 @@ export function nativeSpecFromCheckpoint(checkpoint: Checkpoint, options: Backen
         convBias: c.convBias,
         projBias: c.projBias,
         tieEmbeddings: c.tieEmbeddings,
+        ...hybridSpec(c),
         threads,
         weightType: options.weightType ?? "f32",
         tensors: checkpoint.tensors,
+    };
+}
+
+/** The spec's hybrid fields (attention layers, GatedMLP); none for a pure Mamba model. */
+function hybridSpec(c: Checkpoint["config"]): Partial<NativeModelSpec> {
+    const a = c.attention;
+    if (!a && !c.dIntermediate) return {};
+    const attention = new Set(a?.layers ?? []);
+    return {
+        layerKinds: Array.from({ length: c.nLayer }, (_, i) => (attention.has(i) ? 1 : 0)),
+        attnHeads: a?.nHeads ?? 0,
+        attnHeadsKv: a?.nHeadsKv ?? 0,
+        attnHeadDim: a?.headDim ?? 0,
+        attnConv: a?.dConv ?? 0,
+        attnRotaryDim: a?.rotaryDim ?? 0,
+        attnRotaryBase: a?.rotaryBase ?? 10000,
+        attnQkvBias: a?.qkvBias ?? false,
+        attnOutBias: a?.outBias ?? false,
+        attnMlpDim: a?.mlpDim ?? 0,
+        attnSoftmaxScale: a?.softmaxScale ?? 1,
+        dIntermediate: c.dIntermediate ?? 0,
     };
 }
 

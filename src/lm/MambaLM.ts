@@ -15,7 +15,7 @@ import { MambaEvalError, UsageError } from "../errors.js";
 import type { Backend } from "../backend/Backend.js";
 import { encodePairs, rollingRequests, truncatePair, type TokenRequest } from "./encodePair.js";
 import { DEFAULT_GENERATE_BATCH, DEFAULT_MAX_LENGTH, DEFAULT_STATE_BUDGET_BYTES, DEFAULT_TOKENS_PER_CALL } from "./defaults.js";
-import { scoreTokenRequests, type ScheduleStats } from "./scheduler.js";
+import { scoreTokenRequests, type KvBudget, type ScheduleStats } from "./scheduler.js";
 import type { PrefixTree } from "./prefixTree.js";
 import type {
     GenerateRequest,
@@ -146,13 +146,29 @@ export class MambaLM implements LM {
         return Math.max(2, Math.min(4096, Math.floor(budget / slotBytes)));
     }
 
+    /**
+     * With attention layers a saved state also holds K and V rows for every token of its sequence: the scheduler
+     * then counts each slot's bytes at its depth against the state budget. Undefined for a pure Mamba model.
+     */
+    private kvBudget(): KvBudget | undefined {
+        const info = this.backend.info();
+        if (!(info.kvFloatsPerToken > 0)) return undefined;
+        return {
+            slotBytes: (info.convStateFloats + info.ssmStateFloats) * 4,
+            bytesPerToken: info.kvFloatsPerToken * 4,
+            budgetBytes: this.options.stateBudgetBytes ?? DEFAULT_STATE_BUDGET_BYTES[info.device],
+        };
+    }
+
     /** Scores token requests (already truncated) through the prefix-tree scheduler. */
     async loglikelihoodTokens(requests: readonly TokenRequest[], options: LMCallOptions = {}): Promise<LoglikelihoodResult[]> {
         return this.serial.run(async () => {
             const total = requests.length;
+            const kvBudget = this.kvBudget();
             const out = await scoreTokenRequests(this.backend, requests, {
                 maxTokensPerCall: this.options.maxTokensPerCall ?? DEFAULT_TOKENS_PER_CALL[this.backend.info().device],
                 maxStateSlots: this.maxStateSlots(),
+                ...(kvBudget ? { kvBudget } : {}),
                 share: this.options.share,
                 ...(this.options.memo ? { tree: this.options.memo.prefixTree(requests, this.options.share ?? true) } : {}),
                 signal: options.signal,

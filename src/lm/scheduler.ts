@@ -31,6 +31,12 @@ export interface SchedulerOptions {
     maxTokensPerCall: number;
     /** Most state slots alive at once (memory policy: budget bytes / bytes per state). */
     maxStateSlots: number;
+    /**
+     * Models with attention layers, whose saved states also hold K and V rows for every token of their sequence:
+     * a slot saved at depth d counts slotBytes + bytesPerToken × d (an upper bound: chains share their ancestors'
+     * rows), and the slots alive at once may count at most budgetBytes. Absent: only maxStateSlots limits them.
+     */
+    kvBudget?: KvBudget;
     /** Share common prefixes (default true). false runs every request from the zero state on its own. */
     share?: boolean;
     /**
@@ -43,6 +49,15 @@ export interface SchedulerOptions {
     /** Called after each call with the number of finished requests and tokens run so far. */
     onProgress?: (doneRequests: number, tokensRun: number) => void;
     signal?: AbortSignal;
+}
+
+/** The byte budget of saved states that grow with their sequence (SchedulerOptions.kvBudget). */
+export interface KvBudget {
+    /** Bytes of a state's fixed part (conv and SSM states). */
+    slotBytes: number;
+    /** Bytes per token of the state's sequence (K and V rows of every attention layer). */
+    bytesPerToken: number;
+    budgetBytes: number;
 }
 
 export interface ScheduleStats {
@@ -87,13 +102,22 @@ interface Piece {
 class SlotPool {
     private readonly free: number[] = [];
     private next = 0;
+    /** Bytes counted for each live slot that has any (kvBudget). */
+    private readonly slotBytes = new Map<number, number>();
     live = 0;
     peak = 0;
+    bytes = 0;
 
-    take(): number {
+    /** A slot id, counted as `bytes` bytes until released. */
+    take(bytes = 0): number {
         this.live++;
         this.peak = Math.max(this.peak, this.live);
-        return this.free.length > 0 ? this.free.pop()! : this.next++;
+        const slot = this.free.length > 0 ? this.free.pop()! : this.next++;
+        if (bytes > 0) {
+            this.slotBytes.set(slot, bytes);
+            this.bytes += bytes;
+        }
+        return slot;
     }
 
     /** Makes `slots` available to later take() calls. */
@@ -101,6 +125,11 @@ class SlotPool {
         for (const s of slots) {
             this.free.push(s);
             this.live--;
+            const bytes = this.slotBytes.get(s);
+            if (bytes !== undefined) {
+                this.bytes -= bytes;
+                this.slotBytes.delete(s);
+            }
         }
         // Lowest ids first, so the set of ids in use stays small and deterministic.
         this.free.sort((a, b) => b - a);
@@ -224,13 +253,19 @@ class TreeRun {
             toFree = [];
             await this.submit(call, released);
         };
-        /** A new slot, or -1 when the live-slot budget is spent even after finishing the current call. */
-        const tryTakeSlot = async (): Promise<number> => {
-            if (this.slots.live + 1 > this.maxSlots) {
+        const kv = this.options.kvBudget;
+        /**
+         * A new slot for a state at `depth` tokens, or -1 when the live-slot budget (or the byte budget of states
+         * with K/V rows) is spent even after finishing the current call.
+         */
+        const tryTakeSlot = async (depth: number): Promise<number> => {
+            const bytes = kv ? kv.slotBytes + kv.bytesPerToken * depth : 0;
+            const fits = (): boolean => this.slots.live + 1 <= this.maxSlots && (!kv || this.slots.bytes + bytes <= kv.budgetBytes);
+            if (!fits()) {
                 await flush();
                 await this.drain();
             }
-            return this.slots.live + 1 > this.maxSlots ? -1 : this.slots.take();
+            return fits() ? this.slots.take(bytes) : -1;
         };
         const refs = new Map<number, number>();
         const addRefs = (slot: number, n: number): void => {
@@ -274,12 +309,12 @@ class TreeRun {
                 }
                 let save = -1;
                 if (to < seg.end) {
-                    save = await tryTakeSlot();
+                    save = await tryTakeSlot(to);
                     if (save < 0) to = seg.end; // no slot to chain pieces through: one oversized piece
                     else addRefs(save, 1);
                 }
                 if (to === seg.end && seg.children.length > 0) {
-                    save = await tryTakeSlot();
+                    save = await tryTakeSlot(to);
                     if (save >= 0) {
                         addRefs(save, seg.children.length);
                         this.baseSlot[segId] = save;

@@ -14,7 +14,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
-import type { MambaConfig, MambaFamily } from "./types.js";
+import type { AttentionConfig, MambaConfig, MambaFamily } from "./types.js";
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -37,6 +37,25 @@ const ssmCfgSchema = z.looseObject({
     d_ssm: positiveInt.nullable().optional(),
 });
 
+/**
+ * mamba_ssm's `attn_cfg`: the keyword arguments of MHA (modules/mha.py) besides embed_dim and layer_idx. MHA takes
+ * no others (Python would raise a TypeError), so an unknown key is refused.
+ */
+const attnCfgSchema = z.strictObject({
+    num_heads: positiveInt,
+    num_heads_kv: positiveInt.nullable().optional(),
+    head_dim: positiveInt.nullable().optional(),
+    mlp_dim: nonNegativeInt.optional(),
+    qkv_proj_bias: z.boolean().optional(),
+    out_proj_bias: z.boolean().optional(),
+    softmax_scale: z.number().positive().nullable().optional(),
+    causal: z.boolean().optional(),
+    d_conv: nonNegativeInt.optional(),
+    rotary_emb_dim: nonNegativeInt.optional(),
+    rotary_emb_base: z.number().positive().optional(),
+    rotary_emb_interleaved: z.boolean().optional(),
+});
+
 /** mamba_ssm's MambaConfig dataclass (config_mamba.py). */
 const mambaSsmSchema = z.looseObject({
     d_model: positiveInt,
@@ -45,6 +64,7 @@ const mambaSsmSchema = z.looseObject({
     d_intermediate: nonNegativeInt.optional(),
     ssm_cfg: ssmCfgSchema.nullable().optional(),
     attn_layer_idx: z.array(z.number().int()).nullable().optional(),
+    attn_cfg: z.unknown().optional(),
     rms_norm: z.boolean().optional(),
     residual_in_fp32: z.boolean().optional(),
     fused_add_norm: z.boolean().optional(),
@@ -113,14 +133,74 @@ function mamba2Heads(file: string, dInner: number, headDim: number, nGroups: num
     return nHeads;
 }
 
+/** Rounds `n` up to a multiple of `multiple` (GatedMLP's hidden size, MHA's mlp_dim). */
+function roundUp(n: number, multiple: number): number {
+    return Math.ceil(n / multiple) * multiple;
+}
+
+/**
+ * The attention layers: layer i is MHA(d_model, **attn_cfg) when i is in attn_layer_idx (create_block; indices
+ * outside [0, n_layer) name no layer, as there). Defaults are MHA's own (causal false, both biases true, no conv,
+ * no rotary, base 10000); what the kernels cannot compute is refused naming the field.
+ */
+function attentionConfig(file: string, dModel: number, nLayer: number, layerIdx: readonly number[], cfg: unknown): AttentionConfig | undefined {
+    const layers = [...new Set(layerIdx)].filter((i) => i >= 0 && i < nLayer).sort((a, b) => a - b);
+    if (layers.length === 0) return undefined;
+    const result = attnCfgSchema.safeParse(cfg ?? {});
+    if (!result.success) {
+        const issue = result.error.issues[0];
+        const keys = issue?.code === "unrecognized_keys" ? issue.keys : [];
+        if (keys.length > 0) {
+            refuse(file, `attn_cfg.${keys[0]}`, "is not an argument of mamba_ssm's MHA (expected num_heads, num_heads_kv, head_dim, " +
+                "mlp_dim, qkv_proj_bias, out_proj_bias, softmax_scale, causal, d_conv, rotary_emb_dim, rotary_emb_base, rotary_emb_interleaved)");
+        }
+        const where = issue && issue.path.length > 0 ? `attn_cfg.${issue.path.join(".")}` : "attn_cfg";
+        refuse(file, where, issue?.message ?? "invalid value");
+    }
+    const a = result.data;
+    if (a.causal !== true) {
+        refuse(file, "attn_cfg.causal", `is ${a.causal === false ? "false" : "unset (MHA's default is false)"}: bidirectional ` +
+            "attention is not supported; a language model's attention layers need causal true");
+    }
+    if (a.rotary_emb_interleaved === true) {
+        refuse(file, "attn_cfg.rotary_emb_interleaved", "true (GPT-J style rotary) is not supported; expected false (GPT-NeoX halves)");
+    }
+    const nHeads = a.num_heads;
+    const nHeadsKv = a.num_heads_kv ?? nHeads;
+    if (nHeads % nHeadsKv !== 0) {
+        refuse(file, "attn_cfg.num_heads_kv", `${nHeadsKv} must divide num_heads ${nHeads}`);
+    }
+    if (a.head_dim == null && dModel % nHeads !== 0) {
+        refuse(file, "attn_cfg.num_heads", `${nHeads} must divide d_model ${dModel} when head_dim is not given`);
+    }
+    const headDim = a.head_dim ?? dModel / nHeads;
+    const rotaryDim = a.rotary_emb_dim ?? 0;
+    if (rotaryDim % 2 !== 0 || rotaryDim > headDim) {
+        refuse(file, "attn_cfg.rotary_emb_dim", `${rotaryDim} must be even and at most head_dim ${headDim}`);
+    }
+    const dConv = a.d_conv ?? 0;
+    if (dConv > 8) refuse(file, "attn_cfg.d_conv", `${dConv} is larger than the 8 taps the kernels support`);
+    return {
+        layers,
+        nHeads,
+        nHeadsKv,
+        headDim,
+        dConv,
+        rotaryDim,
+        rotaryBase: a.rotary_emb_base ?? 10000,
+        qkvBias: a.qkv_proj_bias ?? true,
+        outBias: a.out_proj_bias ?? true,
+        mlpDim: roundUp(a.mlp_dim ?? 0, 256),
+        softmaxScale: a.softmax_scale ?? 1 / Math.sqrt(headDim),
+    };
+}
+
 function fromMambaSsm(json: unknown, file: string): MambaConfig {
     const c = parseWith(mambaSsmSchema, json, file);
-    if (c.d_intermediate !== undefined && c.d_intermediate > 0) {
-        refuse(file, "d_intermediate", `${c.d_intermediate} (MLP blocks between mixers) is not supported yet; expected 0`);
-    }
-    if (c.attn_layer_idx && c.attn_layer_idx.length > 0) {
-        refuse(file, "attn_layer_idx", "attention layers (hybrid Mamba/attention models) are not supported yet; expected []");
-    }
+    const attention = attentionConfig(file, c.d_model, c.n_layer, c.attn_layer_idx ?? [], c.attn_cfg);
+    // GatedMLP(hidden_features=d_intermediate, multiple_of=128) rounds the hidden size up (modules/mlp.py).
+    const dIntermediate = roundUp(c.d_intermediate ?? 0, 128);
+    const hybrid = { ...(attention ? { attention } : {}), ...(dIntermediate > 0 ? { dIntermediate } : {}) };
     if (c.rms_norm === false) {
         refuse(file, "rms_norm", "false (LayerNorm blocks) is not supported; only RMSNorm Mamba models are");
     }
@@ -146,7 +226,7 @@ function fromMambaSsm(json: unknown, file: string): MambaConfig {
     };
     if (family === "mamba1") {
         const dtRank = ssm.dt_rank === undefined || ssm.dt_rank === "auto" ? Math.ceil(c.d_model / 16) : ssm.dt_rank;
-        return { ...common, family, dState: ssm.d_state ?? 16, dtRank, headDim: 0, nHeads: 0, nGroups: 0, chunkSize: 0 };
+        return { ...common, family, dState: ssm.d_state ?? 16, dtRank, headDim: 0, nHeads: 0, nGroups: 0, chunkSize: 0, ...hybrid };
     }
     if (ssm.rmsnorm === false) refuse(file, "ssm_cfg.rmsnorm", "false (Mamba-2 without the gated RMSNorm) is not supported");
     if (ssm.norm_before_gate === true) {
@@ -159,7 +239,7 @@ function fromMambaSsm(json: unknown, file: string): MambaConfig {
     const headDim = ssm.headdim ?? 64;
     const nGroups = ssm.ngroups ?? 1;
     const nHeads = mamba2Heads(file, common.dInner, headDim, nGroups, "ssm_cfg.headdim");
-    return { ...common, family, dState: ssm.d_state ?? 128, dtRank: 0, headDim, nHeads, nGroups, chunkSize: ssm.chunk_size ?? 256 };
+    return { ...common, family, dState: ssm.d_state ?? 128, dtRank: 0, headDim, nHeads, nGroups, chunkSize: ssm.chunk_size ?? 256, ...hybrid };
 }
 
 function required<T>(value: T | undefined, file: string, field: string, expected: string): T {

@@ -8,7 +8,11 @@
  *   a transposed / exponentiated copy beside the original);
  * - activations of one call: per packed token the residual and normed rows (2·D), in_proj output, conv output,
  *   mixer output (E) and, for Mamba-1, x_proj output and dt (E);
- * - recurrent states: every live slot holds conv (K−1 × channels) and SSM floats of every layer;
+ * - attention layers (hybrid models): in_proj / out_proj (and conv taps, twice) like the Mamba matrices; the GatedMLP's
+ *   fc1 / fc2 in every block; per packed token the attention's in_proj output, conv output and context, or the MLP's
+ *   hidden rows, whichever is larger (they are not alive at once);
+ * - recurrent states: every live slot holds conv (K−1 × channels) and SSM floats of every layer, and with attention
+ *   layers the K and V rows of every token of the sequence (counted for 2048 tokens);
  * - logits: the LM-head scratch (32 rows × vocab) plus any rows the caller asks to get back, counted twice
  *   (native buffer and its JS copy).
  * The numbers are an estimate, not a bound: a margin (default 10 %) covers allocator slack and Node itself.
@@ -17,6 +21,7 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import { UsageError } from "../errors.js";
 import type { MambaConfig } from "./types.js";
+import { attentionShapes, isAttentionLayer } from "./weightMap.js";
 
 /** Rows of the LM-head scratch the CPU backend computes at a time (kHeadChunk in cpu_backend.cc). */
 const HEAD_CHUNK_ROWS = 32;
@@ -71,7 +76,21 @@ function parameterCounts(c: MambaConfig): { matrices: number; vectors: number; b
     let backendCopies = 0; // f32 floats the backend derives and keeps beside the originals
     for (let layer = 0; layer < c.nLayer; layer++) {
         vectors += D; // block norm
-        if (c.family === "mamba1") {
+        if (c.dIntermediate) {
+            matrices += 3 * c.dIntermediate * D; // fc1 [2·dI, D], fc2 [D, dI]
+            vectors += D; // norm2
+        }
+        if (c.attention && isAttentionLayer(c, layer)) {
+            const a = c.attention;
+            const { qkvDim, inRows, outCols } = attentionShapes(a);
+            matrices += inRows * D + D * outCols; // in_proj, out_proj
+            if (a.qkvBias) vectors += inRows;
+            if (a.outBias) vectors += D;
+            if (a.dConv > 0) {
+                vectors += qkvDim * (a.dConv + 1); // conv taps and bias
+                backendCopies += qkvDim * a.dConv; // transposed conv taps
+            }
+        } else if (c.family === "mamba1") {
             const R = c.dtRank;
             matrices += 2 * E * D + (R + 2 * N) * E + E * R + D * E; // in_proj, x_proj, dt_proj, out_proj
             vectors += E * K + (c.convBias ? E : 0) + E + E * N + E; // conv taps, conv bias, dt bias, A_log, D
@@ -89,11 +108,39 @@ function parameterCounts(c: MambaConfig): { matrices: number; vectors: number; b
     return { matrices, vectors, backendCopies };
 }
 
-/** Floats of one sequence's state: conv part and SSM part over all layers. */
-export function stateFloats(c: MambaConfig): { conv: number; ssm: number } {
+/**
+ * Floats of one sequence's state: the fixed part (conv and SSM over all layers; an attention layer's conv state is
+ * its last dConv − 1 pre-conv q, k, v rows) and the attention layers' K and V rows per token of the sequence.
+ */
+export function stateFloats(c: MambaConfig): { conv: number; ssm: number; kvPerToken: number } {
     const convChannels = c.family === "mamba1" ? c.dInner : c.dInner + 2 * c.nGroups * c.dState;
     const ssmPerLayer = c.family === "mamba1" ? c.dInner * c.dState : c.nHeads * c.headDim * c.dState;
-    return { conv: c.nLayer * (c.dConv - 1) * convChannels, ssm: c.nLayer * ssmPerLayer };
+    const a = c.attention;
+    const nAttention = a ? a.layers.length : 0;
+    const nMamba = c.nLayer - nAttention;
+    let conv = nMamba * (c.dConv - 1) * convChannels;
+    let kvPerToken = 0;
+    if (a) {
+        const { qkvDim, kvFloatsPerToken } = attentionShapes(a);
+        conv += nAttention * Math.max(0, a.dConv - 1) * qkvDim;
+        kvPerToken = nAttention * kvFloatsPerToken;
+    }
+    return { conv, ssm: nMamba * ssmPerLayer, kvPerToken };
+}
+
+/** Tokens a sequence's state is counted for when it holds K and V rows (lm-eval's max_length for mamba_ssm). */
+const KV_TOKENS_PER_SLOT = 2048;
+
+/**
+ * Floats per packed token of one call's activations beyond the Mamba layers' (the CPU backend's attention and
+ * GatedMLP scratch, shared between the two): in_proj or fc1 output, conv output or MLP hidden, attention context,
+ * and the layer's K and V rows copied head-major.
+ */
+function hybridActivationFloats(c: MambaConfig): number {
+    const a = c.attention ? attentionShapes(c.attention) : undefined;
+    const dI = c.dIntermediate ?? 0;
+    const conv = a && c.attention!.dConv > 0 ? a.qkvDim : 0;
+    return Math.max(a?.inRows ?? 0, 2 * dI) + Math.max(conv, dI) + (a ? a.outCols + a.kvFloatsPerToken : 0);
 }
 
 /** Estimates what loading `needs.config` and one scoring call of `needs.tokensPerCall` tokens hold. */
@@ -110,10 +157,10 @@ export function estimateMemory(needs: MemoryNeeds): MemoryEstimate {
     const inRows = c.family === "mamba1" ? 2 * E : 2 * E + 2 * c.nGroups * N + c.nHeads;
     const convChannels = c.family === "mamba1" ? E : E + 2 * c.nGroups * N;
     const mamba1Extra = c.family === "mamba1" ? c.dtRank + 2 * N + E : 0;
-    const floatsPerToken = 2 * D + inRows + convChannels + E + mamba1Extra;
+    const floatsPerToken = 2 * D + inRows + convChannels + E + mamba1Extra + hybridActivationFloats(c);
     const activationBytes = needs.tokensPerCall * floatsPerToken * 4;
     const state = stateFloats(c);
-    const stateBytesPerSlot = (state.conv + state.ssm) * 4;
+    const stateBytesPerSlot = (state.conv + state.ssm + state.kvPerToken * KV_TOKENS_PER_SLOT) * 4;
     const stateBytes = Math.min(needs.stateSlots * stateBytesPerSlot, needs.stateBudgetBytes ?? Infinity);
     const logitsBytes = (HEAD_CHUNK_ROWS + 2 * logitRows) * c.paddedVocabSize * 4;
     return {

@@ -42,6 +42,38 @@ export interface MambaConfig {
     projBias: boolean;
     tieEmbeddings: boolean;
     residualInFp32: boolean;
+    /**
+     * Attention layers (mamba_ssm's attn_layer_idx with MHA(**attn_cfg)), every default resolved; absent when the
+     * model has none. The Mamba fields above then describe the other layers (unused when every layer is attention).
+     */
+    attention?: AttentionConfig;
+    /**
+     * Hidden size of the GatedMLP after the mixer of every block (d_intermediate rounded up to a multiple of 128, as
+     * GatedMLP does); absent when d_intermediate is 0 (no MLP, no norm2).
+     */
+    dIntermediate?: number;
+}
+
+/** mamba_ssm's MHA as the attention layers of a hybrid model build it (modules/mha.py), defaults resolved. */
+export interface AttentionConfig {
+    /** Indices of the attention layers, ascending, each in [0, nLayer). */
+    layers: number[];
+    /** Query heads H, key/value heads Hkv (H a multiple of Hkv), head dimension hd. */
+    nHeads: number;
+    nHeadsKv: number;
+    headDim: number;
+    /** Taps of the causal depthwise conv over q, k, v (with bias, no activation); 0 = no conv. */
+    dConv: number;
+    /** Rotary dimensions at the start of each q and k head (GPT-NeoX halves, not interleaved); 0 = none. */
+    rotaryDim: number;
+    rotaryBase: number;
+    /** Biases of in_proj and out_proj (MHA's defaults: both true). */
+    qkvBias: boolean;
+    outBias: boolean;
+    /** Width of the in-attention MLP's in_proj rows (mlp_dim rounded up to 256: up | gate halves); 0 = none. */
+    mlpDim: number;
+    /** Scale of q·k: softmax_scale, or 1/sqrt(headDim) when unset. */
+    softmaxScale: number;
 }
 
 export type { TensorDType, TensorSource } from "../addon/addonTypes.js";

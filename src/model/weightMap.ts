@@ -9,7 +9,7 @@
  * embedding is used, as both libraries do after tying.
  */
 import { CheckpointFormatError } from "../errors.js";
-import type { MambaConfig, TensorSource } from "./types.js";
+import type { AttentionConfig, MambaConfig, TensorSource } from "./types.js";
 
 const EMBEDDING = "backbone.embedding.weight";
 const LM_HEAD = "lm_head.weight";
@@ -23,8 +23,44 @@ export function canonicalTensorName(name: string): string {
     return TRANSFORMERS_RENAMES[name] ?? name;
 }
 
-/** Expected shapes of one layer's tensors (without the `backbone.layers.{i}.` prefix). */
-function layerShapes(c: MambaConfig): Array<[string, number[]]> {
+/** Sizes of an attention layer's tensors (mamba_ssm's MHA, modules/mha.py 89-108). */
+export function attentionShapes(a: AttentionConfig): { qkvDim: number; inRows: number; outCols: number; kvFloatsPerToken: number } {
+    const qkvDim = a.headDim * (a.nHeads + 2 * a.nHeadsKv);
+    return {
+        qkvDim,
+        inRows: qkvDim + a.mlpDim,
+        outCols: a.headDim * a.nHeads + a.mlpDim / 2,
+        kvFloatsPerToken: 2 * a.nHeadsKv * a.headDim,
+    };
+}
+
+/** Expected shapes of an attention layer's mixer tensors (without the `backbone.layers.{i}.` prefix). */
+function attentionLayerShapes(D: number, a: AttentionConfig): Array<[string, number[]]> {
+    const { qkvDim, inRows, outCols } = attentionShapes(a);
+    const shapes: Array<[string, number[]]> = [["mixer.in_proj.weight", [inRows, D]], ["mixer.out_proj.weight", [D, outCols]]];
+    if (a.qkvBias) shapes.push(["mixer.in_proj.bias", [inRows]]);
+    if (a.outBias) shapes.push(["mixer.out_proj.bias", [D]]);
+    if (a.dConv > 0) shapes.push(["mixer.conv1d.weight", [qkvDim, 1, a.dConv]], ["mixer.conv1d.bias", [qkvDim]]);
+    return shapes;
+}
+
+/** Whether layer `i` is an attention layer. */
+export function isAttentionLayer(c: MambaConfig, i: number): boolean {
+    return c.attention?.layers.includes(i) ?? false;
+}
+
+/** Expected shapes of layer i's tensors (without the `backbone.layers.{i}.` prefix). */
+function layerShapes(c: MambaConfig, i: number): Array<[string, number[]]> {
+    const D = c.dModel;
+    const mlp: Array<[string, number[]]> = c.dIntermediate
+        ? [["norm2.weight", [D]], ["mlp.fc1.weight", [2 * c.dIntermediate, D]], ["mlp.fc2.weight", [D, c.dIntermediate]]]
+        : [];
+    if (c.attention && isAttentionLayer(c, i)) return [["norm.weight", [D]], ...attentionLayerShapes(D, c.attention), ...mlp];
+    return [...mambaLayerShapes(c), ...mlp];
+}
+
+/** Expected shapes of a Mamba layer's tensors (without the `backbone.layers.{i}.` prefix). */
+function mambaLayerShapes(c: MambaConfig): Array<[string, number[]]> {
     const D = c.dModel;
     const E = c.dInner;
     const N = c.dState;
@@ -70,7 +106,7 @@ function layerShapes(c: MambaConfig): Array<[string, number[]]> {
 export function expectedTensorShapes(config: MambaConfig, vocabRows = config.paddedVocabSize): Map<string, number[]> {
     const expected = new Map<string, number[]>([[EMBEDDING, [vocabRows, config.dModel]]]);
     for (let i = 0; i < config.nLayer; i++) {
-        for (const [suffix, shape] of layerShapes(config)) expected.set(`backbone.layers.${i}.${suffix}`, shape);
+        for (const [suffix, shape] of layerShapes(config, i)) expected.set(`backbone.layers.${i}.${suffix}`, shape);
     }
     expected.set(NORM_F, [config.dModel]);
     if (!config.tieEmbeddings) expected.set(LM_HEAD, [vocabRows, config.dModel]);
@@ -131,6 +167,25 @@ function checkLayerCount(byName: ReadonlyMap<string, TensorSource>, config: Mamb
 }
 
 /**
+ * Drops the attention layers' `mixer.rotary_emb.inv_freq` (flash_attn's RotaryEmbedding registers it as a
+ * non-persistent buffer, so state dicts normally lack it; a checkpoint saved with it holds nothing the config does
+ * not already fix). Its shape is checked all the same.
+ */
+function dropRotaryBuffers(byName: Map<string, TensorSource>, config: MambaConfig): void {
+    const a = config.attention;
+    if (!a || a.rotaryDim === 0) return;
+    for (const i of a.layers) {
+        const name = `backbone.layers.${i}.mixer.rotary_emb.inv_freq`;
+        const t = byName.get(name);
+        if (!t) continue;
+        if (!sameShape(t.shape, [a.rotaryDim / 2])) {
+            throw new CheckpointFormatError(`${t.file}: tensor ${name} has shape ${showShape(t.shape)}; expected [${a.rotaryDim / 2}]`);
+        }
+        byName.delete(name);
+    }
+}
+
+/**
  * Maps a checkpoint's tensors to canonical names and checks them against `config`.
  * `where` (the checkpoint file or folder) names the checkpoint when a tensor is missing.
  * Returns the tensors in canonical order and the config with `paddedVocabSize` set to the embedding's row count.
@@ -151,6 +206,7 @@ export function mapCheckpointTensors(
         }
         byName.delete(LM_HEAD);
     }
+    dropRotaryBuffers(byName, config);
     checkLayerCount(byName, config, where);
     const expected = expectedTensorShapes(config, vocabRows);
     const tensors: TensorSource[] = [];
@@ -173,7 +229,9 @@ export function mapCheckpointTensors(
         const extra = unexpected.value;
         throw new CheckpointFormatError(
             `${extra.file}: unexpected tensor ${extra.name} (${byName.size} unexpected in all) for a ${config.family} model ` +
-            `with ${config.nLayer} layers (convBias ${config.convBias}, projBias ${config.projBias})`,
+            `with ${config.nLayer} layers (convBias ${config.convBias}, projBias ${config.projBias}` +
+            `${config.attention ? `, attention layers ${config.attention.layers.join(",")}` : ""}` +
+            `${config.dIntermediate ? `, d_intermediate ${config.dIntermediate}` : ""})`,
         );
     }
     return { config: { ...config, paddedVocabSize: vocabRows }, tensors };

@@ -62,8 +62,8 @@ describe("parseMambaConfig, mamba_ssm layout", () => {
     });
 
     it("refuses unsupported architectures with the field named", () => {
-        expect(() => parseMambaConfig({ ...MAMBA_130M, d_intermediate: 1024 })).toThrow(/config\.json: field d_intermediate: .*not supported yet/);
-        expect(() => parseMambaConfig({ ...MAMBA_130M, attn_layer_idx: [3] })).toThrow(/field attn_layer_idx: .*not supported yet/);
+        // Attention layers need MHA's num_heads (hybrid configs: test/model/hybridConfig.test.ts).
+        expect(() => parseMambaConfig({ ...MAMBA_130M, attn_layer_idx: [3] })).toThrow(/config\.json: field attn_cfg\.num_heads: /);
         expect(() => parseMambaConfig({ ...MAMBA_130M, rms_norm: false })).toThrow(/field rms_norm: .*not supported/);
         expect(() => parseMambaConfig({ ...MAMBA2_130M, ssm_cfg: { layer: "Mamba2", norm_before_gate: true } })).toThrow(/ssm_cfg\.norm_before_gate/);
         expect(() => parseMambaConfig({ ...MAMBA2_130M, ssm_cfg: { layer: "Mamba2", headdim: 100 } })).toThrow(/ssm_cfg\.headdim: d_inner 1536/);

@@ -65,9 +65,13 @@ function argmax(a: ArrayLike<number>): number {
     return best;
 }
 
-const dirs = existsSync(FIXTURES)
-    ? readdirSync(FIXTURES).filter((d) => existsSync(path.join(FIXTURES, d, "reference.json"))).sort()
-    : [];
+/** Fixture folders under `root` (relative to fixtures/) that hold a reference.json. */
+const fixtureDirs = (root: string): string[] => {
+    const at = path.join(FIXTURES, root);
+    return existsSync(at) ? readdirSync(at).filter((d) => existsSync(path.join(at, d, "reference.json"))).map((d) => path.join(root, d)).sort() : [];
+};
+// The attention hybrids live one level down (fixtures/README.md, hybrid/).
+const dirs = [...fixtureDirs(""), ...fixtureDirs("hybrid")];
 
 describe.each(dirs)("fixture %s", (name) => {
     const dir = path.join(FIXTURES, name);

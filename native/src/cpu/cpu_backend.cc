@@ -1,9 +1,16 @@
-// cpu_backend.cc — the CPU Backend: Mamba-1 / Mamba-2 forward over packed segments, state slots, step.
+// cpu_backend.cc — the CPU Backend: Mamba-1 / Mamba-2 (and hybrid attention / GatedMLP) forward over packed
+// segments, state slots, step.
 //
 // score(): embed all rows → per layer (RMSNorm → in_proj → conv+SiLU → scan → out_proj → residual), where
 // GEMMs and row-wise ops run on all packed rows at once and only conv and scan see segment boundaries →
 // norm_f + LM head on the distinct requested rows only. step() is score() with one 1-token segment per
 // slot, so both paths run the very same arithmetic.
+//
+// Hybrid models (mamba_ssm's Block with MHA layers and a GatedMLP): the residual stream h goes through
+//   h += mixer(RMSNorm(h)·w_norm)            mixer = the Mamba mixer, or attention (attention.h)
+//   h += mlp(RMSNorm(h)·w_norm2)             when d_intermediate > 0:  mlp(x) = (y · SiLU(gate)) · fc2ᵀ, [y | gate] = x · fc1ᵀ
+// which is mamba_ssm's fused add + norm (block.py 51-86: res = h + res; h = mixer(norm(res)); res = h + res;
+// h = mlp(norm2(res))) written as one stream. Attention layers keep K/V rows in chains of KvBlocks per slot.
 #include <malloc.h>
 #include <sys/mman.h>
 
@@ -18,16 +25,18 @@
 #include <thread>
 
 #include "backend.h"
+#include "cpu/attention.h"
 #include "cpu/gemm.h"
+#include "cpu/mlp.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
+#include "score_batch.h"
 #include "weights.h"
 
 namespace mamba {
 
 namespace {
 
-constexpr int kMaxSlots = 1 << 20;
 constexpr int64_t kHeadChunk = 128;  // LM-head rows computed at a time (bounds the logits scratch: 128 × vocab floats)
 
 // Anonymous memory for the packed GEMM weights: one mapping, in transparent huge pages where the kernel
@@ -57,8 +66,13 @@ private:
 };
 
 // One layer's weights, by role. Pointers into the WeightStore or the packed arena; small derived arrays owned here.
+// An attention layer uses norm, in_proj, in_bias, conv_wT ([K][qkv]), conv_bias, out_proj and out_bias.
 struct Layer {
+    int kind;                    // kMambaLayer or kAttentionLayer
+    int attn_index;              // attention layers: index among them (the layer index of KvBlock); -1 otherwise
     const Tensor* norm;
+    const float* norm2;          // GatedMLP (d_intermediate > 0): norm2.weight, fc1, fc2
+    GemmWeight fc1, fc2;
     GemmWeight in_proj;
     const float* in_bias;  // or null
     std::vector<float> conv_wT;  // [K][C] transposed conv1d.weight
@@ -76,11 +90,11 @@ struct Layer {
 // Per-op wall time of score() calls, printed to stderr after each call when MAMBA_EVAL_PROFILE is set
 // (a measurement aid for docs/perf-notes.md; it changes no result).
 // Mamba-1 runs in_proj+conv and dt_proj+softplus+scan as fused per-thread regions, timed as one op each.
-enum Op { kEmbed, kNorm, kInProj, kConv, kInProjConv, kXProj, kDtProjScan, kScan, kGateNorm, kOutProj, kHeadNorm,
-          kHeadGemm, kHeadLse, kOps };
+enum Op { kEmbed, kNorm, kInProj, kConv, kInProjConv, kXProj, kDtProjScan, kScan, kGateNorm, kOutProj, kRotary,
+          kAttention, kMlp, kHeadNorm, kHeadGemm, kHeadLse, kOps };
 const char* const kOpNames[kOps] = {"embed", "rmsnorm", "in_proj", "conv", "in_proj+conv", "x_proj",
                                     "dt_proj+softplus+scan", "scan", "gate_norm", "out_proj+residual",
-                                    "head_norm", "head_gemm", "head_logsoftmax"};
+                                    "rotary+kv_store", "attention", "mlp", "head_norm", "head_gemm", "head_logsoftmax"};
 
 class OpTimer {
 public:
@@ -119,15 +133,39 @@ private:
 
 std::string slot_str(int slot) { return "slot " + std::to_string(slot); }
 
+// One segment's K/V chains in a call: where its keys before its first row come from, and the block (and first
+// row in it) that receives its own rows when it saves its state.
+struct SegmentChain {
+    KvChain init;
+    std::shared_ptr<KvBlock> save_block;
+    int64_t save_row0 = 0;
+};
+
 class CpuBackend final : public Backend {
 public:
-    explicit CpuBackend(const ModelSpec& spec) : s_(spec), w_(spec), pool_(spec.threads), isa_(choose_gemm_isa()) {
+    explicit CpuBackend(const ModelSpec& spec)
+        : s_(spec), w_(spec), pool_(spec.threads), isa_(choose_gemm_isa()), a_(attention_dims(spec)),
+          rot_(a_.rd, spec.attn_rotary_base) {
         s_.tensors.clear();
         const int64_t E = s_.d_inner, N = s_.d_state, K = s_.d_conv;
         conv_ch_ = s_.family == 1 ? E : E + 2 * int64_t(s_.n_groups) * N;
         in_rows_ = s_.family == 1 ? 2 * E : 2 * E + 2 * int64_t(s_.n_groups) * N + s_.n_heads;
         conv_layer_ = (K - 1) * conv_ch_;
         ssm_layer_ = s_.family == 1 ? E * N : int64_t(s_.n_heads) * s_.head_dim * N;
+        // Per-layer state offsets: a Mamba layer holds conv_layer_ + ssm_layer_ floats, an attention layer its
+        // (K−1) × qkv pre-conv rows (and its K/V rows in the slot's chain).
+        int64_t conv_at = 0, ssm_at = 0;
+        for (int l = 0; l < s_.n_layer; l++) {
+            const bool attn = s_.layer_kinds[size_t(l)] == kAttentionLayer;
+            conv_off_.push_back(conv_at);
+            ssm_off_.push_back(ssm_at);
+            conv_at += attn ? std::max<int64_t>(0, a_.K - 1) * a_.qkv : conv_layer_;
+            ssm_at += attn ? 0 : ssm_layer_;
+            if (attn) n_attn_++;
+            else n_mamba_++;
+        }
+        conv_total_ = conv_at;
+        ssm_total_ = ssm_at;
         pack_matrices();
         emb_ = packed_.at("backbone.embedding.weight");
         norm_f_ = &w_.get("backbone.norm_f.weight");
@@ -135,10 +173,7 @@ public:
         for (int i = 0; i < s_.n_layer; i++) layers_.push_back(load_layer(i));
     }
 
-    void score(const ScoreBatch& b, ScoreOutput& out) override {
-        validate(b);
-        run_score(b, out);
-    }
+    void score(const ScoreBatch& b, ScoreOutput& out) override { run_score(b, out); }
 
     void step(const int32_t* slots, const int32_t* tokens, int n, float* logits_out) override {
         if (n <= 0) throw std::runtime_error("step: expected at least one slot");
@@ -156,11 +191,11 @@ public:
             b.logit_rows.push_back(i);
         }
         b.seg_offsets.push_back(n);
-        check_tokens(b.tokens, "step: tokens");
+        check_tokens(b.tokens, s_.vocab, "step: tokens");
         for (int i = 0; i < n; i++)  // a slot never written starts from the zero state
             if (!live(slots[i])) allocate(slots[i]);
         ScoreOutput out;
-        validate(b);
+        validate_score_batch(b, s_.vocab, [this](int slot) { return live(slot); });
         run_score(b, out);
         std::memcpy(logits_out, out.logits.data(), out.logits.size() * sizeof(float));
     }
@@ -171,38 +206,71 @@ public:
         if (src == dst) return;
         allocate(dst);
         std::memcpy(slots_[dst].get(), slots_[src].get(), state_floats() * sizeof(float));
+        chains_[dst] = chains_[src];  // the K/V rows are shared, never copied
     }
 
     void free_state(int slot) override {
         check_slot_id(slot, "freeState");
-        if (size_t(slot) < slots_.size()) slots_[slot].reset();
+        if (size_t(slot) < slots_.size()) {
+            slots_[slot].reset();
+            chains_[slot] = KvChain{};
+        }
     }
 
-    void export_state(int slot, std::vector<float>& conv, std::vector<float>& ssm) override {
+    bool holds_state(int slot) const override { return live(slot); }
+
+    void export_state(int slot, StateData& out) override {
         require_live(slot, "exportState");
-        conv.resize(conv_state_floats());
-        ssm.resize(ssm_state_floats());
-        transfer_state(slots_[slot].get(), conv.data(), ssm.data(), true);
+        out.conv.resize(conv_state_floats());
+        out.ssm.resize(ssm_state_floats());
+        transfer_state(slots_[slot].get(), out.conv.data(), out.ssm.data(), true);
+        // kv [token][attention layer][K heads | V heads]
+        const KvChain& chain = chains_[slot];
+        out.kv.resize(size_t(chain.length) * kv_floats_per_token());
+        float* dst = out.kv.data();
+        for (const KvRun& run : chain_runs(chain))
+            for (int64_t r = 0; r < run.rows; r++)
+                for (int ai = 0; ai < n_attn_; ai++, dst += a_.kv_row) run.block->read_row(ai, r, dst);
     }
 
-    void import_state(int slot, const float* conv, size_t n_conv, const float* ssm, size_t n_ssm) override {
+    void import_state(int slot, const StateData& in) override {
         check_slot_id(slot, "importState");
-        if (n_conv != conv_state_floats())
-            throw std::runtime_error("importState: conv has " + std::to_string(n_conv) + " floats, expected " +
-                                     std::to_string(conv_state_floats()));
-        if (n_ssm != ssm_state_floats())
-            throw std::runtime_error("importState: ssm has " + std::to_string(n_ssm) + " floats, expected " +
-                                     std::to_string(ssm_state_floats()));
-        for (size_t i = 0; i < n_conv; i++)
-            if (!std::isfinite(conv[i])) throw std::runtime_error("importState: conv[" + std::to_string(i) + "] is not finite");
-        for (size_t i = 0; i < n_ssm; i++)
-            if (!std::isfinite(ssm[i])) throw std::runtime_error("importState: ssm[" + std::to_string(i) + "] is not finite");
+        auto check = [](const std::vector<float>& v, size_t expected, const char* what) {
+            if (v.size() != expected)
+                throw std::runtime_error(std::string("importState: ") + what + " has " + std::to_string(v.size()) +
+                                         " floats, expected " + std::to_string(expected));
+        };
+        check(in.conv, conv_state_floats(), "conv");
+        check(in.ssm, ssm_state_floats(), "ssm");
+        const size_t per_token = kv_floats_per_token();
+        if (per_token == 0 ? !in.kv.empty() : in.kv.size() % per_token != 0)
+            throw std::runtime_error("importState: kv has " + std::to_string(in.kv.size()) + " floats, expected " +
+                                     (per_token == 0 ? std::string("none (the model has no attention layers)")
+                                                     : "a multiple of kvFloatsPerToken = " + std::to_string(per_token)));
+        auto finite = [](const std::vector<float>& v, const char* what) {
+            for (size_t i = 0; i < v.size(); i++)
+                if (!std::isfinite(v[i]))
+                    throw std::runtime_error(std::string("importState: ") + what + "[" + std::to_string(i) + "] is not finite");
+        };
+        finite(in.conv, "conv");
+        finite(in.ssm, "ssm");
+        finite(in.kv, "kv");
         allocate(slot);
-        transfer_state(slots_[slot].get(), const_cast<float*>(conv), const_cast<float*>(ssm), false);
+        transfer_state(slots_[slot].get(), const_cast<float*>(in.conv.data()), const_cast<float*>(in.ssm.data()), false);
+        const int64_t rows = per_token == 0 ? 0 : int64_t(in.kv.size() / per_token);
+        chains_[slot] = KvChain{};
+        if (rows > 0) {
+            auto block = std::make_shared<KvBlock>(nullptr, 0, rows, n_attn_, a_);
+            const float* src = in.kv.data();
+            for (int64_t r = 0; r < rows; r++)
+                for (int ai = 0; ai < n_attn_; ai++, src += a_.kv_row) block->write_row(ai, r, src);
+            chains_[slot] = KvChain{std::move(block), rows};
+        }
     }
 
-    size_t conv_state_floats() const override { return size_t(conv_layer_) * size_t(s_.n_layer); }
-    size_t ssm_state_floats() const override { return size_t(ssm_layer_) * size_t(s_.n_layer); }
+    size_t conv_state_floats() const override { return size_t(conv_total_); }
+    size_t ssm_state_floats() const override { return size_t(ssm_total_); }
+    size_t kv_floats_per_token() const override { return size_t(a_.kv_row) * size_t(n_attn_); }
     size_t weight_bytes() const override {
         size_t n = w_.total_bytes();
         for (const Layer& l : layers_) n += (l.conv_wT.size() + l.A.size()) * sizeof(float);
@@ -220,11 +288,15 @@ private:
         for (int i = 0; i < s_.n_layer; i++) {
             const std::string p = "backbone.layers." + std::to_string(i) + ".mixer.";
             names.push_back(p + "in_proj.weight");
-            if (s_.family == 1) {
+            if (s_.family == 1 && s_.layer_kinds[size_t(i)] == kMambaLayer) {
                 names.push_back(p + "x_proj.weight");
                 names.push_back(p + "dt_proj.weight");
             }
             names.push_back(p + "out_proj.weight");
+            if (s_.d_intermediate > 0) {
+                names.push_back("backbone.layers." + std::to_string(i) + ".mlp.fc1.weight");
+                names.push_back("backbone.layers." + std::to_string(i) + ".mlp.fc2.weight");
+            }
         }
         size_t total = 0;
         for (const std::string& n : names) {
@@ -262,11 +334,32 @@ private:
         auto vec = [&](const std::string& name) { return w_.get(p + name).f32(); };
         auto opt = [&](const std::string& name) { return w_.has(p + name) ? w_.get(p + name).f32() : nullptr; };
         Layer l{};
+        l.kind = s_.layer_kinds[size_t(i)];
+        l.attn_index = -1;
         l.norm = &w_.get(p + "norm.weight");
+        if (s_.d_intermediate > 0) {
+            l.norm2 = vec("norm2.weight");
+            l.fc1 = *packed_.at(p + "mlp.fc1.weight");
+            l.fc2 = *packed_.at(p + "mlp.fc2.weight");
+        }
         l.in_proj = *packed_.at(p + "mixer.in_proj.weight");
+        l.out_proj = *packed_.at(p + "mixer.out_proj.weight");
+        if (l.kind == kAttentionLayer) {
+            l.attn_index = n_attn_loaded_++;
+            l.in_bias = s_.attn_qkv_bias ? vec("mixer.in_proj.bias") : nullptr;
+            l.out_bias = s_.attn_out_bias ? vec("mixer.out_proj.bias") : nullptr;
+            if (a_.K > 0) {
+                l.conv_bias = vec("mixer.conv1d.bias");
+                const float* cw = vec("mixer.conv1d.weight");  // [qkv][K]
+                const int64_t C = a_.qkv, K = a_.K;
+                l.conv_wT.resize(size_t(C * K));
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t k = 0; k < K; k++) l.conv_wT[k * C + c] = cw[c * K + k];
+            }
+            return l;
+        }
         l.in_bias = s_.proj_bias ? vec("mixer.in_proj.bias") : nullptr;
         l.conv_bias = s_.conv_bias ? opt("mixer.conv1d.bias") : nullptr;
-        l.out_proj = *packed_.at(p + "mixer.out_proj.weight");
         l.out_bias = s_.proj_bias ? vec("mixer.out_proj.bias") : nullptr;
         l.D = vec("mixer.D");
         const float* cw = vec("mixer.conv1d.weight");  // [C][K]
@@ -294,45 +387,43 @@ private:
 
     size_t state_floats() const { return conv_state_floats() + ssm_state_floats(); }
     bool live(int slot) const { return slot >= 0 && size_t(slot) < slots_.size() && slots_[slot] != nullptr; }
-    float* conv_of(int slot, int layer) { return slots_[slot].get() + layer * conv_layer_; }
-    float* ssm_of(int slot, int layer) { return slots_[slot].get() + conv_state_floats() + layer * ssm_layer_; }
+    float* conv_of(int slot, int layer) { return slots_[slot].get() + conv_off_[size_t(layer)]; }
+    float* ssm_of(int slot, int layer) { return slots_[slot].get() + conv_state_floats() + ssm_off_[size_t(layer)]; }
 
-    static void check_slot_id(int slot, const std::string& what) {
-        if (slot < 0 || slot >= kMaxSlots)
-            throw std::runtime_error(what + ": slot id " + std::to_string(slot) + " is outside [0, " +
-                                     std::to_string(kMaxSlots) + ")");
-    }
     void require_live(int slot, const std::string& what) const {
         check_slot_id(slot, what);
         if (!live(slot)) throw std::runtime_error(what + ": " + slot_str(slot) + " holds no state");
     }
-    // Makes the slot hold a (zeroed, if new) state buffer.
+    // Makes the slot hold a (zeroed, if new) state buffer and an empty K/V chain.
     void allocate(int slot) {
-        if (size_t(slot) >= slots_.size()) slots_.resize(size_t(slot) + 1);
-        if (!slots_[slot]) slots_[slot].reset(new float[state_floats()]());
-    }
-    void check_tokens(const std::vector<int32_t>& tokens, const std::string& what) const {
-        for (size_t i = 0; i < tokens.size(); i++)
-            if (tokens[i] < 0 || tokens[i] >= s_.vocab)
-                throw std::runtime_error(what + "[" + std::to_string(i) + "] = " + std::to_string(tokens[i]) +
-                                         " is outside [0, " + std::to_string(s_.vocab) + ")");
+        if (size_t(slot) >= slots_.size()) {
+            slots_.resize(size_t(slot) + 1);
+            chains_.resize(size_t(slot) + 1);
+        }
+        if (!slots_[slot]) {
+            slots_[slot].reset(new float[state_floats()]());
+            chains_[slot] = KvChain{};
+        }
     }
 
     // Copies a slot's state to (export) or from (import) the exchange layout:
-    // conv [layer][C][K-1] (oldest first), Mamba-1 ssm [layer][E][N], Mamba-2 ssm [layer][H][P][N].
+    // conv [layer][C][K-1] (oldest first) over the layers with a conv, Mamba-1 ssm [layer][E][N], Mamba-2 ssm
+    // [layer][H][P][N] over the Mamba layers.
     void transfer_state(float* slot, float* conv, float* ssm, bool to_exchange) {
-        const int64_t C = conv_ch_, K1 = s_.d_conv - 1;
         for (int l = 0; l < s_.n_layer; l++) {
-            float* in = slot + l * conv_layer_;  // [K-1][C]
-            float* ex = conv + l * conv_layer_;  // [C][K-1]
+            const bool attn = s_.layer_kinds[size_t(l)] == kAttentionLayer;
+            const int64_t C = attn ? a_.qkv : conv_ch_, K1 = attn ? std::max<int64_t>(0, a_.K - 1) : s_.d_conv - 1;
+            float* in = slot + conv_off_[size_t(l)];  // [K-1][C]
+            float* ex = conv + conv_off_[size_t(l)];  // [C][K-1]
             for (int64_t c = 0; c < C; c++)
                 for (int64_t j = 0; j < K1; j++) {
                     float& a = in[j * C + c];
                     float& b = ex[c * K1 + j];
                     if (to_exchange) b = a; else a = b;
                 }
-            float* is = slot + conv_state_floats() + l * ssm_layer_;
-            float* es = ssm + l * ssm_layer_;
+            if (attn) continue;
+            float* is = slot + conv_state_floats() + ssm_off_[size_t(l)];
+            float* es = ssm + ssm_off_[size_t(l)];
             if (s_.family == 2) {
                 if (to_exchange) std::memcpy(es, is, ssm_layer_ * sizeof(float));
                 else std::memcpy(is, es, ssm_layer_ * sizeof(float));
@@ -348,63 +439,34 @@ private:
         }
     }
 
-    // Every index of a batch is checked here, before any state is touched.
-    void validate(const ScoreBatch& b) {
-        const int64_t T = int64_t(b.tokens.size());
-        if (T == 0) throw std::runtime_error("score: tokens is empty");
-        check_tokens(b.tokens, "score: tokens");
-        const size_t n_seg = b.seg_offsets.size() < 2 ? 0 : b.seg_offsets.size() - 1;
-        if (n_seg == 0) throw std::runtime_error("score: segOffsets needs at least 2 entries (nSeg + 1)");
-        if (b.seg_offsets[0] != 0) throw std::runtime_error("score: segOffsets[0] must be 0");
-        if (b.seg_offsets.back() != T)
-            throw std::runtime_error("score: the last segOffsets entry must equal tokens.length (" +
-                                     std::to_string(T) + "), got " + std::to_string(b.seg_offsets.back()));
-        for (size_t s = 0; s < n_seg; s++)
-            if (b.seg_offsets[s + 1] <= b.seg_offsets[s])
-                throw std::runtime_error("score: segOffsets must increase strictly (segment " + std::to_string(s) +
-                                         " is empty or negative)");
-        if (b.seg_init.size() != n_seg || b.seg_save.size() != n_seg)
-            throw std::runtime_error("score: segInit and segSave need one entry per segment (" + std::to_string(n_seg) + ")");
-        std::vector<int> will_live;  // slots saved by earlier segments of this batch
-        for (size_t s = 0; s < n_seg; s++) {
-            const std::string where = "score: segment " + std::to_string(s);
-            const int init = b.seg_init[s], save = b.seg_save[s];
-            if (init != -1) {
-                check_slot_id(init, where + " segInit");
-                if (!live(init) && std::find(will_live.begin(), will_live.end(), init) == will_live.end())
-                    throw std::runtime_error(where + " starts from " + slot_str(init) + ", which holds no state");
-            }
-            if (save != -1) {
-                check_slot_id(save, where + " segSave");
-                will_live.push_back(save);
-            }
-        }
-        if (b.score_rows.size() != b.score_targets.size())
-            throw std::runtime_error("score: scoreRows and scoreTargets differ in length (" +
-                                     std::to_string(b.score_rows.size()) + " vs " + std::to_string(b.score_targets.size()) + ")");
-        auto check_rows = [&](const std::vector<int32_t>& rows, const char* what) {
-            for (size_t i = 0; i < rows.size(); i++)
-                if (rows[i] < 0 || rows[i] >= T)
-                    throw std::runtime_error(std::string("score: ") + what + "[" + std::to_string(i) + "] = " +
-                                             std::to_string(rows[i]) + " is outside [0, " + std::to_string(T) + ")");
-        };
-        check_rows(b.score_rows, "scoreRows");
-        check_rows(b.logit_rows, "logitRows");
-        check_tokens(b.score_targets, "score: scoreTargets");
-    }
-
     void run_score(const ScoreBatch& b, ScoreOutput& out) {
         prof_.start();
-        const int64_t T = int64_t(b.tokens.size()), D = s_.d_model, E = s_.d_inner, N = s_.d_state;
+        const int64_t T = int64_t(b.tokens.size()), D = s_.d_model, E = s_.d_inner;
         const size_t n_seg = b.seg_offsets.size() - 1;
         for (size_t s = 0; s < n_seg; s++)
             if (b.seg_save[s] >= 0) allocate(b.seg_save[s]);
+        // K/V chains of every segment, decided in segment order before any layer runs (a segment may start from
+        // a slot an earlier segment of the call saves); the blocks' rows are filled layer by layer below.
+        std::vector<SegmentChain> chains;
+        std::vector<AttnSegment> attn_segs;
+        if (n_attn_ > 0) plan_chains(b, chains, attn_segs);
 
         h_.resize(size_t(T * D));
         u_.resize(size_t(T * D));
-        xz_.resize(size_t(T * in_rows_));
-        xc_.resize(size_t(T * conv_ch_));
-        y_.resize(size_t(T * E));
+        if (n_mamba_ > 0) {
+            xz_.resize(size_t(T * in_rows_));
+            xc_.resize(size_t(T * conv_ch_));
+            y_.resize(size_t(T * E));
+        }
+        if (n_attn_ > 0 || s_.d_intermediate > 0) {
+            const int64_t dI = s_.d_intermediate;
+            big_.resize(size_t(T * std::max(n_attn_ > 0 ? a_.in_rows : 0, 2 * dI)));     // in_proj or fc1 output
+            mid_.resize(size_t(T * std::max(n_attn_ > 0 && a_.K > 0 ? a_.qkv : 0, dI)));  // conv output or MLP hidden
+            if (n_attn_ > 0) {
+                ctx_.resize(size_t(T * a_.ctx));
+                kv_.resize(size_t(T * a_.kv_row));
+            }
+        }
         prof_.run(kEmbed, [&] { embed(b.tokens, h_.data()); });
 
         std::vector<SegmentState> segs(n_seg);
@@ -412,56 +474,146 @@ private:
             const Layer& L = layers_[l];
             for (size_t s = 0; s < n_seg; s++) {
                 const int init = b.seg_init[s], save = b.seg_save[s];
+                const bool mamba = L.kind == kMambaLayer;
                 segs[s] = {b.seg_offsets[s], b.seg_offsets[s + 1], init >= 0 ? conv_of(init, l) : nullptr,
-                           save >= 0 ? conv_of(save, l) : nullptr, init >= 0 ? ssm_of(init, l) : nullptr,
-                           save >= 0 ? ssm_of(save, l) : nullptr};
+                           save >= 0 ? conv_of(save, l) : nullptr, init >= 0 && mamba ? ssm_of(init, l) : nullptr,
+                           save >= 0 && mamba ? ssm_of(save, l) : nullptr};
             }
             prof_.run(kNorm, [&] { rms_norm(h_.data(), D, T, D, L.norm->f32(), s_.norm_eps, u_.data(), D, pool_); });
-            if (s_.family == 1) {
-                const int64_t R = s_.dt_rank, XD = R + 2 * N;
-                xdbl_.resize(size_t(T * XD));
-                dt_.resize(size_t(T * E));
-                // Each thread: its channels' x and z columns of in_proj(u), then x = SiLU(conv1d(x) + b) on
-                // them (no barrier between: the conv of a channel reads only that channel's column).
-                prof_.run(kInProjConv, [&] {
-                    pool_.parallel_for(E, 8, [&](int64_t c0, int64_t c1) {
-                        gemm_cols(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, c0, c1, isa_);
-                        gemm_cols(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, E + c0, E + c1, isa_);
-                        conv_silu_channels(xz_.data(), in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias,
-                                           segs, xc_.data(), c0, c1);
-                    });
+            if (L.kind == kAttentionLayer)
+                attention_layer(L, T, segs, chains, attn_segs);
+            else
+                mamba_layer(L, T, segs);
+            if (s_.d_intermediate > 0) {
+                // h += (y · SiLU(gate)) · fc2ᵀ,  [y | gate] = RMSNorm(h)·w_norm2 · fc1ᵀ
+                const int64_t dI = s_.d_intermediate;
+                prof_.run(kNorm, [&] { rms_norm(h_.data(), D, T, D, L.norm2, s_.norm_eps, u_.data(), D, pool_); });
+                prof_.run(kMlp, [&] {
+                    gemm(u_.data(), D, T, L.fc1, nullptr, big_.data(), 2 * dI, pool_, isa_);
+                    silu_gate(big_.data(), 2 * dI, T, dI, mid_.data(), dI, pool_);
+                    gemm(mid_.data(), dI, T, L.fc2, nullptr, h_.data(), D, pool_, isa_, GemmOut::AddTo);
                 });
-                // [dt_low, B, C] = x_proj(x)
-                prof_.run(kXProj, [&] { gemm(xc_.data(), E, T, L.x_proj, nullptr, xdbl_.data(), XD, pool_, isa_); });
-                // Each thread: its channels' dt = dt_proj(dt_low) + bias, then the scan of those channels
-                // (softplus(dt) is applied inside the scan).
-                prof_.run(kDtProjScan, [&] {
-                    pool_.parallel_for(E, 16, [&](int64_t e0, int64_t e1) {
-                        gemm_cols(xdbl_.data(), XD, T, L.dt_proj, L.dt_bias, dt_.data(), E, e0, e1, isa_);
-                        mamba1_scan_channels(xc_.data(), dt_.data(), xdbl_.data() + R, xdbl_.data() + R + N, XD,
-                                             xz_.data() + E, in_rows_, L.A.data(), L.D, E, N, segs, y_.data(), e0, e1,
-                                             isa_);
-                    });
-                });
-            } else {
-                const int64_t G = s_.n_groups, H = s_.n_heads;
-                // [z, xBC, dt] = in_proj(u);  xBC = SiLU(conv1d(xBC) + b);  scan;  y = RMSNorm_group(y ⊙ SiLU(z))·w
-                prof_.run(kInProj, [&] { gemm(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, pool_, isa_); });
-                prof_.run(kConv, [&] {
-                    conv_silu(xz_.data() + E, in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs,
-                              xc_.data(), pool_);
-                });
-                prof_.run(kScan, [&] {
-                    mamba2_scan(xc_.data(), conv_ch_, xz_.data() + 2 * E + 2 * G * N, in_rows_, L.dt_bias, L.A.data(),
-                                L.D, H, s_.head_dim, G, N, segs, y_.data(), pool_);
-                });
-                prof_.run(kGateNorm, [&] { gated_rms_norm(y_.data(), xz_.data(), in_rows_, T, E, G, L.gate_norm, s_.norm_eps, pool_); });
             }
-            // h = out_proj(y) + h   (the residual added in the GEMM's store)
-            prof_.run(kOutProj, [&] { gemm(y_.data(), E, T, L.out_proj, L.out_bias, h_.data(), D, pool_, isa_, GemmOut::AddTo); });
         }
         head(b, out);
         prof_.report(T);
+    }
+
+    // h += out_proj(Mamba mixer(u)), u = the normed rows in u_.
+    void mamba_layer(const Layer& L, int64_t T, const std::vector<SegmentState>& segs) {
+        const int64_t D = s_.d_model, E = s_.d_inner, N = s_.d_state;
+        if (s_.family == 1) {
+            const int64_t R = s_.dt_rank, XD = R + 2 * N;
+            xdbl_.resize(size_t(T * XD));
+            dt_.resize(size_t(T * E));
+            // Each thread: its channels' x and z columns of in_proj(u), then x = SiLU(conv1d(x) + b) on
+            // them (no barrier between: the conv of a channel reads only that channel's column).
+            prof_.run(kInProjConv, [&] {
+                pool_.parallel_for(E, 8, [&](int64_t c0, int64_t c1) {
+                    gemm_cols(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, c0, c1, isa_);
+                    gemm_cols(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, E + c0, E + c1, isa_);
+                    conv_silu_channels(xz_.data(), in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias,
+                                       segs, xc_.data(), c0, c1);
+                });
+            });
+            // [dt_low, B, C] = x_proj(x)
+            prof_.run(kXProj, [&] { gemm(xc_.data(), E, T, L.x_proj, nullptr, xdbl_.data(), XD, pool_, isa_); });
+            // Each thread: its channels' dt = dt_proj(dt_low) + bias, then the scan of those channels
+            // (softplus(dt) is applied inside the scan).
+            prof_.run(kDtProjScan, [&] {
+                pool_.parallel_for(E, 16, [&](int64_t e0, int64_t e1) {
+                    gemm_cols(xdbl_.data(), XD, T, L.dt_proj, L.dt_bias, dt_.data(), E, e0, e1, isa_);
+                    mamba1_scan_channels(xc_.data(), dt_.data(), xdbl_.data() + R, xdbl_.data() + R + N, XD,
+                                         xz_.data() + E, in_rows_, L.A.data(), L.D, E, N, segs, y_.data(), e0, e1,
+                                         isa_);
+                });
+            });
+        } else {
+            const int64_t G = s_.n_groups, H = s_.n_heads;
+            // [z, xBC, dt] = in_proj(u);  xBC = SiLU(conv1d(xBC) + b);  scan;  y = RMSNorm_group(y ⊙ SiLU(z))·w
+            prof_.run(kInProj, [&] { gemm(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, pool_, isa_); });
+            prof_.run(kConv, [&] {
+                conv_silu(xz_.data() + E, in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs,
+                          xc_.data(), pool_);
+            });
+            prof_.run(kScan, [&] {
+                mamba2_scan(xc_.data(), conv_ch_, xz_.data() + 2 * E + 2 * G * N, in_rows_, L.dt_bias, L.A.data(),
+                            L.D, H, s_.head_dim, G, N, segs, y_.data(), pool_);
+            });
+            prof_.run(kGateNorm, [&] { gated_rms_norm(y_.data(), xz_.data(), in_rows_, T, E, G, L.gate_norm, s_.norm_eps, pool_); });
+        }
+        // h = out_proj(y) + h   (the residual added in the GEMM's store)
+        prof_.run(kOutProj, [&] { gemm(y_.data(), E, T, L.out_proj, L.out_bias, h_.data(), D, pool_, isa_, GemmOut::AddTo); });
+    }
+
+    // h += out_proj([attention(q, k, v) | up · SiLU(gate)]), [q | k | v | up | gate] = in_proj(u) (attention.h).
+    void attention_layer(const Layer& L, int64_t T, const std::vector<SegmentState>& segs,
+                         const std::vector<SegmentChain>& chains, const std::vector<AttnSegment>& attn_segs) {
+        const int64_t D = s_.d_model;
+        const AttentionDims& a = a_;
+        prof_.run(kInProj, [&] { gemm(u_.data(), D, T, L.in_proj, L.in_bias, big_.data(), a.in_rows, pool_, isa_); });
+        // The in-attention MLP: ctx[:, H·hd:] = up · SiLU(gate)
+        if (a.mlp > 0) prof_.run(kMlp, [&] { silu_gate(big_.data() + a.qkv, a.in_rows, T, a.mlp / 2, ctx_.data() + a.H * a.hd, a.ctx, pool_); });
+        // q, k, v = conv1d(q, k, v) + b (the conv state keeps the pre-conv rows), or in place in the in_proj output
+        float* qkv = big_.data();
+        int64_t ld = a.in_rows;
+        if (a.K > 0) {
+            prof_.run(kConv, [&] { conv_channels_no_act(big_.data(), a.in_rows, a.qkv, int(a.K), L.conv_wT.data(), L.conv_bias, segs, mid_.data(), pool_); });
+            qkv = mid_.data();
+            ld = a.qkv;
+        }
+        prof_.run(kRotary, [&] {
+            apply_rotary(qkv, ld, T, pos_.data(), a, rot_, pool_);
+            gather_kv(qkv, ld, T, a, kv_.data(), pool_);
+            // This layer's K, V rows of every saving segment go into its block (before any segment reads them).
+            for (size_t s = 0; s < chains.size(); s++) {
+                const SegmentChain& c = chains[s];
+                if (c.save_block)
+                    c.save_block->store(L.attn_index, c.save_row0, kv_.data(), T, attn_segs[s].t0, attn_segs[s].t1 - attn_segs[s].t0);
+            }
+        });
+        prof_.run(kAttention, [&] {
+            attention(qkv, ld, kv_.data(), T, a, float(s_.attn_softmax_scale), L.attn_index, attn_segs, ctx_.data(), a.ctx, pool_);
+        });
+        // h = out_proj(ctx) + h
+        prof_.run(kOutProj, [&] { gemm(ctx_.data(), a.ctx, T, L.out_proj, L.out_bias, h_.data(), D, pool_, isa_, GemmOut::AddTo); });
+    }
+
+    // For each segment in order: the chain it starts from (its slot's chain as earlier segments left it) and, when
+    // it saves, the block receiving its rows: the tail of that chain grown in place when the segment saves into
+    // the slot it starts from and only that slot holds the tail (a decode step), else a new block whose parent is
+    // the chain it started from. Also the rows' positions (pos_) and the rotary table up to the largest.
+    void plan_chains(const ScoreBatch& b, std::vector<SegmentChain>& chains, std::vector<AttnSegment>& attn_segs) {
+        const size_t n_seg = b.seg_offsets.size() - 1;
+        chains.resize(n_seg);
+        attn_segs.resize(n_seg);
+        pos_.resize(b.tokens.size());
+        int64_t max_pos = 0;
+        for (size_t s = 0; s < n_seg; s++) {
+            const int init = b.seg_init[s], save = b.seg_save[s];
+            const int64_t t0 = b.seg_offsets[s], t1 = b.seg_offsets[s + 1], n = t1 - t0;
+            SegmentChain& c = chains[s];
+            KvChain from = init >= 0 ? chains_[size_t(init)] : KvChain{};
+            if (save >= 0) {
+                KvChain& slot = chains_[size_t(save)];
+                const bool grow = save == init && slot.tail && slot.tail.use_count() == 2 &&  // this slot and `from`
+                                  slot.length == slot.tail->start + slot.tail->rows;
+                if (grow) {
+                    c.save_row0 = slot.tail->rows;
+                    slot.tail->grow(n);
+                    c.save_block = slot.tail;
+                } else {
+                    c.save_block = std::make_shared<KvBlock>(from.tail, from.length, n, n_attn_, a_);
+                    c.save_row0 = 0;
+                }
+                slot = KvChain{c.save_block, from.length + n};
+            }
+            attn_segs[s] = AttnSegment{t0, t1, from.length, chain_runs(from)};
+            for (int64_t t = t0; t < t1; t++) pos_[size_t(t)] = from.length + (t - t0);
+            max_pos = std::max(max_pos, from.length + n);
+            c.init = std::move(from);
+        }
+        rot_.ensure(max_pos);
     }
 
     // h[t] = embedding[tokens[t]] as f32
@@ -523,8 +675,13 @@ private:
     WeightStore w_;
     ThreadPool pool_;
     GemmIsa isa_;  // which GEMM kernels run (results are bit-identical either way)
+    AttentionDims a_;  // attention layers' sizes (all zero without attention)
+    RotaryTable rot_;
     OpTimer prof_;
-    int64_t conv_ch_, in_rows_, conv_layer_, ssm_layer_;
+    int64_t conv_ch_, in_rows_, conv_layer_, ssm_layer_;  // of a Mamba layer
+    int n_attn_ = 0, n_mamba_ = 0, n_attn_loaded_ = 0;
+    std::vector<int64_t> conv_off_, ssm_off_;  // per layer: offset of its conv / SSM state in a slot's parts
+    int64_t conv_total_ = 0, ssm_total_ = 0;
     std::unique_ptr<PackedArena> arena_;               // the packed GEMM weights
     std::vector<GemmWeight> weights_;                  // views into arena_, in packing order
     std::map<std::string, const GemmWeight*> packed_;  // canonical name → its packed view
@@ -532,8 +689,11 @@ private:
     const Tensor* norm_f_;
     const GemmWeight* head_;
     std::vector<Layer> layers_;
-    std::vector<std::unique_ptr<float[]>> slots_;  // slot id → [conv of all layers | ssm of all layers]
+    std::vector<std::unique_ptr<float[]>> slots_;  // slot id → [conv of all layers | ssm of the Mamba layers]
+    std::vector<KvChain> chains_;                  // slot id → its K/V rows (attention layers)
     std::vector<float> h_, u_, xz_, xc_, xdbl_, dt_, y_, hn_, logits_;  // scratch, reused across calls
+    std::vector<float> big_, mid_, ctx_, kv_;      // attention / GatedMLP scratch (kv_: gather_kv's head-major K, V)
+    std::vector<int64_t> pos_;                     // position of each row of the call
 };
 
 }  // namespace
