@@ -35,7 +35,7 @@ async function main(): Promise<void> {
             continue;  // not a model fixture
         }
         const { config: declared } = await loadMambaConfig(dir);
-        const weights = await findWeightFiles(dir);
+        const weights = await findWeightFiles(dir, declared.layout);
         const { config, tensors } = mapCheckpointTensors(await weights.read(), declared, weights.entry);
         const tokens = ref.sequences.flatMap((s) => s.tokens);
         const offsets = [0];

@@ -6,11 +6,11 @@
  *   value the hub would silently read as "online". The cache folders (HF_HOME, HF_HUB_CACHE) and the token are the
  *   hub's to judge when it is used (it names the setting: "…: is a file where the hub cache needs a folder (cache
  *   from HF_HOME=…)"), since a run on local files never touches them.
- * - ours: MAMBA_EVAL_ADDON (an addon file), MAMBA_EVAL_ISA, MAMBA_EVAL_PROFILE and the CUDA switches of
- *   docs/cuda.md (native/src/cpu/*.cc and native/cuda/*.cu read them with getenv; the accepted values below are the
- *   ones that code acts on, and must follow it). A MAMBA_EVAL_* name that is a near miss of one of these (a typo)
- *   is refused with the name it probably means; other MAMBA_EVAL_* names (build and test settings) are not ours
- *   to judge here.
+ * - ours: MAMBA_EVAL_ADDON (an addon file), MAMBA_EVAL_ISA, MAMBA_EVAL_PROFILE and MAMBA_EVAL_CUDA_PROFILE
+ *   (native/src/cpu/*.cc and native/cuda/*.cuh read them with getenv; the accepted values below are the ones that
+ *   code acts on, and must follow it). The CUDA A/B switches of earlier versions are refused as no longer read
+ *   (setting one would change nothing). A MAMBA_EVAL_* name that is a near miss of a live one (a typo) is refused
+ *   with the name it probably means; other MAMBA_EVAL_* names (build and test settings) are not ours to judge here.
  */
 import { statSync } from "node:fs";
 import { UsageError } from "../errors.js";
@@ -29,14 +29,14 @@ export const NATIVE_SWITCHES: Readonly<Record<string, Switch>> = {
     MAMBA_EVAL_ISA: { values: ["auto", "avx2", "avx512"], meaning: "the CPU GEMM and scan path" },
     // The native code turns profiling on for ANY value, "0" included: only 1 is accepted, so 0 cannot mislead.
     MAMBA_EVAL_PROFILE: { values: ["1"], meaning: "per-op CPU timings on stderr (unset it to turn them off)" },
-    MAMBA_EVAL_CUDA_PROFILE: { values: ["", "1"], meaning: "CUDA phase timings (empty or unset: off)" },
-    MAMBA_EVAL_CUDA_GRAPHS: { values: ["0", "1"], meaning: "CUDA graphs for decoding steps (0: off)" },
-    MAMBA_EVAL_CUDA_SCAN1: { values: ["", "v3"], meaning: "the Mamba-1 CUDA scan variant" },
-    MAMBA_EVAL_CUDA_SCAN_ORDER: { values: ["", "levels"], meaning: "the CUDA scan launch order" },
-    MAMBA_EVAL_CUDA_SSD: { values: ["", "recurrent"], meaning: "the Mamba-2 CUDA scan variant" },
-    MAMBA_EVAL_CUDA_SSD_OCC: { values: ["", "2"], meaning: "blocks per SM of the Mamba-2 CUDA scan" },
-    MAMBA_EVAL_CUDA_GEMV: { values: ["", "1"], meaning: "the CUDA GEMV path for single rows" },
+    MAMBA_EVAL_CUDA_PROFILE: { values: ["", "1"], meaning: "per-phase CUDA timings on stderr (empty or unset: off)" },
 };
+
+/** Switches of earlier versions that nothing reads any more (the CUDA backend keeps one path per kernel). */
+const RETIRED_SWITCHES = [
+    "MAMBA_EVAL_CUDA_GRAPHS", "MAMBA_EVAL_CUDA_SCAN1", "MAMBA_EVAL_CUDA_SCAN_ORDER", "MAMBA_EVAL_CUDA_SSD", "MAMBA_EVAL_CUDA_SSD_OCC",
+    "MAMBA_EVAL_CUDA_GEMV",
+];
 
 /** Every runtime MAMBA_EVAL_* name (for near-miss detection). */
 const KNOWN_NAMES = ["MAMBA_EVAL_ADDON", ...Object.keys(NATIVE_SWITCHES)];
@@ -71,6 +71,7 @@ export function validateEnvironment(env: NodeJS.ProcessEnv = process.env): void 
         throw new UsageError(`${name}=${value}: expected ${values.length > 1 ? "one of " : ""}${accepted} (${meaning})`);
     }
     for (const name of Object.keys(env)) {
+        if (RETIRED_SWITCHES.includes(name)) throw new UsageError(`${name} is no longer read (the CUDA backend keeps one path per kernel); unset it`);
         if (!name.startsWith("MAMBA_EVAL_") || KNOWN_NAMES.includes(name) || BUILD_NAMES.includes(name)) continue;
         const near = KNOWN_NAMES.find((known) => editDistance(name, known) <= 2);
         if (near !== undefined) throw new UsageError(`${name} is not a mamba-eval variable; did you mean ${near}?`);

@@ -122,7 +122,8 @@ describe("environment variables are checked with one line", () => {
         [{ HF_HUB_OFFLINE: "maybe" }, /HF_HUB_OFFLINE=maybe: expected 1 or 0/],
         [{ MAMBA_EVAL_ISA: "avx3" }, /MAMBA_EVAL_ISA=avx3: expected one of auto, avx2, avx512/],
         [{ MAMBA_EVAL_PROFILE: "0" }, /MAMBA_EVAL_PROFILE=0: expected 1 \(per-op CPU timings on stderr \(unset it to turn them off\)\)/],
-        [{ MAMBA_EVAL_CUDA_GRAPHS: "off" }, /MAMBA_EVAL_CUDA_GRAPHS=off: expected one of 0, 1/],
+        [{ MAMBA_EVAL_CUDA_PROFILE: "0" }, /MAMBA_EVAL_CUDA_PROFILE=0: expected one of empty, 1/],
+        [{ MAMBA_EVAL_CUDA_GRAPHS: "0" }, /MAMBA_EVAL_CUDA_GRAPHS is no longer read .*; unset it/],
         [{ MAMBA_EVAL_IAS: "avx2" }, /MAMBA_EVAL_IAS is not a mamba-eval variable; did you mean MAMBA_EVAL_ISA\?/],
         [{ MAMBA_EVAL_ADDON: "/no/such/addon.node" }, /MAMBA_EVAL_ADDON=\/no\/such\/addon\.node: no such file/],
     ])("%j", (vars, message) => {
