@@ -1,5 +1,5 @@
 /**
- * CUDA backend bench at real Mamba shapes (run by scripts/cuda/check.sh on the GPU machine, bundled to plain JS).
+ * CUDA backend bench at real Mamba shapes (run by scripts/cuda/check.sh on a GPU machine, bundled to plain JS).
  *
  *   node bench.mjs run CKPT_DIR NAME OUT_JSONL      one model (random bf16 checkpoint from make_bench_checkpoint.py)
  *   node bench.mjs table OUT_JSONL CEILINGS_JSON    the summary table

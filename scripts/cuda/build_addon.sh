@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the addon with the CUDA backend on the GPU machine, the one way check.sh and table3_e2e.sh share: cmake
+# Builds the addon with the CUDA backend on a GPU machine, the one way check.sh and table3_e2e.sh share: cmake
 # directly (cmake-js may need the network), output where NativeBackend looks (native/build/Release).
 #
 #   bash scripts/cuda/build_addon.sh LOG_FILE     (from the repository root; exit status 0 when it built)

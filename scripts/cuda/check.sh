@@ -11,7 +11,7 @@
 #                                          fixtures' CUDA outputs of both builds compared bit for bit
 #                                          (scripts/cuda/abOutputs.ts); SEED_DIR = a folder holding mamba_ssm/ to time
 #                                          the seed's path too, scripts/cuda/seed_bench.py)
-# carrying .node-bin, node_modules/node-addon-api and node_modules/node-api-headers.
+# with .node-bin, node_modules/node-addon-api and node_modules/node-api-headers present.
 # Details under $OUT: check.json (every check), check-table.md (worst per kind), check.log, build.log, sanitize-*.log,
 # ab-*.log, bench.log, bench-table.md. Exit status: 0 when the build and every step run passed.
 set -uo pipefail
@@ -29,7 +29,7 @@ summary=()
 step() { summary+=("| $1 | $2 | $3 |"); [ "$2" = pass ] || status=1; }
 export PYTHONUNBUFFERED=1
 
-# Node (the GPU machine has none): the binary prepare.sh packed.
+# Node: the binary prepare.sh packed (for a GPU machine without Node).
 mkdir -p /tmp/node-bin
 xz -dc .node-bin/node.xz > /tmp/node-bin/node && chmod +x /tmp/node-bin/node
 export PATH=/tmp/node-bin:$PATH

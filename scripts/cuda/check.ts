@@ -1,5 +1,5 @@
 /**
- * GPU check of the CUDA backend (run by scripts/cuda/check.sh on the GPU machine, bundled to plain JS).
+ * GPU check of the CUDA backend (run by scripts/cuda/check.sh on a GPU machine, bundled to plain JS).
  *
  *   node check.mjs FIXTURES_DIR OUT_JSON [ONLY_MODEL]
  *

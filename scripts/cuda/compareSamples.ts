@@ -1,6 +1,6 @@
 /**
  * Per-request comparison of two `--log_samples` runs of the same model and tasks (run by
- * scripts/cuda/harness_check.sh on the GPU machine, bundled to plain JS):
+ * scripts/cuda/harness_check.sh on a GPU machine, bundled to plain JS):
  *
  *   node compareSamples.mjs BASELINE_DIR CURRENT_DIR REL_TOL
  *

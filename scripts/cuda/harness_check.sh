@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end harness check on the GPU machine: the unchanged CLI (bin/mamba-eval.js → dist/) runs the six Table-3
+# End-to-end harness check on a GPU machine: the unchanged CLI (bin/mamba-eval.js → dist/) runs the six Table-3
 # tasks on the bundled fixture model and task samples with --device cpu and --device cuda, in float32 and
 # bfloat16, and the CUDA runs must match the CPU runs request by request (relative log-likelihood difference
 # ≤ 1e-4 in float32, ≤ 2e-2 in bfloat16; is_greedy flips are reported). `mamba-eval compare --k 0 --floor 0.02`
@@ -9,7 +9,7 @@
 # Prepare here first (bash scripts/cuda/prepare.sh: Node binary, bundled programs, trimmed runtime packages,
 # dist/), then on the device, after the addon is built with CUDA (scripts/cuda/check.sh does that):
 #   bash scripts/cuda/harness_check.sh     (env: OUT = log folder)
-# carrying .node-bin, dist, node_modules/node-addon-api and node_modules/node-api-headers.
+# with .node-bin, dist, node_modules/node-addon-api and node_modules/node-api-headers present.
 # Exit status: 0 when every comparison passed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,7 +23,7 @@ if ! command -v node >/dev/null; then
     export PATH=/tmp/node-bin:$PATH
 fi
 for need in dist/cli/main.js native/build/Release/mamba_eval.node .node-bin/runtime/node_modules .node-bin/compareSamples.mjs; do
-    if [ ! -e "$need" ]; then echo "harness_check.sh: $need is missing (run prepare.sh here and carry it / build first)"; exit 1; fi
+    if [ ! -e "$need" ]; then echo "harness_check.sh: $need is missing (run scripts/cuda/prepare.sh first)"; exit 1; fi
 done
 # The CLI's runtime packages (ESM resolves bare imports through ./node_modules only): link the trimmed ones in.
 mkdir -p node_modules

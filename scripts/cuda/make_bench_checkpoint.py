@@ -1,5 +1,5 @@
 """Writes one random bf16 checkpoint at a real Mamba shape, for the CUDA bench and the end-to-end Table-3 timing
-(run on the GPU machine; without CUDA the weights are drawn on the CPU).
+(run on a GPU machine; without CUDA the weights are drawn on the CPU).
 
     python3 make_bench_checkpoint.py NAME OUT_DIR
 

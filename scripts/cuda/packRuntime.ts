@@ -1,5 +1,5 @@
 /**
- * Packs the CLI's runtime packages for the GPU machine (Linux x64, no registry) into a small node_modules tree:
+ * Packs the CLI's runtime packages for a GPU machine (Linux x64, no registry) into a small node_modules tree:
  * the root package.json's runtime dependencies that the CLI imports, their dependencies (transitively), and for
  * the two native packages only what Linux x64 loads (tokenizers: index.js + the linux-x64-gnu binary;
  * better-sqlite3: lib/ + build/Release/better_sqlite3.node). Run here by scripts/cuda/prepare.sh:

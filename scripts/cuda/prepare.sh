@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run HERE (the development machine) before sending scripts/cuda/check.sh to the GPU machine, which has
+# Run on a machine with Node and the npm registry before copying the repository to a GPU machine that has
 # no Node and no registry: puts into .node-bin/ (git-ignored) a Node 20 binary (xz) and the check and
 # bench programs bundled to plain ESM JavaScript (the project's TS modules and zod inlined; no tokenizers, which
 # replay.mjs takes from the runtime packages);
@@ -7,7 +7,8 @@
 # (.node-bin/runtime/node_modules) and dist/ (npm run build).
 #
 #   bash scripts/cuda/prepare.sh
-# then call the device with carry [".node-bin", "dist", "node_modules/node-addon-api", "node_modules/node-api-headers"].
+# then copy the repository with .node-bin, dist, node_modules/node-addon-api and node_modules/node-api-headers to the
+# GPU machine (a GPU machine with Node and npm can instead run `npm ci && bash scripts/cuda/prepare.sh` itself).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NODE_VERSION=20.20.2

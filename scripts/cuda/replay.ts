@@ -1,6 +1,6 @@
 /**
  * Replays the scoring calls of a real Table-3 run on one random real-shape checkpoint (run by scripts/cuda/replay.sh
- * on the GPU machine, bundled to plain JS with `tokenizers` left external):
+ * on a GPU machine, bundled to plain JS with `tokenizers` left external):
  *
  *   node replay.mjs CKPT_DIR NAME DATA_DIR TOKENIZER OUT_JSONL
  *

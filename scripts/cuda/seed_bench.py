@@ -1,4 +1,4 @@
-"""Times the seed's own path (mamba_ssm's MambaLMHeadModel) on the GPU machine, next to our bench in the same run.
+"""Times the seed's own path (mamba_ssm's MambaLMHeadModel) on a GPU machine, next to our bench in the same run.
 
     PYTHONPATH=SEED_DIR [SEED_SIZES="mamba2-2.7b mamba2-130m ..."] python3 seed_bench.py OUT_JSON
 

@@ -6,10 +6,10 @@
 # (scripts/cuda/seed_bench.py: mamba_ssm's Triton Mamba-2 path) projected onto the same workload. Prints a markdown
 # table (also $OUT/e2e.md).
 #
-# Prepare here first (bash scripts/cuda/prepare.sh; mkdir -p .device && cp -r ../shared/data .device/data; the seed's
-# mamba_ssm/ in .device/seed as docs/cuda.md says), then on the device, from the repository root:
+# Prepare first (bash scripts/cuda/prepare.sh; the task data in a folder named by DATA; for the seed, the mamba_ssm/
+# folder of a state-spaces/mamba checkout in a folder named by SEED_DIR), then on a GPU machine, from the repository root:
 #   bash scripts/cuda/table3_e2e.sh
-# carrying .node-bin, dist, node_modules/node-addon-api, node_modules/node-api-headers, .device/data, .device/seed.
+# with .node-bin, dist, node_modules/node-addon-api and node_modules/node-api-headers present.
 # The addon is built with CUDA first (cmake as check.sh does; a no-op when native/build is already up to date).
 #
 # Knobs (environment):
@@ -23,7 +23,7 @@
 #                weight upload + one call (the "load s" column); 0 skips it
 #   E2E_BUDGET_S stop starting models once this many seconds have passed since the script began (default 560;
 #                the device allows 600 s per command); each run is also killed at the budget
-#   DATA         task data laid out like ../shared/data (default .device/data). When it has HellaSwag only as the
+#   DATA         the task data folder, laid out like fixtures/tasks (required). When it has HellaSwag only as the
 #                derived text (hellaswag_val_full.txt.bz2), a timing-only hellaswag_val.jsonl is made from it in
 #                E2E_WORK (contexts split at the first ": " into activity_label and ctx_a, ctx_b empty, so lm-eval's
 #                query is the derived context line: token counts ≈ the real ones; accuracies mean nothing anyway)
@@ -31,7 +31,7 @@
 #                --models …` process for all of them (the table's rows are its per-model parts; load s not measured)
 #   E2E_REPLAY   names of SHAPES whose real Table-3 calls are replayed first (scripts/cuda/replay.ts: timings, profiles;
 #                REPLAY_LOGPROBS / REPLAY_COMPARE for an A/B of two builds; $OUT/replay.log); default none
-#   SEED_DIR     folder holding mamba_ssm/ (default .device/seed when it exists; "" skips the seed);
+#   SEED_DIR     folder holding mamba_ssm/ (unset or "" skips the seed);
 #                SEED_SIZES the Mamba-2 sizes it times (default all five; see seed_bench.py); SEED_TIMEOUT (200 s)
 #   OUT          what comes back (default /tmp/mamba-eval-e2e): e2e.md, e2e.jsonl, runs.log, results.tar.gz,
 #                seed.json, seed.log, env.txt (7 files); E2E_WORK scratch (checkpoints, raw logs; default /tmp/mamba-eval-e2e-work)
@@ -49,10 +49,10 @@ E2E_DEVICE=${E2E_DEVICE:-cuda}
 E2E_DTYPE=${E2E_DTYPE:-bfloat16}
 E2E_LOAD=${E2E_LOAD:-1}
 E2E_BUDGET_S=${E2E_BUDGET_S:-560}
-DATA=${DATA:-.device/data}
+DATA=${DATA:?set DATA to the task data folder (layout of fixtures/tasks)}
 OUT=${OUT:-/tmp/mamba-eval-e2e}
 WORK=${E2E_WORK:-/tmp/mamba-eval-e2e-work}
-if [ -z "${SEED_DIR+set}" ]; then SEED_DIR=""; [ -d .device/seed/mamba_ssm ] && SEED_DIR=$PWD/.device/seed; fi
+SEED_DIR=${SEED_DIR:-}
 SEED_SIZES=${SEED_SIZES:-"mamba2-130m mamba2-370m mamba2-780m mamba2-1.3b mamba2-2.7b"}
 SEED_TIMEOUT=${SEED_TIMEOUT:-200}
 E2E_REPLAY=${E2E_REPLAY:-}
@@ -70,7 +70,7 @@ left() { local s=$(( E2E_BUDGET_S - $(elapsed) )); echo $(( s > 1 ? s : 1 )); } 
 # Prefixes every line read with the wall clock (seconds since the epoch, microseconds).
 stamp() { local line; while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done; }
 
-# Node (the GPU machine has none) and the CLI's runtime packages (ESM resolves bare imports through ./node_modules).
+# Node (for a GPU machine without it) and the CLI's runtime packages (ESM resolves bare imports through ./node_modules).
 if ! command -v node >/dev/null; then
     mkdir -p /tmp/node-bin
     xz -dc .node-bin/node.xz > /tmp/node-bin/node && chmod +x /tmp/node-bin/node
@@ -84,7 +84,7 @@ if [ -d .node-bin/runtime/node_modules ]; then
     done
 fi
 for need in dist/cli/main.js "$DATA"; do
-    if [ ! -e "$need" ]; then echo "table3_e2e.sh: $need is missing (run prepare.sh / copy the data here and carry it)"; exit 1; fi
+    if [ ! -e "$need" ]; then echo "table3_e2e.sh: $need is missing (run scripts/cuda/prepare.sh and set DATA)"; exit 1; fi
 done
 {
     echo "node $(node --version); device $E2E_DEVICE, dtype $E2E_DTYPE, limit ${E2E_LIMIT:-none}, batch_size $E2E_BATCH_SIZE, tasks $E2E_TASKS"

@@ -27,7 +27,7 @@
 // Speed: one chunk's sum is a chain of dependent additions (3–4 cycles each), which the block generation
 // overlaps. So each thread runs two chunks in lockstep (same n, so their blocks and resamples end together):
 // two independent chains, each in its own order. ≈ 1.0 ns per draw per thread on the dev box (Zen 5), 1.5–1.9 on
-// the GPU machine's Xeon, against 1.4 and 2.6 for one chunk at a time, and 9–11 in JS.
+// a 16-core Xeon, against 1.4 and 2.6 for one chunk at a time, and 9–11 in JS.
 #include "cpu/pyrandom_bootstrap.h"
 
 #include <algorithm>
