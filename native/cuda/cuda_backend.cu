@@ -82,7 +82,15 @@ class KvPool {
 public:
     DeviceBuffer take(size_t bytes) {
         auto& spare = free_[bytes];
-        if (spare.empty()) return DeviceBuffer(bytes);
+        if (spare.empty()) {
+            try {
+                return DeviceBuffer(bytes);
+            } catch (const std::exception&) {
+                (void)cudaGetLastError();  // clear the failed cudaMalloc, so the next launch check does not report it
+                free_.clear();  // spare blocks of other sizes hold the memory: hand it back and try once more
+                return DeviceBuffer(bytes);
+            }
+        }
         DeviceBuffer buf = std::move(spare.back());
         spare.pop_back();
         return buf;
@@ -499,10 +507,12 @@ private:
         if (bytes > 0) check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), what);
     }
 
-    /** A K/V block for positions from `start`, room for `capacity` rows (rounded up to a power of two ≥ 16). */
+    /**
+     * A K/V block for positions from `start`, room for `capacity` rows rounded up to a multiple of 16 (close to what
+     * the state budget counts; a block that step() grows doubles its room then).
+     */
     std::shared_ptr<KvBlock> new_block(std::shared_ptr<KvBlock> parent, int64_t start, int64_t capacity) {
-        int64_t cap = 16;
-        while (cap < capacity) cap *= 2;
+        const int64_t cap = std::max<int64_t>(16, (capacity + 15) / 16 * 16);
         auto b = std::make_shared<KvBlock>();
         b->parent = std::move(parent);
         b->start = start;
@@ -982,15 +992,16 @@ private:
             }
         }
         int32_t* d_ints = scratch<int32_t>(sc_->attn_ints_buf_, ints.size(), true);
+        // Offsets first, then pointers: both start at places that depend only on the segment count, so a step graph
+        // captured with these addresses stays right while the chains (and the pointer table) grow between replays.
         const size_t ptr_bytes = ptrs.size() * sizeof(const float*), off_bytes = past_off.size() * sizeof(int64_t);
-        char* d_tab = scratch<char>(sc_->attn_ptrs_buf_, ptr_bytes + off_bytes, true);
+        char* d_tab = scratch<char>(sc_->attn_ptrs_buf_, off_bytes + ptr_bytes, true);
         check_cuda(cudaMemcpyAsync(d_ints, ints.data(), ints.size() * 4, cudaMemcpyHostToDevice, stream_), "upload attention rows");
-        check_cuda(cudaMemcpyAsync(d_tab, ptrs.data(), ptr_bytes, cudaMemcpyHostToDevice, stream_), "upload K/V rows");
-        check_cuda(cudaMemcpyAsync(d_tab + ptr_bytes, past_off.data(), off_bytes, cudaMemcpyHostToDevice, stream_),
-                   "upload K/V offsets");
-        const auto* d_ptrs = reinterpret_cast<float* const*>(d_tab);
+        check_cuda(cudaMemcpyAsync(d_tab, past_off.data(), off_bytes, cudaMemcpyHostToDevice, stream_), "upload K/V offsets");
+        check_cuda(cudaMemcpyAsync(d_tab + off_bytes, ptrs.data(), ptr_bytes, cudaMemcpyHostToDevice, stream_), "upload K/V rows");
+        const auto* d_ptrs = reinterpret_cast<float* const*>(d_tab + off_bytes);
         c.attn = cuda::AttnCall{d_ints, c.segs.start, c.segs.length, d_ints + pos0_off,
-                                reinterpret_cast<const int64_t*>(d_tab + ptr_bytes), d_ptrs + T, d_ptrs, d_ints + items_off};
+                                reinterpret_cast<const int64_t*>(d_tab), d_ptrs + T, d_ptrs, d_ints + items_off};
     }
 
     /** Blocks per segment of a queued scan launch, or 0 when this model's scan kernel has no queued form. */
