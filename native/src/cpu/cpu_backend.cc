@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <stdexcept>
 #include <thread>
@@ -73,7 +74,7 @@ struct Layer {
     const float* out_bias;       // or null
 };
 
-// Per-op wall time of score() calls, printed to stderr after each call when MAMBA_EVAL_PROFILE is set
+// Per-op wall time (and the calling thread's CPU time) of score() calls, printed to stderr after each call when MAMBA_EVAL_PROFILE is set
 // (a measurement aid for docs/perf-notes.md; it changes no result).
 // Mamba-1 runs in_proj+conv and dt_proj+softplus+scan as fused per-thread regions, timed as one op each.
 enum Op { kEmbed, kNorm, kInProj, kConv, kInProjConv, kXProj, kDtProjScan, kScan, kGateNorm, kOutProj, kHeadNorm,
@@ -92,8 +93,10 @@ public:
             return;
         }
         const auto t0 = std::chrono::steady_clock::now();
+        const double c0 = thread_cpu();
         f();
         sec_[op] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        cpu_[op] += thread_cpu() - c0;
     }
     // Marks the start of a score() call (the wall time printed by report() runs from here).
     void start() {
@@ -106,14 +109,23 @@ public:
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
         std::fprintf(stderr, "profile T=%lld total %.1f ms (wall %.1f ms):", (long long)T, total * 1e3, wall * 1e3);
         for (int i = 0; i < kOps; i++)
-            if (sec_[i] > 0) std::fprintf(stderr, " %s %.1f%%", kOpNames[i], 100 * sec_[i] / total);
+            if (sec_[i] > 0)
+                std::fprintf(stderr, " %s %.1f%% (%.2f ms, calling thread cpu %.2f ms)", kOpNames[i], 100 * sec_[i] / total,
+                             sec_[i] * 1e3, cpu_[i] * 1e3);
         std::fprintf(stderr, "\n");
         for (double& s : sec_) s = 0;
+        for (double& s : cpu_) s = 0;
     }
 
 private:
+    // CPU seconds of the calling thread: with one thread, an op's own cost whatever else the machine runs.
+    static double thread_cpu() {
+        timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+    }
     bool on_;
-    double sec_[kOps] = {};
+    double sec_[kOps] = {}, cpu_[kOps] = {};
     std::chrono::steady_clock::time_point t0_;
 };
 
@@ -428,7 +440,7 @@ private:
                         gemm_cols(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, c0, c1, isa_);
                         gemm_cols(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, E + c0, E + c1, isa_);
                         conv_silu_channels(xz_.data(), in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias,
-                                           segs, xc_.data(), c0, c1);
+                                           segs, xc_.data(), c0, c1, isa_);
                     });
                 });
                 // [dt_low, B, C] = x_proj(x)
@@ -449,11 +461,11 @@ private:
                 prof_.run(kInProj, [&] { gemm(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, pool_, isa_); });
                 prof_.run(kConv, [&] {
                     conv_silu(xz_.data() + E, in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs,
-                              xc_.data(), pool_);
+                              xc_.data(), pool_, isa_);
                 });
                 prof_.run(kScan, [&] {
                     mamba2_scan(xc_.data(), conv_ch_, xz_.data() + 2 * E + 2 * G * N, in_rows_, L.dt_bias, L.A.data(),
-                                L.D, H, s_.head_dim, G, N, segs, y_.data(), pool_);
+                                L.D, H, s_.head_dim, G, N, segs, y_.data(), pool_, isa_);
                 });
                 prof_.run(kGateNorm, [&] { gated_rms_norm(y_.data(), xz_.data(), in_rows_, T, E, G, L.gate_norm, s_.norm_eps, pool_); });
             }
