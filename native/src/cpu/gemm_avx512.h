@@ -15,7 +15,8 @@ constexpr int kWeightPanel = 4;
 
 namespace mamba::avx512 {
 
-// Floats of packed-X scratch the kernel needs for one call with inner dimension K (64-byte aligned).
+// Floats of scratch (packed X, lane sums between K slices) the kernel needs for one call with inner dimension K
+// (64-byte aligned).
 int64_t scratch_floats(int64_t K);
 
 // Y[t][n] = Σ_k X[t][k]·W[n][k] (+ bias[n]) for all T rows and columns n ∈ [n0, n1); W is [N × K] f32 or
