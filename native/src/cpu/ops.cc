@@ -286,9 +286,11 @@ inline const float* conv_src(const ConvArgs& a, const SegmentState& s, int64_t t
 // Rows [t0, t0 + nt) of segment s, channels c .. c + w (w ≤ 8 valid), a window of the last K inputs in registers:
 //   out[t][c] = SiLU(Σ_{j<K} wT[j][c] · in[t−K+1+j][c] + bias[c])
 // `last`: the segment's final block, whose last K−1 inputs are saved to conv_save.
+// K is a template argument so that the window lives in registers (with a run-time K the shifts went through
+// the stack: a store-to-load chain per token that cost this loop 3/4 of its time).
+template <int K>
 void conv8_block(const ConvArgs& a, const SegmentState& s, int64_t t0, int nt, int64_t c, int w, bool last) {
-    const int K = a.K;
-    __m256 win[kMaxConv], wk[kMaxConv];  // win[0..K-2]: the inputs before row t (oldest first), win[K-1]: row t
+    __m256 win[K], wk[K];  // win[0..K-2]: the inputs before row t (oldest first), win[K-1]: row t
     for (int j = 0; j < K - 1; j++) {
         const float* p = conv_src(a, s, t0 - (K - 1) + j, c);
         win[j] = p ? load_n(p, w) : _mm256_setzero_ps();
@@ -314,16 +316,15 @@ void conv8_block(const ConvArgs& a, const SegmentState& s, int64_t t0, int nt, i
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 // conv8_block for 16 channels (w ≤ 16 valid; all 16 when Full), lane for lane the same operations (silu16 is
 // silu8's, see below), so every output has the same bits on both paths.
-template <bool Full>
+template <bool Full, int K>
 void conv16_block(const ConvArgs& a, const SegmentState& s, int64_t t0, int nt, int64_t c, int w, bool last) {
-    const int K = a.K;
     const __mmask16 m = __mmask16(w >= 16 ? 0xffffu : (1u << w) - 1u);
     auto load = [&](const float* p) { return Full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p); };
     auto store = [&](float* p, __m512 v) {
         if (Full) _mm512_storeu_ps(p, v);
         else _mm512_mask_storeu_ps(p, m, v);
     };
-    __m512 win[kMaxConv], wk[kMaxConv];
+    __m512 win[K], wk[K];
     for (int j = 0; j < K - 1; j++) {
         const float* p = conv_src(a, s, t0 - (K - 1) + j, c);
         win[j] = p ? load(p) : _mm512_setzero_ps();
@@ -346,10 +347,11 @@ void conv16_block(const ConvArgs& a, const SegmentState& s, int64_t t0, int nt, 
 
 }  // namespace
 
-void conv_silu_channels(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
-                        const std::vector<SegmentState>& segs, float* out, int64_t c0, int64_t c1, GemmIsa isa) {
-    if (K < 1 || K > kMaxConv) throw std::runtime_error("d_conv must be in [1, 8]");
-    const ConvArgs a{in, ldi, C, K, wT, bias, out};
+namespace {
+
+// conv_silu_channels for a compile-time K.
+template <int K>
+void conv_channels(const ConvArgs& a, const std::vector<SegmentState>& segs, int64_t c0, int64_t c1, GemmIsa isa) {
     const int L = isa == GemmIsa::Avx512 ? 16 : 8;  // channels per vector
     for (const SegmentState& s : segs) {
         const int64_t blocks = std::max<int64_t>(1, (s.t1 - s.t0 + kConvBlock - 1) / kConvBlock);
@@ -359,12 +361,28 @@ void conv_silu_channels(const float* in, int64_t ldi, int64_t C, int K, const fl
             const bool last = bl == blocks - 1;
             for (int64_t c = c0; c < c1; c += L) {
                 const int w = int(std::min<int64_t>(L, c1 - c));
-                if (L == 16 && w == 16) conv16_block<true>(a, s, t0, nt, c, w, last);
-                else if (L == 16) conv16_block<false>(a, s, t0, nt, c, w, last);
-                else conv8_block(a, s, t0, nt, c, w, last);
+                if (L == 16 && w == 16) conv16_block<true, K>(a, s, t0, nt, c, w, last);
+                else if (L == 16) conv16_block<false, K>(a, s, t0, nt, c, w, last);
+                else conv8_block<K>(a, s, t0, nt, c, w, last);
             }
         }
     }
+}
+
+template <int K>
+void conv_channels_k(int k, const ConvArgs& a, const std::vector<SegmentState>& segs, int64_t c0, int64_t c1, GemmIsa isa) {
+    if constexpr (K >= 1) {
+        if (k == K) conv_channels<K>(a, segs, c0, c1, isa);
+        else conv_channels_k<K - 1>(k, a, segs, c0, c1, isa);
+    }
+}
+
+}  // namespace
+
+void conv_silu_channels(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
+                        const std::vector<SegmentState>& segs, float* out, int64_t c0, int64_t c1, GemmIsa isa) {
+    if (K < 1 || K > kMaxConv) throw std::runtime_error("d_conv must be in [1, 8]");
+    conv_channels_k<kMaxConv>(K, ConvArgs{in, ldi, C, K, wT, bias, out}, segs, c0, c1, isa);
 }
 
 void conv_silu(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
