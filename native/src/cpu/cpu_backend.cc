@@ -521,7 +521,7 @@ private:
                         for (int64_t v = 1; v < V; v++) m = std::max(m, lg[v]);
                         arg = arg_max(lg, V);
                     }
-                    out.logprobs[i] = double(lg[target]) - log_sum_exp_given_max(lg, V, m);
+                    out.logprobs[i] = double(lg[target]) - log_sum_exp_given_max(lg, V, m, isa_);
                     out.greedy[i] = arg == target ? 1 : 0;
                 }
             }); });

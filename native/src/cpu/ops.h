@@ -71,7 +71,8 @@ void gated_rms_norm(float* y, const float* z, int64_t ldz, int64_t T, int64_t E,
 double log_sum_exp(const float* logits, int64_t n);
 
 // log_sum_exp with the row maximum m already known (bit-identical to log_sum_exp when m is its max).
-double log_sum_exp_given_max(const float* logits, int64_t n, float m);
+// isa = Avx512 (only on a CPU with AVX-512F) runs 16 logits per vector, with the same bits.
+double log_sum_exp_given_max(const float* logits, int64_t n, float m, GemmIsa isa = GemmIsa::Avx2);
 
 // Index of the largest logit (the first one on ties).
 int64_t arg_max(const float* logits, int64_t n);
