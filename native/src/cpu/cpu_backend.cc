@@ -448,11 +448,11 @@ private:
                 // Each thread: its channels' dt = dt_proj(dt_low) + bias, then the scan of those channels
                 // (softplus(dt) is applied inside the scan).
                 prof_.run(kDtProjScan, [&] {
+                    const DtProj dtp{&L.dt_proj, xdbl_.data(), XD, L.dt_bias};  // dt_proj inside, ahead of the scan
                     pool_.parallel_for(E, 16, [&](int64_t e0, int64_t e1) {
-                        gemm_cols(xdbl_.data(), XD, T, L.dt_proj, L.dt_bias, dt_.data(), E, e0, e1, isa_);
                         mamba1_scan_channels(xc_.data(), dt_.data(), xdbl_.data() + R, xdbl_.data() + R + N, XD,
                                              xz_.data() + E, in_rows_, L.A.data(), L.D, E, N, segs, y_.data(), e0, e1,
-                                             isa_);
+                                             isa_, &dtp);
                     });
                 });
             } else {

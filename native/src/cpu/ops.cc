@@ -40,6 +40,9 @@ constexpr int kMaxConv = 8;
 // channel group of a thread goes through a block before the next block starts.
 constexpr int kScanBlock = 16;
 
+// Rows of dt_proj computed at a time inside mamba1_scan_channels (DtProj).
+constexpr int64_t kDtRows = 64;
+
 }  // namespace
 
 namespace {
@@ -428,10 +431,22 @@ void conv_silu(const float* in, int64_t ldi, int64_t C, int K, const float* wT, 
     });
 }
 
-void mamba1_scan_channels(const float* x, const float* dt_raw, const float* B, const float* Cm, int64_t ldbc,
+void mamba1_scan_channels(const float* x, float* dt_raw, const float* B, const float* Cm, int64_t ldbc,
                           const float* z, int64_t ldz, const float* AT, const float* D, int64_t E, int64_t N,
-                          const std::vector<SegmentState>& segs, float* y, int64_t e0, int64_t e1, GemmIsa isa) {
+                          const std::vector<SegmentState>& segs, float* y, int64_t e0, int64_t e1, GemmIsa isa,
+                          const DtProj* dtp) {
     const ScanArgs p{x, dt_raw, B, Cm, ldbc, z, ldz, AT, D, E, N, y};
+    // dt = dt_proj(dt_low) + bias for this thread's channels, kDtRows rows at a time just ahead of the scan, so the
+    // rows the scan reads are still in cache (rows do not depend on segments: one product runs across them).
+    int64_t dt_done = 0;
+    const int64_t T = segs.empty() ? 0 : segs.back().t1;
+    auto dt_until = [&](int64_t t_end) {
+        if (!dtp || t_end <= dt_done) return;
+        const int64_t t1 = std::min(T, std::max(t_end, dt_done + kDtRows));
+        gemm_cols(dtp->X + dt_done * dtp->ldx, dtp->ldx, t1 - dt_done, *dtp->W, dtp->bias, dt_raw + dt_done * E, E, e0, e1,
+                  isa);
+        dt_done = t1;
+    };
     const int L = isa == GemmIsa::Avx512 ? 16 : 8;  // channels per vector
     const int64_t groups = (e1 - e0 + L - 1) / L;
     // States and A of all this thread's channels, group after group ([groups][N][L]): a token block goes through
@@ -458,6 +473,7 @@ void mamba1_scan_channels(const float* x, const float* dt_raw, const float* B, c
         }
         for (int64_t tb = s.t0; tb < s.t1; tb += kScanBlock) {
             const int nt = int(std::min<int64_t>(kScanBlock, s.t1 - tb));
+            dt_until(tb + nt);
             for (int64_t g = 0; g < groups; g++) {
                 const int64_t e = e0 + g * L;
                 const int w = int(std::min<int64_t>(L, e1 - e));

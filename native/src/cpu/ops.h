@@ -47,10 +47,18 @@ void conv_silu_channels(const float* in, int64_t ldi, int64_t C, int K, const fl
 // stride ldz; AT: [N][E] (= −exp(A_log)ᵀ); y: [T][E]. Channels [e0, e1) only (e0 a multiple of 8), on the
 // calling thread: the backend runs it per thread right after that thread's dt_proj columns.
 // isa = Avx512 (only on a CPU with AVX-512F) runs 16 channels per vector; every output is bit-identical to Avx2's.
-void mamba1_scan_channels(const float* x, const float* dt_raw, const float* B, const float* Cm, int64_t ldbc,
+// dtp: when given, dt_raw is computed here, rows [0, T) of channels [e0, e1) = dtp->X · dtp->W[e0, e1)ᵀ + bias
+// (gemm_cols), a few rows at a time just ahead of the scan that reads them; else dt_raw holds it already.
+struct DtProj {
+    const GemmWeight* W;  // dt_proj.weight [E × R]
+    const float* X;       // dt_low: [T][R] at stride ldx
+    int64_t ldx;
+    const float* bias;    // [E] or null
+};
+void mamba1_scan_channels(const float* x, float* dt_raw, const float* B, const float* Cm, int64_t ldbc,
                           const float* z, int64_t ldz, const float* AT, const float* D, int64_t E, int64_t N,
                           const std::vector<SegmentState>& segs, float* y, int64_t e0, int64_t e1,
-                          GemmIsa isa = GemmIsa::Avx2);
+                          GemmIsa isa = GemmIsa::Avx2, const DtProj* dtp = nullptr);
 
 // Mamba-2 scan (SSD recurrence) + D skip, per head h (group g = h / (H/G)), token by token:
 //   dt = softplus(dt_raw[h] + dt_bias[h]);  S[h][p][n] ← exp(dt·A[h]) · S[h][p][n] + (dt·x[p])·B_g[n]
