@@ -7,6 +7,7 @@
 #include "cpu/gemm.h"
 
 #include <immintrin.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -22,11 +23,6 @@ namespace mamba {
 
 namespace {
 
-// X rows per block: about this many KiB of X, so a block stays in L2 (768: the LM head at T = 128 +11% and
-// K = 1536 +5% over 256 on a 2 MiB-L2 Xeon, bench_gemm; fewer passes over W from memory).
-#ifndef GEMM_AVX2_BLOCK_KIB
-#define GEMM_AVX2_BLOCK_KIB 768
-#endif
 constexpr int MR = 3;  // X rows per micro-tile
 constexpr int NR = GemmWeight::kPanel;  // W rows per micro-tile: one panel (MR·NR = 12 accumulators + 3 X + 1 W = 16 ymm)
 
@@ -98,10 +94,10 @@ template <bool BF16, bool ADD>
 void gemm_range(const float* X, int64_t ldx, int64_t T, const GemmWeight& W, const float* bias, float* Y, int64_t ldy,
                 int64_t n0, int64_t n1) {
     const int64_t K = W.cols;
-    // X rows per block: about GEMM_AVX2_BLOCK_KIB of X, so a block stays in L2; a weight tile (NR rows) stays in L1
+    // X rows per block: gemm_x_block_bytes() of X, so a block stays in L2; a weight tile (NR rows) stays in L1
     // while the block's X tiles stream past it. A block of one X tile (decode) reads each weight tile once,
     // as one sequential stream per panel, which the hardware prefetcher follows without help.
-    const int64_t tb = std::max<int64_t>(MR, (GEMM_AVX2_BLOCK_KIB * 1024 / (K * 4)) / MR * MR);
+    const int64_t tb = std::max<int64_t>(MR, (gemm_x_block_bytes() / (K * 4)) / MR * MR);
     for (int64_t t0 = 0; t0 < T; t0 += tb) {
         const int64_t t1 = std::min(T, t0 + tb);
         // Tiles follow the panels (a range that starts inside a panel gets a short first tile).
@@ -126,6 +122,32 @@ float* avx512_scratch(int64_t n) {
 }
 
 }  // namespace
+
+namespace {
+// sysconf's figure for a cache, or `fallback` where the system does not say.
+int64_t cache_size(int name, int64_t fallback) {
+    const long v = sysconf(name);
+    return v > 0 ? int64_t(v) : fallback;
+}
+}  // namespace
+
+int64_t gemm_x_block_bytes() {
+#ifdef GEMM_BLOCK_KIB
+    static const int64_t bytes = int64_t(GEMM_BLOCK_KIB) * 1024;  // an override for experiments
+#else
+    static const int64_t bytes = std::clamp<int64_t>(cache_size(_SC_LEVEL2_CACHE_SIZE, 1 << 20) * 3 / 4, 256 << 10, 8 << 20);
+#endif
+    return bytes;
+}
+
+int64_t gemm_k_slice_chunks() {
+#ifdef GEMM_KC
+    static const int64_t kc = GEMM_KC;
+#else
+    static const int64_t kc = std::clamp<int64_t>(cache_size(_SC_LEVEL1_DCACHE_SIZE, 32 << 10) / 2 / (8 * 32), 16, 512);
+#endif
+    return kc;
+}
 
 GemmIsa choose_gemm_isa() {
     __builtin_cpu_init();

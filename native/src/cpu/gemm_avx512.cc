@@ -8,9 +8,9 @@
 // broadcast to both halves of a zmm, so one FMA advances the lane partial sums of two outputs exactly as
 // the AVX2 kernel advances one. A tile is MP pairs × NW weight rows: MP·NW accumulators (3 × 8 = 24 of 32 zmm);
 // its NW rows are two panels of the packed weight layout (gemm.h), i.e. two sequential streams. For K above
-// GEMM_KC chunks a tile runs in K slices, its lane sums kept in scratch between slices (the same additions in the
-// same order), so that a slice of its weights stays in L1. A whole tile's 48 sums are reduced together with
-// shuffles (hsum8x8) and stored as rows of 8 columns.
+// gemm_k_slice_chunks() chunks a tile runs in K slices, its lane sums kept in scratch between slices (the same
+// additions in the same order), so that a slice of its weights stays in L1. A whole tile's 48 sums are reduced
+// together with shuffles (hsum8x8) and stored as rows of 8 columns.
 //
 // Nothing from the standard library or vec.h is used here: every helper is internal to this file, so no
 // AVX-512 code can leak into AVX2 callers through the linker merging inline functions.
@@ -30,9 +30,6 @@ namespace {
 #ifndef GEMM_PREFETCH
 #define GEMM_PREFETCH 1
 #endif
-#ifndef GEMM_KC
-#define GEMM_KC 96
-#endif
 #ifndef GEMM_VEC_EPILOGUE
 #define GEMM_VEC_EPILOGUE 1
 #endif
@@ -41,19 +38,14 @@ namespace {
 #endif
 constexpr int MP = GEMM_MP;  // X row pairs per tile
 constexpr int NW = GEMM_NW;  // weight rows per tile
-#ifndef GEMM_BLOCK_KIB
-#define GEMM_BLOCK_KIB 768
-#endif
-// Packed X per block: stays in L2 (1 MiB per core on Zen 4/5) while W tiles stream past; every block is one
-// more pass over W from memory, so blocks are as large as L2 allows.
-constexpr int64_t kBlockBytes = GEMM_BLOCK_KIB * 1024;
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t chunks(int64_t K) { return (K + 7) / 8; }
 
-// Rows of X per block: a multiple of 2·MP, at least 2·MP.
+// Rows of X per block: a multiple of 2·MP, at least 2·MP. Packed X stays in L2 while W tiles stream past
+// (gemm_x_block_bytes).
 inline int64_t block_rows(int64_t K) {
-    const int64_t r = kBlockBytes / (chunks(K) * 32) / (2 * MP) * (2 * MP);
+    const int64_t r = gemm_x_block_bytes() / (chunks(K) * 32) / (2 * MP) * (2 * MP);
     return r < 2 * MP ? 2 * MP : r;
 }
 
@@ -216,9 +208,10 @@ void range(const float* X, int64_t ldx, int64_t T, const uint8_t* W, int64_t pan
     const int64_t C = chunks(K), cap = block_rows(K), es = BF16 ? 2 : 4;
     constexpr int64_t kChunk = kWeightPanel * 8 * (BF16 ? 2 : 4);  // bytes of one chunk of a panel
     // K slices of at most KC chunks, as even as whole chunks allow: a tile's slice of weights stays in L1 while the
-    // block's X pairs stream past it (8 rows × 96 chunks of f32 = 24 KiB; a whole 8-row tile at K = 1536 would
-    // fill L1 and be fetched again from L2 for every pair group).
-    const int64_t slices = (C + GEMM_KC - 1) / GEMM_KC;
+    // block's X pairs stream past it (8 rows × 96 chunks of f32 = 24 KiB on a 48 KiB L1d; a whole 8-row tile at
+    // K = 1536 would fill L1 and be fetched again from L2 for every pair group).
+    const int64_t KC = gemm_k_slice_chunks();
+    const int64_t slices = (C + KC - 1) / KC;
     // Equal blocks (rounded up to whole tiles) instead of full blocks and a thin remainder.
     const int64_t nblocks = (T + cap - 1) / cap;
     const int64_t tb = ((T + nblocks - 1) / nblocks + 2 * MP - 1) / (2 * MP) * (2 * MP);
