@@ -232,7 +232,8 @@ void gemm_cols(const float* X, int64_t ldx, int64_t T, const GemmWeight& W, cons
 void gemm(const float* X, int64_t ldx, int64_t T, const GemmWeight& W, const float* bias, float* Y, int64_t ldy,
           ThreadPool& pool, GemmIsa isa, GemmOut out) {
     if (T <= 0 || W.rows <= 0) return;
-    const int64_t grain = isa == GemmIsa::Avx512 && T >= 2 ? 24 : NR * 4;
+    // Column ranges of whole AVX-512 tiles (8 rows; 24 split x_proj's 80 columns 48/32) or of 4 AVX2 tiles.
+    const int64_t grain = isa == GemmIsa::Avx512 && T >= 2 ? 8 : NR * 4;
     pool.parallel_for(W.rows, grain, [&](int64_t n0, int64_t n1) { gemm_cols(X, ldx, T, W, bias, Y, ldy, n0, n1, isa, out); });
 }
 
