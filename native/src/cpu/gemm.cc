@@ -232,8 +232,19 @@ void gemm_cols(const float* X, int64_t ldx, int64_t T, const GemmWeight& W, cons
 void gemm(const float* X, int64_t ldx, int64_t T, const GemmWeight& W, const float* bias, float* Y, int64_t ldy,
           ThreadPool& pool, GemmIsa isa, GemmOut out) {
     if (T <= 0 || W.rows <= 0) return;
+    const bool wide = isa == GemmIsa::Avx512 && T >= 2;
+    // A few columns (x_proj: 80) and many rows: threads split the rows instead, so that each packs only its own
+    // X rows (with columns split, every thread packs all of X, which at N = 80 costs as much as its share of the
+    // product). A row's outputs are the same whichever rows it is computed with.
+    const int64_t tile_rows = wide ? 6 : MR;
+    if (pool.size() > 1 && W.rows < int64_t(16) * 8 * pool.size() && T >= 4 * tile_rows * pool.size()) {
+        pool.parallel_for(T, tile_rows, [&](int64_t t0, int64_t t1) {
+            gemm_cols(X + t0 * ldx, ldx, t1 - t0, W, bias, Y + t0 * ldy, ldy, 0, W.rows, isa, out);
+        });
+        return;
+    }
     // Column ranges of whole AVX-512 tiles (8 rows; 24 split x_proj's 80 columns 48/32) or of 4 AVX2 tiles.
-    const int64_t grain = isa == GemmIsa::Avx512 && T >= 2 ? 8 : NR * 4;
+    const int64_t grain = wide ? 8 : NR * 4;
     pool.parallel_for(W.rows, grain, [&](int64_t n0, int64_t n1) { gemm_cols(X, ldx, T, W, bias, Y, ldy, n0, n1, isa, out); });
 }
 
