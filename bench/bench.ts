@@ -23,7 +23,7 @@ import { hideBin } from "yargs/helpers";
 import { NativeBackend } from "../src/backend/NativeBackend.js";
 import { countTokenSteps, loadAllPairs, runSubset, tokenRequests } from "./evalWorkload.js";
 import { benchLlamaCpp, llamaBench, type LlamaCppRow } from "./llamaCpp.js";
-import { BenchSetupError, isaPeak, maxLimits, measureLimits } from "./limits.js";
+import { BenchSetupError, isaPeak, maxLimits, measureLimits, peakLooksShared } from "./limits.js";
 import { measureMemory } from "./memory.js";
 import { benchDecode, benchPrefill, type DecodeResult, type PrefillResult } from "./modelBench.js";
 import { MAMBA2_130M, MAMBA_130M, MAMBA_1_4B, MAMBA_370M, MAMBA_790M, benchSpec, randomCheckpoint, type BenchShape } from "./randomCheckpoint.js";
@@ -125,7 +125,7 @@ const peaks = maxLimits(limits, measureLimits(repoRoot, threads, 64));
 report["peaksForPrefill"] = peaks.fma;
 const peakOf = (p: PrefillResult): number => isaPeak(peaks, p.isa.startsWith("avx512") ? "avx512" : "avx2", threads);
 console.log(`## Prefill: score() of one ${T}-token sequence, LM head on every row (median of the timed calls, range slowest–fastest)\n`);
-console.log(`% of peak: GEMM GFLOP/s over the fp32 FMA peak of the ISA in use on ${threads} threads (${isas.map((i) => `${i} ${f1(isaPeak(peaks, i, threads))}`).join(", ")} GFLOP/s, the larger of the figures measured before and after the prefills).` +
+console.log(`% of peak: GEMM GFLOP/s over the fp32 FMA peak of the ISA in use on ${threads} threads (${isas.map((i) => `${i} ${f1(isaPeak(peaks, i, threads))}`).join(", ")} GFLOP/s: the largest of the figures measured before and after the prefills and ${threads} × the 1-thread figure).` +
     (llamaDir !== undefined ? ` llama.cpp: llama-bench -p ${T} -t ${threads} on the same random weights (f32 GGUF), run right after ours on each shape; it computes logits for the last row only.` : "") + "\n");
 table(["model", "weights", "ISA", "tok/s", "range", "GFLOP/s", "% of ISA peak", ...(llamaDir !== undefined ? ["llama.cpp tok/s", "ours ÷ llama.cpp"] : [])], prefills.map((p) => {
     const llama = llamaRows.get(p.model);
@@ -134,7 +134,9 @@ table(["model", "weights", "ISA", "tok/s", "range", "GFLOP/s", "% of ISA peak", 
     return [...ours, llama && p.weightType === "f32" ? f1(llama.prefillTokPerSec) : "-", llama && p.weightType === "f32" ? (p.tokPerSec / llama.prefillTokPerSec).toFixed(2) + "×" : "-"];
 }));
 for (const n of llamaNotes) console.log(`- llama.cpp ${n}`);
-if (llamaNotes.length) console.log("");
+if (peakLooksShared(limits, threads) || peakLooksShared(peaks, threads))
+    console.log(`- the ${threads}-thread FMA peak measured below ${threads} × the 1-thread one: other work held the cores, so these rates are low; rerun when the load average is below ${threads}`);
+if (llamaNotes.length || peakLooksShared(limits, threads) || peakLooksShared(peaks, threads)) console.log("");
 
 mark("prefill");
 

@@ -38,9 +38,23 @@ export function measureLimits(repoRoot: string, threads: number, mib: number): M
     return JSON.parse(out) as MachineLimits;
 }
 
-/** The fp32 FMA peak (GFLOP/s) at `threads` threads of an ISA, or NaN where the CPU lacks it. */
+/**
+ * The fp32 FMA peak (GFLOP/s) at `threads` threads of an ISA, or NaN where the CPU lacks it: the larger of the
+ * figure measured on `threads` threads and `threads` × the 1-thread figure. On a machine other work shares, the
+ * many-thread measurement comes out low (its threads wait for cores), which would flatter every "% of peak".
+ */
 export function isaPeak(l: MachineLimits, isa: "avx2" | "avx512", threads: number): number {
-    return l.fma[isa]?.[String(threads)] ?? NaN;
+    const f = l.fma[isa];
+    if (!f) return NaN;
+    return Math.max(f[String(threads)] ?? 0, threads * (f["1"] ?? 0)) || NaN;
+}
+
+/** Whether the many-thread peak came out well below threads × the 1-thread one (other work held the cores). */
+export function peakLooksShared(l: MachineLimits, threads: number): boolean {
+    return (["avx2", "avx512"] as const).some((isa) => {
+        const f = l.fma[isa];
+        return f !== null && threads > 1 && (f[String(threads)] ?? 0) < 0.9 * threads * (f["1"] ?? 0);
+    });
 }
 
 /** The best fp32 peak (GFLOP/s) at `threads` threads: AVX-512 where present, else AVX2. */
