@@ -1,5 +1,8 @@
 // gemm.cc — cache-blocked, register-tiled AVX2/FMA GEMM over panel-packed weights (see gemm.h).
 //
+//   Y[t][n] = Σ_k X[t][k]·W[n][k] (+ bias[n]) (+ Y[t][n]), each sum as 8 lane partial sums (lane l: k ≡ l mod 8,
+//   increasing k) reduced by vec::hsum, on every path and ISA.
+//
 // Tiling: threads split the N output columns (weight rows) into contiguous ranges. Each thread walks X in
 // blocks of rows that fit in L2; for each block it takes its weight rows one panel (NR rows) at a time (a
 // tile that stays in L1) and sweeps the block's X rows MR at a time past it. A micro-kernel computes an
@@ -135,7 +138,8 @@ int64_t gemm_x_block_bytes() {
 #ifdef GEMM_BLOCK_KIB
     static const int64_t bytes = int64_t(GEMM_BLOCK_KIB) * 1024;  // an override for experiments
 #else
-    static const int64_t bytes = std::clamp<int64_t>(cache_size(_SC_LEVEL2_CACHE_SIZE, 1 << 20) * 3 / 4, 256 << 10, 8 << 20);
+    static const int64_t bytes =
+        std::clamp<int64_t>(cache_size(_SC_LEVEL2_CACHE_SIZE, 1 << 20) * 3 / 4, 256 << 10, 8 << 20);
 #endif
     return bytes;
 }

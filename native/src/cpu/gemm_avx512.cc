@@ -30,9 +30,6 @@ namespace {
 #ifndef GEMM_PREFETCH
 #define GEMM_PREFETCH 1
 #endif
-#ifndef GEMM_VEC_EPILOGUE
-#define GEMM_VEC_EPILOGUE 1
-#endif
 #ifndef GEMM_PREFETCH_HINT
 #define GEMM_PREFETCH_HINT _MM_HINT_T0
 #endif
@@ -139,7 +136,7 @@ void tile(const float* P, int64_t C, const uint8_t* const* wr, int rows, const f
             for (int j = 0; j < N; j++) _mm512_store_ps(accs + (i * N + j) * 16, acc[i][j]);
         return;
     }
-    if constexpr (N == 8 && GEMM_VEC_EPILOGUE) {
+    if constexpr (N == 8) {
         if (rows == 2 * M) {  // a whole tile: 8 columns of each row in one store
             for (int i = 0; i < M; i++) {
                 const __m512 v = hsum8x8(acc[i]);
