@@ -2,7 +2,7 @@
  * Side by side with llama.cpp (`npm run bench -- --llama-cpp /path/to/build`): runs its llama-bench on GGUF
  * conversions of the same random checkpoints when they exist in the bench cache folder
  * (<name>-f32.gguf), written by `bash bench/llamaCppConvert.sh LLAMA_CPP_SOURCE` (llama.cpp's own converter on
- * Debian's torch). When a file is missing the section says so instead of guessing numbers.
+ * Debian's torch). When a file is missing, or llama-bench fails, the result is a note saying so instead of numbers.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -33,11 +33,17 @@ function pythonHas(module: string): boolean {
     }
 }
 
+/** The llama-bench binary of a build folder, or a note saying it is missing. */
+export function llamaBench(buildDir: string): { bench?: string; note?: string } {
+    const bench = findBinary(buildDir, "llama-bench");
+    return bench ? { bench } : { note: `--llama-cpp ${buildDir}: no llama-bench in it (looked in bin/ and the folder itself)` };
+}
+
 /** llama-bench prompt (T tokens) and generation speed for each model whose GGUF is in the cache. */
 export function benchLlamaCpp(buildDir: string, models: readonly string[], promptTokens: number, threads: number): LlamaCppResult {
+    const { bench, note } = llamaBench(buildDir);
+    if (!bench) return { rows: [], notes: [note!] };
     const notes: string[] = [];
-    const bench = findBinary(buildDir, "llama-bench");
-    if (!bench) return { rows: [], notes: [`--llama-cpp ${buildDir}: no llama-bench in it (looked in bin/ and the folder itself)`] };
     const rows: LlamaCppRow[] = [];
     for (const model of models) {
         const gguf = path.join(benchCacheDir(), `${model}-f32.gguf`);
@@ -48,7 +54,17 @@ export function benchLlamaCpp(buildDir: string, models: readonly string[], promp
             );
             continue;
         }
-        const out = execFileSync(bench, ["-m", gguf, "-p", String(promptTokens), "-n", "32", "-t", String(threads), "-o", "json"], { encoding: "utf8" });
+        let out: string;
+        try {
+            out = execFileSync(bench, ["-m", gguf, "-p", String(promptTokens), "-n", "32", "-t", String(threads), "-o", "json"], {
+                encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
+            });
+        } catch (e) {
+            const err = e as { stderr?: string; message?: string };
+            const lines = (err.stderr || err.message || "").trim().split("\n");
+            notes.push(`${model}: llama-bench failed (${lines[lines.length - 1]})`);
+            continue;
+        }
         const runs = JSON.parse(out) as { n_prompt: number; n_gen: number; avg_ts: number }[];
         rows.push({
             model,

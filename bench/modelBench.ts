@@ -47,14 +47,32 @@ export interface PrefillResult {
     weightType: string;
     isa: string;
     tokens: number;
+    /** Timed calls (after one warm-up); seconds and tokPerSec are their median. */
+    reps: number;
     seconds: number;
     tokPerSec: number;
+    /** The slowest and the fastest call. */
+    minTokPerSec: number;
+    maxTokPerSec: number;
     gflops: number;
 }
 
-/** Prefill: score() of one sequence of T tokens with the LM head on every row. */
-export async function benchPrefill(shape: BenchShape, T: number, reps: number, threads: number, weightType: "f32" | "bf16" = "f32"): Promise<PrefillResult> {
-    const model = await NativeBackend.fromSpec(benchSpec(shape, randomCheckpoint(shape), threads, weightType));
+/** Opens a model with MAMBA_EVAL_ISA set to `isa` ("auto": left as it is), which the backend reads when it starts. */
+async function openWithIsa(shape: BenchShape, threads: number, weightType: "f32" | "bf16", isa: "auto" | "avx2" | "avx512"): Promise<NativeBackend> {
+    const before = process.env.MAMBA_EVAL_ISA;
+    if (isa !== "auto") process.env.MAMBA_EVAL_ISA = isa;
+    try {
+        return await NativeBackend.fromSpec(benchSpec(shape, randomCheckpoint(shape), threads, weightType));
+    } finally {
+        if (before === undefined) delete process.env.MAMBA_EVAL_ISA;
+        else process.env.MAMBA_EVAL_ISA = before;
+    }
+}
+
+/** Prefill: score() of one sequence of T tokens with the LM head on every row, on the GEMM/scan ISA `isa`. */
+export async function benchPrefill(shape: BenchShape, T: number, reps: number, threads: number, weightType: "f32" | "bf16" = "f32",
+    isa: "auto" | "avx2" | "avx512" = "auto"): Promise<PrefillResult> {
+    const model = await openWithIsa(shape, threads, weightType, isa);
     try {
         const batch = fullScoreBatch(tokenStream(T, shape.vocab));
         // Warm-up at the full length: the first call at a new T touches its scratch (tens of MB at T = 1024)
@@ -64,7 +82,8 @@ export async function benchPrefill(shape: BenchShape, T: number, reps: number, t
         for (let r = 0; r < reps; r++) times.push(await timed(() => model.score(batch)));
         const sec = median(times);
         return {
-            model: shape.name, weightType, isa: model.info().isa, tokens: T, seconds: sec, tokPerSec: T / sec,
+            model: shape.name, weightType, isa: model.info().isa, tokens: T, reps, seconds: sec, tokPerSec: T / sec,
+            minTokPerSec: T / Math.max(...times), maxTokPerSec: T / Math.min(...times),
             gflops: (T * flopsPerToken(shape)) / sec / 1e9,
         };
     } finally {

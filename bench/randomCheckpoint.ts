@@ -27,8 +27,12 @@ export interface BenchShape {
 const V = 50280;
 /** mamba-130m: D 768, 24 layers, E 1536, N 16, dt_rank 48. */
 export const MAMBA_130M: BenchShape = { name: "mamba-130m", family: 1, dModel: 768, nLayer: 24, vocab: V, dState: 16, dConv: 4, dInner: 1536, dtRank: 48, headDim: 0, nGroups: 0 };
+/** mamba-370m: D 1024, 48 layers, E 2048, N 16, dt_rank 64. */
+export const MAMBA_370M: BenchShape = { name: "mamba-370m", family: 1, dModel: 1024, nLayer: 48, vocab: V, dState: 16, dConv: 4, dInner: 2048, dtRank: 64, headDim: 0, nGroups: 0 };
 /** mamba-790m: D 1536, 48 layers, E 3072, N 16, dt_rank 96. */
 export const MAMBA_790M: BenchShape = { name: "mamba-790m", family: 1, dModel: 1536, nLayer: 48, vocab: V, dState: 16, dConv: 4, dInner: 3072, dtRank: 96, headDim: 0, nGroups: 0 };
+/** mamba-1.4b: D 2048, 48 layers, E 4096, N 16, dt_rank 128. */
+export const MAMBA_1_4B: BenchShape = { name: "mamba-1.4b", family: 1, dModel: 2048, nLayer: 48, vocab: V, dState: 16, dConv: 4, dInner: 4096, dtRank: 128, headDim: 0, nGroups: 0 };
 /** mamba2-130m: D 768, 24 layers, E 1536, headdim 64 (24 heads), N 128, 1 group. */
 export const MAMBA2_130M: BenchShape = { name: "mamba2-130m", family: 2, dModel: 768, nLayer: 24, vocab: V, dState: 128, dConv: 4, dInner: 1536, dtRank: 0, headDim: 64, nGroups: 1 };
 

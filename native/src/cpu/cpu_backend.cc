@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <stdexcept>
 #include <thread>
@@ -87,7 +88,7 @@ struct Layer {
     const float* out_bias;       // or null
 };
 
-// Per-op wall time of score() calls, printed to stderr after each call when MAMBA_EVAL_PROFILE is set
+// Per-op wall time (and the calling thread's CPU time) of score() calls, printed to stderr after each call when MAMBA_EVAL_PROFILE is set
 // (a measurement aid for docs/perf-notes.md; it changes no result).
 // Mamba-1 runs in_proj+conv and dt_proj+softplus+scan as fused per-thread regions, timed as one op each.
 enum Op { kEmbed, kNorm, kInProj, kConv, kInProjConv, kXProj, kDtProjScan, kScan, kGateNorm, kOutProj, kRotary,
@@ -106,8 +107,10 @@ public:
             return;
         }
         const auto t0 = std::chrono::steady_clock::now();
+        const double c0 = thread_cpu();
         f();
         sec_[op] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        cpu_[op] += thread_cpu() - c0;
     }
     // Marks the start of a score() call (the wall time printed by report() runs from here).
     void start() {
@@ -120,14 +123,23 @@ public:
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
         std::fprintf(stderr, "profile T=%lld total %.1f ms (wall %.1f ms):", (long long)T, total * 1e3, wall * 1e3);
         for (int i = 0; i < kOps; i++)
-            if (sec_[i] > 0) std::fprintf(stderr, " %s %.1f%%", kOpNames[i], 100 * sec_[i] / total);
+            if (sec_[i] > 0)
+                std::fprintf(stderr, " %s %.1f%% (%.2f ms, calling thread cpu %.2f ms)", kOpNames[i], 100 * sec_[i] / total,
+                             sec_[i] * 1e3, cpu_[i] * 1e3);
         std::fprintf(stderr, "\n");
         for (double& s : sec_) s = 0;
+        for (double& s : cpu_) s = 0;
     }
 
 private:
+    // CPU seconds of the calling thread: with one thread, an op's own cost whatever else the machine runs.
+    static double thread_cpu() {
+        timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+    }
     bool on_;
-    double sec_[kOps] = {};
+    double sec_[kOps] = {}, cpu_[kOps] = {};
     std::chrono::steady_clock::time_point t0_;
 };
 
@@ -513,7 +525,7 @@ private:
                     gemm_cols(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, c0, c1, isa_);
                     gemm_cols(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, E + c0, E + c1, isa_);
                     conv_silu_channels(xz_.data(), in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias,
-                                       segs, xc_.data(), c0, c1);
+                                       segs, xc_.data(), c0, c1, isa_);
                 });
             });
             // [dt_low, B, C] = x_proj(x)
@@ -521,11 +533,11 @@ private:
             // Each thread: its channels' dt = dt_proj(dt_low) + bias, then the scan of those channels
             // (softplus(dt) is applied inside the scan).
             prof_.run(kDtProjScan, [&] {
+                const DtProj dtp{&L.dt_proj, xdbl_.data(), XD, L.dt_bias};  // dt_proj inside, ahead of the scan
                 pool_.parallel_for(E, 16, [&](int64_t e0, int64_t e1) {
-                    gemm_cols(xdbl_.data(), XD, T, L.dt_proj, L.dt_bias, dt_.data(), E, e0, e1, isa_);
                     mamba1_scan_channels(xc_.data(), dt_.data(), xdbl_.data() + R, xdbl_.data() + R + N, XD,
                                          xz_.data() + E, in_rows_, L.A.data(), L.D, E, N, segs, y_.data(), e0, e1,
-                                         isa_);
+                                         isa_, &dtp);
                 });
             });
         } else {
@@ -534,11 +546,11 @@ private:
             prof_.run(kInProj, [&] { gemm(u_.data(), D, T, L.in_proj, L.in_bias, xz_.data(), in_rows_, pool_, isa_); });
             prof_.run(kConv, [&] {
                 conv_silu(xz_.data() + E, in_rows_, conv_ch_, s_.d_conv, L.conv_wT.data(), L.conv_bias, segs,
-                          xc_.data(), pool_);
+                          xc_.data(), pool_, isa_);
             });
             prof_.run(kScan, [&] {
                 mamba2_scan(xc_.data(), conv_ch_, xz_.data() + 2 * E + 2 * G * N, in_rows_, L.dt_bias, L.A.data(),
-                            L.D, H, s_.head_dim, G, N, segs, y_.data(), pool_);
+                            L.D, H, s_.head_dim, G, N, segs, y_.data(), pool_, isa_);
             });
             prof_.run(kGateNorm, [&] { gated_rms_norm(y_.data(), xz_.data(), in_rows_, T, E, G, L.gate_norm, s_.norm_eps, pool_); });
         }
@@ -661,7 +673,7 @@ private:
                         for (int64_t v = 1; v < V; v++) m = std::max(m, lg[v]);
                         arg = arg_max(lg, V);
                     }
-                    out.logprobs[i] = double(lg[target]) - log_sum_exp_given_max(lg, V, m);
+                    out.logprobs[i] = double(lg[target]) - log_sum_exp_given_max(lg, V, m, isa_);
                     out.greedy[i] = arg == target ? 1 : 0;
                 }
             }); });

@@ -1,5 +1,8 @@
 // gemm.cc — cache-blocked, register-tiled AVX2/FMA GEMM over panel-packed weights (see gemm.h).
 //
+//   Y[t][n] = Σ_k X[t][k]·W[n][k] (+ bias[n]) (+ Y[t][n]), each sum as 8 lane partial sums (lane l: k ≡ l mod 8,
+//   increasing k) reduced by vec::hsum, on every path and ISA.
+//
 // Tiling: threads split the N output columns (weight rows) into contiguous ranges. Each thread walks X in
 // blocks of rows that fit in L2; for each block it takes its weight rows one panel (NR rows) at a time (a
 // tile that stays in L1) and sweeps the block's X rows MR at a time past it. A micro-kernel computes an
@@ -7,6 +10,7 @@
 #include "cpu/gemm.h"
 
 #include <immintrin.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -93,10 +97,10 @@ template <bool BF16, bool ADD>
 void gemm_range(const float* X, int64_t ldx, int64_t T, const GemmWeight& W, const float* bias, float* Y, int64_t ldy,
                 int64_t n0, int64_t n1) {
     const int64_t K = W.cols;
-    // X rows per block: about 256 KiB of X, so a block stays in L2; a weight tile (NR rows) stays in L1
+    // X rows per block: gemm_x_block_bytes() of X, so a block stays in L2; a weight tile (NR rows) stays in L1
     // while the block's X tiles stream past it. A block of one X tile (decode) reads each weight tile once,
     // as one sequential stream per panel, which the hardware prefetcher follows without help.
-    const int64_t tb = std::max<int64_t>(MR, (256 * 1024 / (K * 4)) / MR * MR);
+    const int64_t tb = std::max<int64_t>(MR, (gemm_x_block_bytes() / (K * 4)) / MR * MR);
     for (int64_t t0 = 0; t0 < T; t0 += tb) {
         const int64_t t1 = std::min(T, t0 + tb);
         // Tiles follow the panels (a range that starts inside a panel gets a short first tile).
@@ -121,6 +125,33 @@ float* avx512_scratch(int64_t n) {
 }
 
 }  // namespace
+
+namespace {
+// sysconf's figure for a cache, or `fallback` where the system does not say.
+int64_t cache_size(int name, int64_t fallback) {
+    const long v = sysconf(name);
+    return v > 0 ? int64_t(v) : fallback;
+}
+}  // namespace
+
+int64_t gemm_x_block_bytes() {
+#ifdef GEMM_BLOCK_KIB
+    static const int64_t bytes = int64_t(GEMM_BLOCK_KIB) * 1024;  // an override for experiments
+#else
+    static const int64_t bytes =
+        std::clamp<int64_t>(cache_size(_SC_LEVEL2_CACHE_SIZE, 1 << 20) * 3 / 4, 256 << 10, 8 << 20);
+#endif
+    return bytes;
+}
+
+int64_t gemm_k_slice_chunks() {
+#ifdef GEMM_KC
+    static const int64_t kc = GEMM_KC;
+#else
+    static const int64_t kc = std::clamp<int64_t>(cache_size(_SC_LEVEL1_DCACHE_SIZE, 32 << 10) / 2 / (8 * 32), 16, 512);
+#endif
+    return kc;
+}
 
 GemmIsa choose_gemm_isa() {
     __builtin_cpu_init();
@@ -205,7 +236,19 @@ void gemm_cols(const float* X, int64_t ldx, int64_t T, const GemmWeight& W, cons
 void gemm(const float* X, int64_t ldx, int64_t T, const GemmWeight& W, const float* bias, float* Y, int64_t ldy,
           ThreadPool& pool, GemmIsa isa, GemmOut out) {
     if (T <= 0 || W.rows <= 0) return;
-    const int64_t grain = isa == GemmIsa::Avx512 && T >= 2 ? 24 : NR * 4;
+    const bool wide = isa == GemmIsa::Avx512 && T >= 2;
+    // A few columns (x_proj: 80) and many rows: threads split the rows instead, so that each packs only its own
+    // X rows (with columns split, every thread packs all of X, which at N = 80 costs as much as its share of the
+    // product). A row's outputs are the same whichever rows it is computed with.
+    const int64_t tile_rows = wide ? 6 : MR;
+    if (pool.size() > 1 && W.rows < int64_t(16) * 8 * pool.size() && T >= 4 * tile_rows * pool.size()) {
+        pool.parallel_for(T, tile_rows, [&](int64_t t0, int64_t t1) {
+            gemm_cols(X + t0 * ldx, ldx, t1 - t0, W, bias, Y + t0 * ldy, ldy, 0, W.rows, isa, out);
+        });
+        return;
+    }
+    // Column ranges of whole AVX-512 tiles (8 rows; 24 split x_proj's 80 columns 48/32) or of 4 AVX2 tiles.
+    const int64_t grain = wide ? 8 : NR * 4;
     pool.parallel_for(W.rows, grain, [&](int64_t n0, int64_t n1) { gemm_cols(X, ldx, T, W, bias, Y, ldy, n0, n1, isa, out); });
 }
 

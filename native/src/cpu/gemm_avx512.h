@@ -11,11 +11,20 @@ namespace mamba {
 // Weight rows per panel of the packed GEMM weight layout (GemmWeight in gemm.h describes it).
 constexpr int kWeightPanel = 4;
 
+// Blocking sizes from this core's caches (sysconf; defined in gemm.cc, read once), for both kernels:
+// bytes of X per row block, 3/4 of L2 (each block is one more pass over W, so blocks are as large as L2
+// allows: 768 KiB on a 1 MiB L2, 1.5 MiB on a 2 MiB one); 768 KiB where the size is unknown.
+int64_t gemm_x_block_bytes();
+// Chunks of K per slice of a weight tile in the AVX-512 kernel: 8 rows × KC chunks of f32 fill half of L1d
+// (96 on a 48 KiB L1d); 64 where the size is unknown.
+int64_t gemm_k_slice_chunks();
+
 }  // namespace mamba
 
 namespace mamba::avx512 {
 
-// Floats of packed-X scratch the kernel needs for one call with inner dimension K (64-byte aligned).
+// Floats of scratch (packed X, lane sums between K slices) the kernel needs for one call with inner dimension K
+// (64-byte aligned).
 int64_t scratch_floats(int64_t K);
 
 // Y[t][n] = Σ_k X[t][k]·W[n][k] (+ bias[n]) for all T rows and columns n ∈ [n0, n1); W is [N × K] f32 or

@@ -1,6 +1,15 @@
-// ops.cc — see ops.h. Channel-parallel kernels split channels (or heads) into contiguous ranges per thread;
-// each thread walks all segments in order, so a segment that starts from a state an earlier segment saved
-// reads it after it was written (same thread, same channels).
+// ops.cc — the Mamba kernels other than the GEMM (ops.h gives each one's contract):
+//   RMSNorm          out = x·w / sqrt(mean(x²) + eps)                      (Σ x² in double, element order)
+//   conv + SiLU      out[t][c] = SiLU(Σ_{j<K} w[j][c]·in[t−K+1+j][c] + b[c])
+//   Mamba-1 scan     h[n][e] ← exp(Δ·A[n][e])·h[n][e] + (Δ·x[e])·B[n]
+//                    y[e] = (Σ_n h[n][e]·C[n] + D[e]·x[e])·SiLU(z[e])
+//   Mamba-2 scan     S[h][p][n] ← exp(Δ_h·A_h)·S[h][p][n] + (Δ_h·x[p])·B_g[n]
+//                    y[h·P+p] = Σ_n S[h][p][n]·C_g[n] + D_h·x[p]
+//   gated RMSNorm    v = y ⊙ SiLU(z);  y = v·w / sqrt(mean_group(v²) + eps)
+//   log-softmax      log p(target) = l[target] − (m + log Σ exp(l − m))
+// Channel-parallel kernels split channels (or heads) into contiguous ranges per thread; each thread walks all
+// segments in order, so a segment that starts from a state an earlier segment saved reads it after it was
+// written (same thread, same channels). Every AVX-512 path does its AVX2 twin's operations lane for lane.
 #include "cpu/ops.h"
 
 #include <immintrin.h>
@@ -40,51 +49,85 @@ constexpr int kMaxConv = 8;
 // channel group of a thread goes through a block before the next block starts.
 constexpr int kScanBlock = 16;
 
+// Rows of dt_proj computed at a time inside mamba1_scan_channels (DtProj).
+constexpr int64_t kDtRows = 64;
+
+}  // namespace
+
+namespace {
+
+// Rows normalised together: their sums of squares run as kNormRows independent chains (each row's sum keeps its
+// own order, element after element), so the 4-cycle latency of a double add is paid once per kNormRows elements.
+constexpr int kNormRows = 8;
+
+// ss[r] = Σ_i v_r[i]² in double, i in increasing order, for one row v_0 = x, elements [0, n).
+inline double sum_squares1(const float* x, int64_t n) {
+    double acc = 0;
+    for (int64_t i = 0; i < n; i++) acc += double(x[i]) * double(x[i]);
+    return acc;
+}
+
+// The same for 8 rows v_r = x + r·ld at once: 8×8 blocks are transposed so that one vector holds element i of
+// every row; rows 0–3 and 4–7 then each run as one 4-lane double chain, lane r adding v_r[i]² for i in
+// increasing order (the product is exact, so a fused add rounds as the plain add does).
+inline void sum_squares8(const float* x, int64_t ld, int64_t n, double* ss) {
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 r[8], t[8], u[8];
+        for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(x + k * ld + i);
+        for (int k = 0; k < 8; k += 2) {
+            t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+            t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+        }
+        for (int k = 0; k < 8; k += 4) {
+            u[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+            u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+            u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+            u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+        }
+        __m256 c[8];  // c[j]: element i + j of rows 0..7
+        for (int j = 0; j < 4; j++) {
+            c[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+            c[j + 4] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+        }
+        for (int j = 0; j < 8; j++) {
+            const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(c[j]));
+            const __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(c[j], 1));
+            lo = _mm256_fmadd_pd(a, a, lo);  // ss[r] += v_r[i]²
+            hi = _mm256_fmadd_pd(b, b, hi);
+        }
+    }
+    _mm256_storeu_pd(ss, lo);
+    _mm256_storeu_pd(ss + 4, hi);
+    for (; i < n; i++)
+        for (int r = 0; r < 8; r++) ss[r] += double(x[r * ld + i]) * double(x[r * ld + i]);
+}
+
+// sum_squares8 for rows ≤ kNormRows.
+inline void sum_squares_n(const float* x, int64_t ld, int64_t n, int rows, double* ss) {
+    if (rows == kNormRows) sum_squares8(x, ld, n, ss);
+    else
+        for (int r = 0; r < rows; r++) ss[r] = sum_squares1(x + r * ld, n);
+}
+
 }  // namespace
 
 void rms_norm(const float* x, int64_t ldx, int64_t T, int64_t n, const float* w, float eps, float* out,
               int64_t ldo, ThreadPool& pool) {
-    pool.parallel_for(T, 1, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; t++) {
-            const float* xr = x + t * ldx;
-            float* o = out + t * ldo;
-            double ss = 0;
-            for (int64_t i = 0; i < n; i++) ss += double(xr[i]) * double(xr[i]);
-            const float r = float(1.0 / std::sqrt(ss / double(n) + double(eps)));
-            for (int64_t i = 0; i < n; i++) o[i] = (xr[i] * r) * w[i];
+    pool.parallel_for(T, kNormRows, [&](int64_t t0, int64_t t1) {
+        for (int64_t tb = t0; tb < t1; tb += kNormRows) {
+            const int rows = int(std::min<int64_t>(kNormRows, t1 - tb));
+            double ss[kNormRows];
+            sum_squares_n(x + tb * ldx, ldx, n, rows, ss);
+            for (int r = 0; r < rows; r++) {
+                const float* xr = x + (tb + r) * ldx;
+                float* o = out + (tb + r) * ldo;
+                const float rs = float(1.0 / std::sqrt(ss[r] / double(n) + double(eps)));
+                for (int64_t i = 0; i < n; i++) o[i] = (xr[i] * rs) * w[i];  // x · w / sqrt(mean(x²) + eps)
+            }
         }
     });
-}
-
-void conv_silu_channels(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
-                        const std::vector<SegmentState>& segs, float* out, int64_t c0, int64_t c1) {
-    if (K < 1 || K > kMaxConv) throw std::runtime_error("d_conv must be in [1, 8]");
-    for (const SegmentState& s : segs) {
-        for (int64_t c = c0; c < c1; c += 8) {
-            const int w = int(std::min<int64_t>(8, c1 - c));
-            __m256 win[kMaxConv];  // win[0..K-2]: previous inputs (oldest first), win[K-1]: current
-            for (int j = 0; j < K - 1; j++)
-                win[j] = s.conv_init ? load_n(s.conv_init + j * C + c, w) : _mm256_setzero_ps();
-            __m256 wk[kMaxConv];
-            for (int j = 0; j < K; j++) wk[j] = load_n(wT + j * C + c, w);
-            const __m256 b = bias ? load_n(bias + c, w) : _mm256_setzero_ps();
-            for (int64_t t = s.t0; t < s.t1; t++) {
-                win[K - 1] = load_n(in + t * ldi + c, w);
-                __m256 acc = _mm256_setzero_ps();
-                for (int j = 0; j < K; j++) acc = _mm256_fmadd_ps(wk[j], win[j], acc);
-                store_n(out + t * C + c, vec::silu8(_mm256_add_ps(acc, b)), w);
-                for (int j = 0; j + 1 < K; j++) win[j] = win[j + 1];
-            }
-            if (s.conv_save)
-                for (int j = 0; j < K - 1; j++) store_n(s.conv_save + j * C + c, win[j], w);
-        }
-    }
-}
-
-void conv_silu(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
-               const std::vector<SegmentState>& segs, float* out, ThreadPool& pool) {
-    if (K < 1 || K > kMaxConv) throw std::runtime_error("d_conv must be in [1, 8]");
-    pool.parallel_for(C, 8, [&](int64_t c0, int64_t c1) { conv_silu_channels(in, ldi, C, K, wT, bias, segs, out, c0, c1); });
 }
 
 namespace {
@@ -153,6 +196,27 @@ inline __m512 exp16(__m512 x, float hi) {
     return _mm512_scalef_ps(q, n);
 }
 
+// exp16 of B vectors at once, each step applied to all B before the next, so that B independent chains are
+// ready together (one exp is a chain of ≈ 14 dependent operations; run one after the other, too few of them fit
+// the scheduler to keep both FMA ports busy).
+constexpr int kExpBatch = 8;  // 4: −5%, 8: −10%, 16: +15% (spills) against one at a time, bench_scan
+template <int B>
+inline void exp16_batch(__m512 (&x)[B], float hi) {
+    __m512 n[B], r[B], q[B];
+    for (int b = 0; b < B; b++) x[b] = _mm512_min_ps(_mm512_max_ps(x[b], _mm512_set1_ps(-87.3f)), _mm512_set1_ps(hi));
+    for (int b = 0; b < B; b++)
+        n[b] = _mm512_roundscale_ps(_mm512_mul_ps(x[b], _mm512_set1_ps(vec::kLog2e)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    for (int b = 0; b < B; b++) r[b] = _mm512_fnmadd_ps(n[b], _mm512_set1_ps(vec::kLn2Hi), x[b]);
+    for (int b = 0; b < B; b++) r[b] = _mm512_fnmadd_ps(n[b], _mm512_set1_ps(vec::kLn2Lo), r[b]);
+    for (int b = 0; b < B; b++) q[b] = _mm512_set1_ps(vec::kExpPoly[0]);
+    for (int i = 1; i < 6; i++)
+        for (int b = 0; b < B; b++) q[b] = _mm512_fmadd_ps(q[b], r[b], _mm512_set1_ps(vec::kExpPoly[i]));
+    for (int b = 0; b < B; b++)
+        q[b] = _mm512_fmadd_ps(q[b], _mm512_mul_ps(r[b], r[b]), _mm512_add_ps(r[b], _mm512_set1_ps(1.0f)));
+    for (int b = 0; b < B; b++) x[b] = _mm512_scalef_ps(q[b], n[b]);
+}
+
 // vec::log8 in 16 lanes (the same operations; the blend on m > √2 through a mask).
 inline __m512 log16(__m512 x) {
     const __m512i bits = _mm512_castps_si512(x);
@@ -210,7 +274,20 @@ void scan16_block_avx512(const ScanArgs& p, int64_t t0, int nt, int64_t e, int w
         __m512 acc = _mm512_setzero_ps();
         const float* bt = p.B + t * p.ldbc;
         const float* ct = p.Cm + t * p.ldbc;
-        for (int64_t n = 0; n < N; n++) {
+        int64_t n = 0;
+        for (; n + kExpBatch <= N; n += kExpBatch) {  // h ← exp(dt·A)·h + (dt·x)·B;  acc ← h·C + acc
+            __m512 decay[kExpBatch];
+            for (int j = 0; j < kExpBatch; j++) decay[j] = _mm512_mul_ps(dtv, _mm512_loadu_ps(a + 16 * (n + j)));
+            exp16_batch<kExpBatch>(decay, 88.0f);
+            for (int j = 0; j < kExpBatch; j++) {
+                float* hp = h + 16 * (n + j);
+                const __m512 hn =
+                    _mm512_fmadd_ps(decay[j], _mm512_loadu_ps(hp), _mm512_mul_ps(dtx, _mm512_set1_ps(bt[n + j])));
+                _mm512_storeu_ps(hp, hn);
+                acc = _mm512_fmadd_ps(hn, _mm512_set1_ps(ct[n + j]), acc);
+            }
+        }
+        for (; n < N; n++) {
             float* hp = h + 16 * n;
             const __m512 decay = exp16(_mm512_mul_ps(dtv, _mm512_loadu_ps(a + 16 * n)), 88.0f);
             const __m512 hn = _mm512_fmadd_ps(decay, _mm512_loadu_ps(hp), _mm512_mul_ps(dtx, _mm512_set1_ps(bt[n])));
@@ -230,10 +307,156 @@ void scan16_block_avx512(const ScanArgs& p, int64_t t0, int nt, int64_t e, int w
 
 }  // namespace
 
-void mamba1_scan_channels(const float* x, const float* dt_raw, const float* B, const float* Cm, int64_t ldbc,
+namespace {
+
+// Tokens per block of the conv: every channel group of a thread runs through a block before the next block, so
+// a block's input and output rows are read and written as contiguous runs of the thread's channels (walking one
+// channel group down all T rows touched one cache line per row at a stride of the whole row).
+constexpr int kConvBlock = 16;
+
+// The operands of one conv call (see conv_silu in ops.h).
+struct ConvArgs {
+    const float* in;
+    int64_t ldi, C;
+    int K;
+    const float *wT, *bias;
+    float* out;
+};
+
+// Channel c's input at row τ ∈ [s.t0 − (K−1), s.t1) of segment s: an input row, or for τ < s.t0 row
+// K−1−(s.t0−τ) of the segment's conv_init (null: the zero state).
+inline const float* conv_src(const ConvArgs& a, const SegmentState& s, int64_t tau, int64_t c) {
+    if (tau >= s.t0) return a.in + tau * a.ldi + c;
+    return s.conv_init ? s.conv_init + (a.K - 1 - (s.t0 - tau)) * a.C + c : nullptr;
+}
+
+// Rows [t0, t0 + nt) of segment s, channels c .. c + w (w ≤ 8 valid), a window of the last K inputs in registers:
+//   out[t][c] = SiLU(Σ_{j<K} wT[j][c] · in[t−K+1+j][c] + bias[c])
+// `last`: the segment's final block, whose last K−1 inputs are saved to conv_save.
+// K is a template argument so that the window lives in registers (with a run-time K the shifts went through
+// the stack: a store-to-load chain per token that cost this loop 3/4 of its time).
+template <int K>
+void conv8_block(const ConvArgs& a, const SegmentState& s, int64_t t0, int nt, int64_t c, int w, bool last) {
+    __m256 win[K], wk[K];  // win[0..K-2]: the inputs before row t (oldest first), win[K-1]: row t
+    for (int j = 0; j < K - 1; j++) {
+        const float* p = conv_src(a, s, t0 - (K - 1) + j, c);
+        win[j] = p ? load_n(p, w) : _mm256_setzero_ps();
+    }
+    for (int j = 0; j < K; j++) wk[j] = load_n(a.wT + j * a.C + c, w);
+    const __m256 b = a.bias ? load_n(a.bias + c, w) : _mm256_setzero_ps();
+    for (int i = 0; i < nt; i++) {
+        const int64_t t = t0 + i;
+        win[K - 1] = load_n(a.in + t * a.ldi + c, w);
+        __m256 acc = _mm256_setzero_ps();
+        for (int j = 0; j < K; j++) acc = _mm256_fmadd_ps(wk[j], win[j], acc);  // Σ_j wT[j]·in[t−K+1+j]
+        store_n(a.out + t * a.C + c, vec::silu8(_mm256_add_ps(acc, b)), w);
+        for (int j = 0; j + 1 < K; j++) win[j] = win[j + 1];
+    }
+    if (last && s.conv_save)
+        for (int j = 0; j < K - 1; j++) store_n(s.conv_save + j * a.C + c, win[j], w);
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// conv8_block for 16 channels (w ≤ 16 valid; all 16 when Full), lane for lane the same operations (silu16 is
+// silu8's, see below), so every output has the same bits on both paths.
+template <bool Full, int K>
+void conv16_block(const ConvArgs& a, const SegmentState& s, int64_t t0, int nt, int64_t c, int w, bool last) {
+    const __mmask16 m = __mmask16(w >= 16 ? 0xffffu : (1u << w) - 1u);
+    auto load = [&](const float* p) { return Full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p); };
+    auto store = [&](float* p, __m512 v) {
+        if (Full) _mm512_storeu_ps(p, v);
+        else _mm512_mask_storeu_ps(p, m, v);
+    };
+    __m512 win[K], wk[K];
+    for (int j = 0; j < K - 1; j++) {
+        const float* p = conv_src(a, s, t0 - (K - 1) + j, c);
+        win[j] = p ? load(p) : _mm512_setzero_ps();
+    }
+    for (int j = 0; j < K; j++) wk[j] = load(a.wT + j * a.C + c);
+    const __m512 b = a.bias ? load(a.bias + c) : _mm512_setzero_ps();
+    for (int i = 0; i < nt; i++) {
+        const int64_t t = t0 + i;
+        win[K - 1] = load(a.in + t * a.ldi + c);
+        __m512 acc = _mm512_setzero_ps();
+        for (int j = 0; j < K; j++) acc = _mm512_fmadd_ps(wk[j], win[j], acc);
+        store(a.out + t * a.C + c, silu16(_mm512_add_ps(acc, b)));
+        for (int j = 0; j + 1 < K; j++) win[j] = win[j + 1];
+    }
+    if (last && s.conv_save)
+        for (int j = 0; j < K - 1; j++) store(s.conv_save + j * a.C + c, win[j]);
+}
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+}  // namespace
+
+namespace {
+
+// conv_silu_channels for a compile-time K.
+template <int K>
+void conv_channels(const ConvArgs& a, const std::vector<SegmentState>& segs, int64_t c0, int64_t c1, GemmIsa isa) {
+    const int L = isa == GemmIsa::Avx512 ? 16 : 8;  // channels per vector
+    for (const SegmentState& s : segs) {
+        const int64_t blocks = std::max<int64_t>(1, (s.t1 - s.t0 + kConvBlock - 1) / kConvBlock);
+        for (int64_t bl = 0; bl < blocks; bl++) {
+            const int64_t t0 = s.t0 + bl * kConvBlock;
+            const int nt = int(std::min<int64_t>(kConvBlock, s.t1 - t0));
+            const bool last = bl == blocks - 1;
+            for (int64_t c = c0; c < c1; c += L) {
+                const int w = int(std::min<int64_t>(L, c1 - c));
+                if (L == 16 && w == 16) conv16_block<true, K>(a, s, t0, nt, c, w, last);
+                else if (L == 16) conv16_block<false, K>(a, s, t0, nt, c, w, last);
+                else conv8_block<K>(a, s, t0, nt, c, w, last);
+            }
+        }
+    }
+}
+
+template <int K>
+void conv_channels_k(int k, const ConvArgs& a, const std::vector<SegmentState>& segs, int64_t c0, int64_t c1,
+                     GemmIsa isa) {
+    if constexpr (K >= 1) {
+        if (k == K) conv_channels<K>(a, segs, c0, c1, isa);
+        else conv_channels_k<K - 1>(k, a, segs, c0, c1, isa);
+    }
+}
+
+}  // namespace
+
+void conv_silu_channels(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
+                        const std::vector<SegmentState>& segs, float* out, int64_t c0, int64_t c1, GemmIsa isa) {
+    if (K < 1 || K > kMaxConv) throw std::runtime_error("d_conv must be in [1, 8]");
+    conv_channels_k<kMaxConv>(K, ConvArgs{in, ldi, C, K, wT, bias, out}, segs, c0, c1, isa);
+}
+
+void conv_silu(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
+               const std::vector<SegmentState>& segs, float* out, ThreadPool& pool, GemmIsa isa) {
+    if (K < 1 || K > kMaxConv) throw std::runtime_error("d_conv must be in [1, 8]");
+    pool.parallel_for(C, 8, [&](int64_t c0, int64_t c1) {
+        conv_silu_channels(in, ldi, C, K, wT, bias, segs, out, c0, c1, isa);
+    });
+}
+
+void mamba1_scan_channels(const float* x, float* dt_raw, const float* B, const float* Cm, int64_t ldbc,
                           const float* z, int64_t ldz, const float* AT, const float* D, int64_t E, int64_t N,
-                          const std::vector<SegmentState>& segs, float* y, int64_t e0, int64_t e1, GemmIsa isa) {
+                          const std::vector<SegmentState>& segs, float* y, int64_t e0, int64_t e1, GemmIsa isa,
+                          const DtProj* dtp) {
     const ScanArgs p{x, dt_raw, B, Cm, ldbc, z, ldz, AT, D, E, N, y};
+    // dt = dt_proj(dt_low) + bias for this thread's channels, kDtRows rows at a time just ahead of the scan, so the
+    // rows the scan reads are still in cache (rows do not depend on segments: one product runs across them).
+    int64_t dt_done = 0;
+    const int64_t T = segs.empty() ? 0 : segs.back().t1;
+    auto dt_until = [&](int64_t t_end) {
+        if (!dtp || t_end <= dt_done) return;
+        const int64_t t1 = std::min(T, std::max(t_end, dt_done + kDtRows));
+        gemm_cols(dtp->X + dt_done * dtp->ldx, dtp->ldx, t1 - dt_done, *dtp->W, dtp->bias, dt_raw + dt_done * E, E,
+                  e0, e1, isa);
+        dt_done = t1;
+    };
     const int L = isa == GemmIsa::Avx512 ? 16 : 8;  // channels per vector
     const int64_t groups = (e1 - e0 + L - 1) / L;
     // States and A of all this thread's channels, group after group ([groups][N][L]): a token block goes through
@@ -260,6 +483,7 @@ void mamba1_scan_channels(const float* x, const float* dt_raw, const float* B, c
         }
         for (int64_t tb = s.t0; tb < s.t1; tb += kScanBlock) {
             const int nt = int(std::min<int64_t>(kScanBlock, s.t1 - tb));
+            dt_until(tb + nt);
             for (int64_t g = 0; g < groups; g++) {
                 const int64_t e = e0 + g * L;
                 const int w = int(std::min<int64_t>(L, e1 - e));
@@ -283,58 +507,237 @@ void mamba1_scan_channels(const float* x, const float* dt_raw, const float* B, c
     }
 }
 
+namespace {
+
+// Tokens per block of the Mamba-2 scan: a block's dt, decays and B/C rows are gathered once per head, then
+// every channel p of the head runs through the block with its state row in registers.
+constexpr int kM2Block = 32;
+// Tokens whose updates of a chunk run interleaved (independent acc chains): 2 gave the AVX2 loop 10–15% in
+// bench_scan2; the AVX-512 loop measured alike at 1–4, so it runs one.
+constexpr int kM2Interleave8 = 2, kM2Interleave16 = 1;
+
+// One head's operands over a token block (see mamba2_scan in ops.h).
+struct M2Block {
+    const float* x;      // x[t0][hd·P]: the head's channels in the block's first row; rows ldx apart
+    int64_t ldx;
+    const float* B;      // [nt][ldbc]: B_g of the block's rows, zero-padded to NC·8
+    const float* C;      // [nt][ldbc]: C_g, the same
+    int64_t ldbc;        // NC·8
+    const float* dt;     // [nt]: softplus(dt_raw + dt_bias)
+    const float* decay;  // [nt]: exp(dt·A)
+    float* y;            // y[t0][hd·P]; rows E apart
+    int64_t E;
+    float D;
+    int nt;
+};
+
+// Channel p of one head, state chunks [k0, k0 + KR) (8 values of n each), every token of the block, 8 lanes:
+//   S[p][n] ← decay·S[p][n] + (dt·x[p])·B[n];   acc ← S[p][n]·C[n] + acc   (lane n mod 8, chunk after chunk)
+// The state row stays in registers through the block. acc holds a token's 8 lane partial sums: 0 at chunk 0
+// (`first`), else carried in `accs` from the chunks before k0; at the last chunk (`last`) y = D·x[p] + hsum(acc),
+// else acc goes back to `accs` for the chunks after. S: state row p at chunk k0.
+template <int KR, int U>
+inline void m2_tokens8(const M2Block& b, int i, int64_t p, int64_t k0, __m256 (&st)[KR], float* accs, bool first,
+                       bool last) {
+    float xp[U];
+    __m256 dtx[U], decay[U], acc[U];
+    const float *bt[U], *ct[U];
+    for (int u = 0; u < U; u++) {
+        xp[u] = b.x[(i + u) * b.ldx + p];
+        dtx[u] = _mm256_set1_ps(b.dt[i + u] * xp[u]);
+        decay[u] = _mm256_set1_ps(b.decay[i + u]);
+        bt[u] = b.B + (i + u) * b.ldbc + 8 * k0;
+        ct[u] = b.C + (i + u) * b.ldbc + 8 * k0;
+        acc[u] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(accs + 8 * (i + u));
+    }
+    for (int k = 0; k < KR; k++)
+        for (int u = 0; u < U; u++) {  // S ← decay·S + dtx·B;  acc ← S·C + acc   (token i + u after i + u − 1)
+            st[k] = _mm256_fmadd_ps(decay[u], st[k], _mm256_mul_ps(dtx[u], _mm256_loadu_ps(bt[u] + 8 * k)));
+            acc[u] = _mm256_fmadd_ps(st[k], _mm256_loadu_ps(ct[u] + 8 * k), acc[u]);
+        }
+    for (int u = 0; u < U; u++)
+        if (last)
+            b.y[(i + u) * b.E + p] = std::fma(b.D, xp[u], vec::hsum(acc[u]));  // y = D·x + Σ_n S·C
+        else
+            _mm256_storeu_ps(accs + 8 * (i + u), acc[u]);
+}
+
+// Channel p of one head, state chunks [k0, k0 + KR) (8 values of n each), every token of the block, 8 lanes:
+//   S[p][n] ← decay·S[p][n] + (dt·x[p])·B[n];   acc ← S[p][n]·C[n] + acc   (lane n mod 8, chunk after chunk)
+// The state row stays in registers through the block. acc holds a token's 8 lane partial sums: 0 at chunk 0
+// (`first`), else carried in `accs` from the chunks before k0; at the last chunk (`last`) y = D·x[p] + hsum(acc),
+// else acc goes back to `accs` for the chunks after. S: state row p at chunk k0. m2_tokens8 runs U tokens at a
+// time, their updates of a chunk in token order, so that U independent acc chains (each KR FMAs long) overlap.
+template <int KR>
+void m2_range8(const M2Block& b, int64_t p, int64_t k0, float* S, float* accs, bool first, bool last) {
+    constexpr int U = kM2Interleave8;
+    __m256 st[KR];
+    for (int k = 0; k < KR; k++) st[k] = _mm256_loadu_ps(S + 8 * k);
+    int i = 0;
+    for (; i + U <= b.nt; i += U) m2_tokens8<KR, U>(b, i, p, k0, st, accs, first, last);
+    for (; i < b.nt; i++) m2_tokens8<KR, 1>(b, i, p, k0, st, accs, first, last);
+    for (int k = 0; k < KR; k++) _mm256_storeu_ps(S + 8 * k, st[k]);
+}
+
+// m2_range8 for a run of kr ∈ [1, KR] chunks.
+template <int KR>
+void m2_range8_n(int kr, const M2Block& b, int64_t p, int64_t k0, float* S, float* accs, bool first, bool last) {
+    if constexpr (KR > 0) {
+        if (kr == KR) m2_range8<KR>(b, p, k0, S, accs, first, last);
+        else m2_range8_n<KR - 1>(kr, b, p, k0, S, accs, first, last);
+    }
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+// Two 8-float rows as one zmm [lo | hi].
+inline __m512 join8(const float* lo, const float* hi) {
+    const __m512d l = _mm512_castpd256_pd512(_mm256_loadu_pd(reinterpret_cast<const double*>(lo)));
+    return _mm512_castpd_ps(_mm512_insertf64x4(l, _mm256_loadu_pd(reinterpret_cast<const double*>(hi)), 1));
+}
+// 8 floats in both halves of a zmm.
+inline __m512 dup8(const float* p) {
+    return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd(reinterpret_cast<const double*>(p))));
+}
+
+template <int KR, int U>
+inline void m2_tokens16(const M2Block& b, int i, int64_t p, int64_t k0, __m512 (&st)[KR], float* accs, bool first,
+                        bool last) {
+    float x0[U], x1[U];
+    __m512 dtx[U], decay[U], acc[U];
+    const float *bt[U], *ct[U];
+    for (int u = 0; u < U; u++) {
+        x0[u] = b.x[(i + u) * b.ldx + p];
+        x1[u] = b.x[(i + u) * b.ldx + p + 1];
+        const __m256d d0 = _mm256_castps_pd(_mm256_set1_ps(b.dt[i + u] * x0[u]));  // dt·x[p] | dt·x[p + 1]
+        const __m256d d1 = _mm256_castps_pd(_mm256_set1_ps(b.dt[i + u] * x1[u]));
+        dtx[u] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(d0), d1, 1));
+        decay[u] = _mm512_set1_ps(b.decay[i + u]);
+        bt[u] = b.B + (i + u) * b.ldbc + 8 * k0;
+        ct[u] = b.C + (i + u) * b.ldbc + 8 * k0;
+        acc[u] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(accs + 16 * (i + u));
+    }
+    for (int k = 0; k < KR; k++)
+        for (int u = 0; u < U; u++) {  // S ← decay·S + dtx·B;  acc ← S·C + acc   (token i + u after i + u − 1)
+            st[k] = _mm512_fmadd_ps(decay[u], st[k], _mm512_mul_ps(dtx[u], dup8(bt[u] + 8 * k)));
+            acc[u] = _mm512_fmadd_ps(st[k], dup8(ct[u] + 8 * k), acc[u]);
+        }
+    for (int u = 0; u < U; u++)
+        if (last) {  // y = D·x + Σ_n S·C for both channels
+            const __m256 lo = _mm512_castps512_ps256(acc[u]);
+            const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[u]), 1));
+            b.y[(i + u) * b.E + p] = std::fma(b.D, x0[u], vec::hsum(lo));
+            b.y[(i + u) * b.E + p + 1] = std::fma(b.D, x1[u], vec::hsum(hi));
+        } else {
+            _mm512_storeu_ps(accs + 16 * (i + u), acc[u]);
+        }
+}
+
+// m2_range8 for channels p and p + 1 at once: a zmm holds chunk k of both state rows [row p | row p + 1] and B,
+// C chunks are broadcast to both halves, so each half does m2_range8's operations lane for lane (the same bits).
+// S0, S1: state rows p and p + 1 at chunk k0; accs: [nt][16].
+template <int KR>
+void m2_range16(const M2Block& b, int64_t p, int64_t k0, float* S0, float* S1, float* accs, bool first, bool last) {
+    constexpr int U = kM2Interleave16;
+    __m512 st[KR];
+    for (int k = 0; k < KR; k++) st[k] = join8(S0 + 8 * k, S1 + 8 * k);
+    int i = 0;
+    for (; i + U <= b.nt; i += U) m2_tokens16<KR, U>(b, i, p, k0, st, accs, first, last);
+    for (; i < b.nt; i++) m2_tokens16<KR, 1>(b, i, p, k0, st, accs, first, last);
+    for (int k = 0; k < KR; k++) {
+        _mm256_storeu_ps(S0 + 8 * k, _mm512_castps512_ps256(st[k]));
+        _mm256_storeu_ps(S1 + 8 * k, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(st[k]), 1)));
+    }
+}
+
+template <int KR>
+void m2_range16_n(int kr, const M2Block& b, int64_t p, int64_t k0, float* S0, float* S1, float* accs, bool first,
+                  bool last) {
+    if constexpr (KR > 0) {
+        if (kr == KR) m2_range16<KR>(b, p, k0, S0, S1, accs, first, last);
+        else m2_range16_n<KR - 1>(kr, b, p, k0, S0, S1, accs, first, last);
+    }
+}
+#pragma GCC pop_options
+
+}  // namespace
+
 void mamba2_scan(const float* xbc, int64_t ldx, const float* dt_raw, int64_t ldd, const float* dt_bias,
                  const float* A, const float* D, int64_t H, int64_t P, int64_t G, int64_t N,
-                 const std::vector<SegmentState>& segs, float* y, ThreadPool& pool) {
+                 const std::vector<SegmentState>& segs, float* y, ThreadPool& pool, GemmIsa isa) {
     const int64_t E = H * P;
     const int64_t heads_per_group = H / G;
-    const int64_t NC = (N + 7) / 8;  // 8-lane chunks of the state dimension
+    const int64_t NC = (N + 7) / 8, ldbc = NC * 8;  // 8-lane chunks of the state dimension; a padded state row
+    const bool wide = isa == GemmIsa::Avx512;
+    constexpr int kMax8 = 8, kMax16 = 16;  // state chunks held in registers (16 ymm / 32 zmm)
     pool.parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
-        std::vector<float> Sbuf(size_t(P * NC * 8));  // [P][NC·8] state of one head, N padded to 8
-        std::vector<float> bbuf(size_t(NC * 8)), cbuf(size_t(NC * 8));
-        float* S = Sbuf.data();
-        float* b = bbuf.data();
-        float* c = cbuf.data();
+        // This thread's heads' states [h1 − h0][P][NC·8] (n padded with zeros), the block's B and C of one
+        // group, dt and decays of one head, and the carried lane sums of one channel (pair).
+        std::vector<float> Sbuf(size_t((h1 - h0) * P * ldbc)), Bb(size_t(kM2Block * ldbc)), Cb(size_t(kM2Block * ldbc));
+        alignas(32) float dtb[kM2Block], decb[kM2Block];
+        alignas(64) float accs[kM2Block * 16];
         for (const SegmentState& s : segs) {
-            for (int64_t hd = h0; hd < h1; hd++) {
-                const int64_t g = hd / heads_per_group;
-                const int64_t so = hd * P * N;  // this head's offset in the layer state
+            for (int64_t hd = h0; hd < h1; hd++)
                 for (int64_t p = 0; p < P; p++)
                     for (int64_t k = 0; k < NC; k++) {
                         const int w = int(std::min<int64_t>(8, N - 8 * k));
-                        _mm256_storeu_ps(S + (p * NC + k) * 8,
-                                         s.ssm_init ? load_n(s.ssm_init + so + p * N + 8 * k, w) : _mm256_setzero_ps());
+                        const float* init = s.ssm_init ? s.ssm_init + (hd * P + p) * N + 8 * k : nullptr;
+                        _mm256_storeu_ps(Sbuf.data() + ((hd - h0) * P + p) * ldbc + 8 * k,
+                                         init ? load_n(init, w) : _mm256_setzero_ps());
                     }
-                for (int64_t t = s.t0; t < s.t1; t++) {
-                    const float* row = xbc + t * ldx;
-                    float dtv = dt_raw[t * ldd + hd] + dt_bias[hd];
-                    dtv = dtv > 20.0f ? dtv : std::log1p(std::exp(dtv));
-                    const __m256 decay = vec::exp8(_mm256_set1_ps(dtv * A[hd]));
-                    for (int64_t k = 0; k < NC; k++) {
-                        const int w = int(std::min<int64_t>(8, N - 8 * k));
-                        _mm256_storeu_ps(b + 8 * k, load_n(row + E + g * N + 8 * k, w));
-                        _mm256_storeu_ps(c + 8 * k, load_n(row + E + G * N + g * N + 8 * k, w));
+            for (int64_t t0 = s.t0; t0 < s.t1; t0 += kM2Block) {
+                const int nt = int(std::min<int64_t>(kM2Block, s.t1 - t0));
+                int64_t group = -1;  // the group whose B and C are in Bb, Cb
+                for (int64_t hd = h0; hd < h1; hd++) {
+                    const int64_t g = hd / heads_per_group;
+                    if (g != group) {
+                        for (int i = 0; i < nt; i++)
+                            for (int64_t k = 0; k < NC; k++) {
+                                const int w = int(std::min<int64_t>(8, N - 8 * k));
+                                const float* row = xbc + (t0 + i) * ldx + E + g * N + 8 * k;
+                                _mm256_storeu_ps(Bb.data() + i * ldbc + 8 * k, load_n(row, w));
+                                _mm256_storeu_ps(Cb.data() + i * ldbc + 8 * k, load_n(row + G * N, w));
+                            }
+                        group = g;
                     }
-                    for (int64_t p = 0; p < P; p++) {
-                        const float xp = row[hd * P + p];
-                        const __m256 dtx = _mm256_set1_ps(dtv * xp);
-                        __m256 acc = _mm256_setzero_ps();
-                        for (int64_t k = 0; k < NC; k++) {
-                            float* sp = S + (p * NC + k) * 8;
-                            const __m256 st = _mm256_fmadd_ps(decay, _mm256_loadu_ps(sp),
-                                                              _mm256_mul_ps(dtx, _mm256_loadu_ps(b + 8 * k)));
-                            _mm256_storeu_ps(sp, st);
-                            acc = _mm256_fmadd_ps(st, _mm256_loadu_ps(c + 8 * k), acc);
+                    // dt = softplus(dt_raw + dt_bias) (as torch: x itself above 20);  decay = exp(dt·A)
+                    for (int i = 0; i < nt; i++) {
+                        const float v = dt_raw[(t0 + i) * ldd + hd] + dt_bias[hd];
+                        dtb[i] = v > 20.0f ? v : std::log1p(std::exp(v));
+                    }
+                    for (int i = 0; i < nt; i += 8) {
+                        const int w = std::min(8, nt - i);
+                        store_n(decb + i, vec::exp8(_mm256_mul_ps(load_n(dtb + i, w), _mm256_set1_ps(A[hd]))), w);
+                    }
+                    const M2Block b{xbc + t0 * ldx + hd * P, ldx, Bb.data(), Cb.data(), ldbc, dtb, decb,
+                                    y + t0 * E + hd * P, E, D[hd], nt};
+                    float* S = Sbuf.data() + (hd - h0) * P * ldbc;
+                    int64_t p = 0;
+                    if (wide) {  // channel pairs; the state chunks in as few register runs as fit
+                        const int64_t runs = (NC + kMax16 - 1) / kMax16;
+                        for (; p + 2 <= P; p += 2)
+                            for (int64_t r = 0; r < runs; r++) {
+                                const int64_t k0 = NC * r / runs, k1 = NC * (r + 1) / runs;
+                                m2_range16_n<kMax16>(int(k1 - k0), b, p, k0, S + p * ldbc + 8 * k0,
+                                                     S + (p + 1) * ldbc + 8 * k0, accs, r == 0, r == runs - 1);
+                            }
+                    }
+                    const int64_t runs = (NC + kMax8 - 1) / kMax8;
+                    for (; p < P; p++)
+                        for (int64_t r = 0; r < runs; r++) {
+                            const int64_t k0 = NC * r / runs, k1 = NC * (r + 1) / runs;
+                            m2_range8_n<kMax8>(int(k1 - k0), b, p, k0, S + p * ldbc + 8 * k0, accs, r == 0,
+                                               r == runs - 1);
                         }
-                        y[t * E + hd * P + p] = std::fma(D[hd], xp, vec::hsum(acc));
-                    }
                 }
-                if (s.ssm_save)
+            }
+            if (s.ssm_save)
+                for (int64_t hd = h0; hd < h1; hd++)
                     for (int64_t p = 0; p < P; p++)
                         for (int64_t k = 0; k < NC; k++)
-                            store_n(s.ssm_save + so + p * N + 8 * k, _mm256_loadu_ps(S + (p * NC + k) * 8),
+                            store_n(s.ssm_save + (hd * P + p) * N + 8 * k,
+                                    _mm256_loadu_ps(Sbuf.data() + ((hd - h0) * P + p) * ldbc + 8 * k),
                                     int(std::min<int64_t>(8, N - 8 * k)));
-            }
         }
     });
 }
@@ -342,16 +745,19 @@ void mamba2_scan(const float* xbc, int64_t ldx, const float* dt_raw, int64_t ldd
 void gated_rms_norm(float* y, const float* z, int64_t ldz, int64_t T, int64_t E, int64_t G, const float* w,
                     float eps, ThreadPool& pool) {
     const int64_t gs = E / G;
-    pool.parallel_for(T, 1, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; t++) {
-            float* v = y + t * E;
-            mul_silu(v, z + t * ldz, E);
+    pool.parallel_for(T, kNormRows, [&](int64_t t0, int64_t t1) {
+        for (int64_t tb = t0; tb < t1; tb += kNormRows) {
+            const int rows = int(std::min<int64_t>(kNormRows, t1 - tb));
+            for (int r = 0; r < rows; r++) mul_silu(y + (tb + r) * E, z + (tb + r) * ldz, E);  // v = y ⊙ SiLU(z)
             for (int64_t g = 0; g < G; g++) {
-                float* vg = v + g * gs;
-                double ss = 0;
-                for (int64_t i = 0; i < gs; i++) ss += double(vg[i]) * double(vg[i]);
-                const float r = float(1.0 / std::sqrt(ss / double(gs) + double(eps)));
-                for (int64_t i = 0; i < gs; i++) vg[i] = (vg[i] * r) * w[g * gs + i];
+                double ss[kNormRows];
+                sum_squares_n(y + tb * E + g * gs, E, gs, rows, ss);
+                for (int r = 0; r < rows; r++) {
+                    float* vg = y + (tb + r) * E + g * gs;
+                    const float rs = float(1.0 / std::sqrt(ss[r] / double(gs) + double(eps)));
+                    for (int64_t i = 0; i < gs; i++)
+                        vg[i] = (vg[i] * rs) * w[g * gs + i];  // v · w / sqrt(mean_g(v²) + eps)
+                }
             }
         }
     });
@@ -363,7 +769,37 @@ double log_sum_exp(const float* logits, int64_t n) {
     return log_sum_exp_given_max(logits, n, m);
 }
 
-double log_sum_exp_given_max(const float* logits, int64_t n, float m) {
+namespace {
+
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// log_sum_exp_given_max's sum 16 logits at a time: exp16 is exp8 lane for lane, and the 8 double lanes of `acc`
+// are its lo | hi accumulators, which take the two 8-float chunks of a vector one after the other, as there.
+// A chunk past n adds +0 (every lane of it is masked to 0), which leaves the non-negative sums as they are.
+double sum_exp16(const float* logits, int64_t n, float m) {
+    const __m512 mv = _mm512_set1_ps(m);
+    __m512d acc = _mm512_setzero_pd();
+    for (int64_t i = 0; i < n; i += 16) {
+        const int w = int(std::min<int64_t>(16, n - i));
+        const __mmask16 k = __mmask16(w == 16 ? 0xffffu : (1u << w) - 1u);
+        const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, logits + i), mv), 88.7f));
+        acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        acc = _mm512_add_pd(acc, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    alignas(64) double l[8];
+    _mm512_store_pd(l, acc);
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+}  // namespace
+
+double log_sum_exp_given_max(const float* logits, int64_t n, float m, GemmIsa isa) {
+    if (isa == GemmIsa::Avx512) return double(m) + std::log(sum_exp16(logits, n, m));
     const __m256 mv = _mm256_set1_ps(m);
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
     for (int64_t i = 0; i < n; i += 8) {

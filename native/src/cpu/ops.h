@@ -31,12 +31,14 @@ void rms_norm(const float* x, int64_t ldx, int64_t T, int64_t n, const float* w,
 //   out[t][c] = SiLU(Σ_{j<K} wT[j][c] · in[t-K+1+j][c] + bias[c])
 // where inputs before a segment's first token come from its conv_init state. in: [T][C] stride ldi,
 // wT: [K][C], bias: [C] or null, out: [T][C]. Saves the last K-1 inputs of a segment to conv_save.
+// isa = Avx512 (only on a CPU with AVX-512F) runs 16 channels per vector; every output is bit-identical to Avx2's.
 void conv_silu(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
-               const std::vector<SegmentState>& segs, float* out, ThreadPool& pool);
+               const std::vector<SegmentState>& segs, float* out, ThreadPool& pool, GemmIsa isa = GemmIsa::Avx2);
 
 // conv_silu for channels [c0, c1) only, on the calling thread (c0 a multiple of 8; for fused regions).
 void conv_silu_channels(const float* in, int64_t ldi, int64_t C, int K, const float* wT, const float* bias,
-                        const std::vector<SegmentState>& segs, float* out, int64_t c0, int64_t c1);
+                        const std::vector<SegmentState>& segs, float* out, int64_t c0, int64_t c1,
+                        GemmIsa isa = GemmIsa::Avx2);
 
 // Mamba-1 selective scan + D skip + SiLU(z) gate, per channel e and state n, token by token:
 //   dt = softplus(dt_raw) (vec::softplus8, fused here);
@@ -45,18 +47,27 @@ void conv_silu_channels(const float* in, int64_t ldi, int64_t C, int K, const fl
 // stride ldz; AT: [N][E] (= −exp(A_log)ᵀ); y: [T][E]. Channels [e0, e1) only (e0 a multiple of 8), on the
 // calling thread: the backend runs it per thread right after that thread's dt_proj columns.
 // isa = Avx512 (only on a CPU with AVX-512F) runs 16 channels per vector; every output is bit-identical to Avx2's.
-void mamba1_scan_channels(const float* x, const float* dt_raw, const float* B, const float* Cm, int64_t ldbc,
+// dtp: when given, dt_raw is computed here, rows [0, T) of channels [e0, e1) = dtp->X · dtp->W[e0, e1)ᵀ + bias
+// (gemm_cols), a few rows at a time just ahead of the scan that reads them; else dt_raw holds it already.
+struct DtProj {
+    const GemmWeight* W;  // dt_proj.weight [E × R]
+    const float* X;       // dt_low: [T][R] at stride ldx
+    int64_t ldx;
+    const float* bias;    // [E] or null
+};
+void mamba1_scan_channels(const float* x, float* dt_raw, const float* B, const float* Cm, int64_t ldbc,
                           const float* z, int64_t ldz, const float* AT, const float* D, int64_t E, int64_t N,
                           const std::vector<SegmentState>& segs, float* y, int64_t e0, int64_t e1,
-                          GemmIsa isa = GemmIsa::Avx2);
+                          GemmIsa isa = GemmIsa::Avx2, const DtProj* dtp = nullptr);
 
 // Mamba-2 scan (SSD recurrence) + D skip, per head h (group g = h / (H/G)), token by token:
 //   dt = softplus(dt_raw[h] + dt_bias[h]);  S[h][p][n] ← exp(dt·A[h]) · S[h][p][n] + (dt·x[p])·B_g[n]
 //   y[h·P + p] = Σ_n S[h][p][n]·C_g[n] + D[h]·x[p]
 // xbc: [T][E + 2GN] conv output (x | B | C); dt_raw: [T][H] at stride ldd; A = −exp(A_log): [H]; y: [T][E].
+// isa = Avx512 (only on a CPU with AVX-512F) runs two channels p per vector; every output is bit-identical to Avx2's.
 void mamba2_scan(const float* xbc, int64_t ldx, const float* dt_raw, int64_t ldd, const float* dt_bias,
                  const float* A, const float* D, int64_t H, int64_t P, int64_t G, int64_t N,
-                 const std::vector<SegmentState>& segs, float* y, ThreadPool& pool);
+                 const std::vector<SegmentState>& segs, float* y, ThreadPool& pool, GemmIsa isa = GemmIsa::Avx2);
 
 // Mamba-2 gated RMSNorm (norm_before_gate = false), per row and per group of E/G channels:
 //   v = y ⊙ SiLU(z);  y ← v · w / sqrt(mean_group(v²) + eps)        y: [T][E], z: [T][E] at stride ldz
@@ -68,7 +79,8 @@ void gated_rms_norm(float* y, const float* z, int64_t ldz, int64_t T, int64_t E,
 double log_sum_exp(const float* logits, int64_t n);
 
 // log_sum_exp with the row maximum m already known (bit-identical to log_sum_exp when m is its max).
-double log_sum_exp_given_max(const float* logits, int64_t n, float m);
+// isa = Avx512 (only on a CPU with AVX-512F) runs 16 logits per vector, with the same bits.
+double log_sum_exp_given_max(const float* logits, int64_t n, float m, GemmIsa isa = GemmIsa::Avx2);
 
 // Index of the largest logit (the first one on ties).
 int64_t arg_max(const float* logits, int64_t n);
