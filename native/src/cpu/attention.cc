@@ -26,17 +26,6 @@ namespace mamba {
 
 namespace {
 
-// Loads/stores w (1..8) lanes; unused lanes read as 0.
-inline __m256 load_n(const float* p, int w) {
-    return w == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, vec::tail_mask(w));
-}
-inline void store_n(float* p, __m256 v, int w) {
-    if (w == 8)
-        _mm256_storeu_ps(p, v);
-    else
-        _mm256_maskstore_ps(p, vec::tail_mask(w), v);
-}
-
 // Largest of the 8 lanes (exact in any order).
 inline float hmax(__m256 v) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -142,19 +131,19 @@ void conv_channels_no_act(const float* in, int64_t ldi, int64_t C, int K, const 
                 const int w = int(std::min<int64_t>(8, c1 - c));
                 __m256 win[kMaxConv];  // win[0..K-2]: previous inputs (oldest first), win[K-1]: current
                 for (int j = 0; j < K - 1; j++)
-                    win[j] = s.conv_init ? load_n(s.conv_init + j * C + c, w) : _mm256_setzero_ps();
+                    win[j] = s.conv_init ? vec::load_n(s.conv_init + j * C + c, w) : _mm256_setzero_ps();
                 __m256 wk[kMaxConv];
-                for (int j = 0; j < K; j++) wk[j] = load_n(wT + j * C + c, w);
-                const __m256 b = bias ? load_n(bias + c, w) : _mm256_setzero_ps();
+                for (int j = 0; j < K; j++) wk[j] = vec::load_n(wT + j * C + c, w);
+                const __m256 b = bias ? vec::load_n(bias + c, w) : _mm256_setzero_ps();
                 for (int64_t t = s.t0; t < s.t1; t++) {
-                    win[K - 1] = load_n(in + t * ldi + c, w);
+                    win[K - 1] = vec::load_n(in + t * ldi + c, w);
                     __m256 acc = _mm256_setzero_ps();
                     for (int j = 0; j < K; j++) acc = _mm256_fmadd_ps(wk[j], win[j], acc);  // Σ_j w[j]·x[t−K+1+j]
-                    store_n(out + t * C + c, _mm256_add_ps(acc, b), w);                      // + bias
+                    vec::store_n(out + t * C + c, _mm256_add_ps(acc, b), w);                      // + bias
                     for (int j = 0; j + 1 < K; j++) win[j] = win[j + 1];
                 }
                 if (s.conv_save)
-                    for (int j = 0; j < K - 1; j++) store_n(s.conv_save + j * C + c, win[j], w);
+                    for (int j = 0; j < K - 1; j++) vec::store_n(s.conv_save + j * C + c, win[j], w);
             }
         }
     });
@@ -214,7 +203,7 @@ inline float dot(const float* q, const float* k, int64_t hd) {
     __m256 acc = _mm256_setzero_ps();
     int64_t d = 0;
     for (; d + 8 <= hd; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
-    if (d < hd) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), load_n(k + d, int(hd - d)), acc);
+    if (d < hd) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), vec::load_n(k + d, int(hd - d)), acc);
     return vec::hsum(acc);
 }
 
@@ -273,9 +262,9 @@ void attend_tile(const float* qkv, int64_t ld, const float* kv, int64_t T, const
         }
         if (j < n) {
             const int w = int(n - j);
-            const __m256 e = _mm256_and_ps(vec::exp8(_mm256_sub_ps(load_n(s + j, w), m)),
+            const __m256 e = _mm256_and_ps(vec::exp8(_mm256_sub_ps(vec::load_n(s + j, w), m)),
                                            _mm256_castsi256_ps(vec::tail_mask(w)));
-            store_n(s + j, e, w);
+            vec::store_n(s + j, e, w);
             sum = _mm256_add_ps(sum, e);
         }
         sum_e[i] = vec::hsum(sum);
@@ -290,7 +279,7 @@ void attend_tile(const float* qkv, int64_t ld, const float* kv, int64_t T, const
             float* acc = sc.acc.data() + i * hd8;
             for (int64_t d = 0; d < full; d += 8)
                 _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(e, _mm256_loadu_ps(v + d), _mm256_loadu_ps(acc + d)));
-            if (tail) _mm256_storeu_ps(acc + full, _mm256_fmadd_ps(e, load_n(v + full, tail), _mm256_loadu_ps(acc + full)));
+            if (tail) _mm256_storeu_ps(acc + full, _mm256_fmadd_ps(e, vec::load_n(v + full, tail), _mm256_loadu_ps(acc + full)));
         }
     });
 
@@ -301,7 +290,7 @@ void attend_tile(const float* qkv, int64_t ld, const float* kv, int64_t T, const
         const float* acc = sc.acc.data() + i * hd8;
         for (int64_t d = 0; d < hd; d += 8) {
             const int w = int(std::min<int64_t>(8, hd - d));
-            store_n(out + d, _mm256_div_ps(_mm256_loadu_ps(acc + d), sum), w);
+            vec::store_n(out + d, _mm256_div_ps(_mm256_loadu_ps(acc + d), sum), w);
         }
     }
 }

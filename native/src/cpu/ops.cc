@@ -24,22 +24,11 @@ namespace mamba {
 
 namespace {
 
-// Loads/stores w (1..8) lanes; unused lanes read as 0.
-inline __m256 load_n(const float* p, int w) {
-    return w == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, vec::tail_mask(w));
-}
-inline void store_n(float* p, __m256 v, int w) {
-    if (w == 8)
-        _mm256_storeu_ps(p, v);
-    else
-        _mm256_maskstore_ps(p, vec::tail_mask(w), v);
-}
-
 // y ← y · SiLU(z), elementwise over n floats (z SiLU computed 8 at a time, tail masked).
 void mul_silu(float* y, const float* z, int64_t n) {
     for (int64_t i = 0; i < n; i += 8) {
         const int w = int(std::min<int64_t>(8, n - i));
-        store_n(y + i, _mm256_mul_ps(load_n(y + i, w), vec::silu8(load_n(z + i, w))), w);
+        vec::store_n(y + i, _mm256_mul_ps(vec::load_n(y + i, w), vec::silu8(vec::load_n(z + i, w))), w);
     }
 }
 
@@ -148,13 +137,13 @@ struct ScanArgs {
 // overlap), so its latency is not on every token's path.
 void scan8_block(const ScanArgs& p, int64_t t0, int nt, int64_t e, int w, float* h, const float* a) {
     const int64_t E = p.E, N = p.N;
-    const __m256 d = load_n(p.D + e, w);
+    const __m256 d = vec::load_n(p.D + e, w);
     alignas(32) float dtb[kScanBlock][8];
-    for (int i = 0; i < nt; i++) _mm256_store_ps(dtb[i], vec::softplus8(load_n(p.dt_raw + (t0 + i) * E + e, w)));
+    for (int i = 0; i < nt; i++) _mm256_store_ps(dtb[i], vec::softplus8(vec::load_n(p.dt_raw + (t0 + i) * E + e, w)));
     for (int i = 0; i < nt; i++) {
         const int64_t t = t0 + i;
         const __m256 dtv = _mm256_load_ps(dtb[i]);
-        const __m256 xv = load_n(p.x + t * E + e, w);
+        const __m256 xv = vec::load_n(p.x + t * E + e, w);
         const __m256 dtx = _mm256_mul_ps(dtv, xv);
         __m256 acc = _mm256_setzero_ps();
         const float* bt = p.B + t * p.ldbc;
@@ -167,8 +156,8 @@ void scan8_block(const ScanArgs& p, int64_t t0, int nt, int64_t e, int w, float*
             acc = _mm256_fmadd_ps(hn, _mm256_set1_ps(ct[n]), acc);
         }
         const __m256 yv = _mm256_fmadd_ps(d, xv, acc);
-        const __m256 gate = vec::silu8(load_n(p.z + t * p.ldz + e, w));
-        store_n(p.y + t * E + e, _mm256_mul_ps(yv, gate), w);
+        const __m256 gate = vec::silu8(vec::load_n(p.z + t * p.ldz + e, w));
+        vec::store_n(p.y + t * E + e, _mm256_mul_ps(yv, gate), w);
     }
 }
 
@@ -340,20 +329,20 @@ void conv8_block(const ConvArgs& a, const SegmentState& s, int64_t t0, int nt, i
     __m256 win[K], wk[K];  // win[0..K-2]: the inputs before row t (oldest first), win[K-1]: row t
     for (int j = 0; j < K - 1; j++) {
         const float* p = conv_src(a, s, t0 - (K - 1) + j, c);
-        win[j] = p ? load_n(p, w) : _mm256_setzero_ps();
+        win[j] = p ? vec::load_n(p, w) : _mm256_setzero_ps();
     }
-    for (int j = 0; j < K; j++) wk[j] = load_n(a.wT + j * a.C + c, w);
-    const __m256 b = a.bias ? load_n(a.bias + c, w) : _mm256_setzero_ps();
+    for (int j = 0; j < K; j++) wk[j] = vec::load_n(a.wT + j * a.C + c, w);
+    const __m256 b = a.bias ? vec::load_n(a.bias + c, w) : _mm256_setzero_ps();
     for (int i = 0; i < nt; i++) {
         const int64_t t = t0 + i;
-        win[K - 1] = load_n(a.in + t * a.ldi + c, w);
+        win[K - 1] = vec::load_n(a.in + t * a.ldi + c, w);
         __m256 acc = _mm256_setzero_ps();
         for (int j = 0; j < K; j++) acc = _mm256_fmadd_ps(wk[j], win[j], acc);  // Σ_j wT[j]·in[t−K+1+j]
-        store_n(a.out + t * a.C + c, vec::silu8(_mm256_add_ps(acc, b)), w);
+        vec::store_n(a.out + t * a.C + c, vec::silu8(_mm256_add_ps(acc, b)), w);
         for (int j = 0; j + 1 < K; j++) win[j] = win[j + 1];
     }
     if (last && s.conv_save)
-        for (int j = 0; j < K - 1; j++) store_n(s.conv_save + j * a.C + c, win[j], w);
+        for (int j = 0; j < K - 1; j++) vec::store_n(s.conv_save + j * a.C + c, win[j], w);
 }
 
 #pragma GCC push_options
@@ -477,8 +466,8 @@ void mamba1_scan_channels(const float* x, float* dt_raw, const float* B, const f
             for (int64_t n = 0; n < N; n++)
                 for (int k = 0; k < L; k += 8) {  // 8 lanes at a time, lanes past w zero
                     const int wk = std::max(0, std::min(8, w - k));
-                    _mm256_storeu_ps(h + n * L + k, s.ssm_init ? load_n(s.ssm_init + n * E + e + k, wk) : _mm256_setzero_ps());
-                    _mm256_storeu_ps(a + n * L + k, load_n(AT + n * E + e + k, wk));
+                    _mm256_storeu_ps(h + n * L + k, s.ssm_init ? vec::load_n(s.ssm_init + n * E + e + k, wk) : _mm256_setzero_ps());
+                    _mm256_storeu_ps(a + n * L + k, vec::load_n(AT + n * E + e + k, wk));
                 }
         }
         for (int64_t tb = s.t0; tb < s.t1; tb += kScanBlock) {
@@ -501,7 +490,7 @@ void mamba1_scan_channels(const float* x, float* dt_raw, const float* B, const f
                 const int w = int(std::min<int64_t>(L, e1 - e));
                 for (int64_t n = 0; n < N; n++)
                     for (int k = 0; k < w; k += 8)
-                        store_n(s.ssm_save + n * E + e + k, _mm256_loadu_ps(hbuf.data() + (g * N + n) * L + k),
+                        vec::store_n(s.ssm_save + n * E + e + k, _mm256_loadu_ps(hbuf.data() + (g * N + n) * L + k),
                                 std::min(8, w - k));
             }
     }
@@ -683,7 +672,7 @@ void mamba2_scan(const float* xbc, int64_t ldx, const float* dt_raw, int64_t ldd
                         const int w = int(std::min<int64_t>(8, N - 8 * k));
                         const float* init = s.ssm_init ? s.ssm_init + (hd * P + p) * N + 8 * k : nullptr;
                         _mm256_storeu_ps(Sbuf.data() + ((hd - h0) * P + p) * ldbc + 8 * k,
-                                         init ? load_n(init, w) : _mm256_setzero_ps());
+                                         init ? vec::load_n(init, w) : _mm256_setzero_ps());
                     }
             for (int64_t t0 = s.t0; t0 < s.t1; t0 += kM2Block) {
                 const int nt = int(std::min<int64_t>(kM2Block, s.t1 - t0));
@@ -695,8 +684,8 @@ void mamba2_scan(const float* xbc, int64_t ldx, const float* dt_raw, int64_t ldd
                             for (int64_t k = 0; k < NC; k++) {
                                 const int w = int(std::min<int64_t>(8, N - 8 * k));
                                 const float* row = xbc + (t0 + i) * ldx + E + g * N + 8 * k;
-                                _mm256_storeu_ps(Bb.data() + i * ldbc + 8 * k, load_n(row, w));
-                                _mm256_storeu_ps(Cb.data() + i * ldbc + 8 * k, load_n(row + G * N, w));
+                                _mm256_storeu_ps(Bb.data() + i * ldbc + 8 * k, vec::load_n(row, w));
+                                _mm256_storeu_ps(Cb.data() + i * ldbc + 8 * k, vec::load_n(row + G * N, w));
                             }
                         group = g;
                     }
@@ -707,7 +696,7 @@ void mamba2_scan(const float* xbc, int64_t ldx, const float* dt_raw, int64_t ldd
                     }
                     for (int i = 0; i < nt; i += 8) {
                         const int w = std::min(8, nt - i);
-                        store_n(decb + i, vec::exp8(_mm256_mul_ps(load_n(dtb + i, w), _mm256_set1_ps(A[hd]))), w);
+                        vec::store_n(decb + i, vec::exp8(_mm256_mul_ps(vec::load_n(dtb + i, w), _mm256_set1_ps(A[hd]))), w);
                     }
                     const M2Block b{xbc + t0 * ldx + hd * P, ldx, Bb.data(), Cb.data(), ldbc, dtb, decb,
                                     y + t0 * E + hd * P, E, D[hd], nt};
@@ -735,7 +724,7 @@ void mamba2_scan(const float* xbc, int64_t ldx, const float* dt_raw, int64_t ldd
                 for (int64_t hd = h0; hd < h1; hd++)
                     for (int64_t p = 0; p < P; p++)
                         for (int64_t k = 0; k < NC; k++)
-                            store_n(s.ssm_save + (hd * P + p) * N + 8 * k,
+                            vec::store_n(s.ssm_save + (hd * P + p) * N + 8 * k,
                                     _mm256_loadu_ps(Sbuf.data() + ((hd - h0) * P + p) * ldbc + 8 * k),
                                     int(std::min<int64_t>(8, N - 8 * k)));
         }
@@ -804,7 +793,7 @@ double log_sum_exp_given_max(const float* logits, int64_t n, float m, GemmIsa is
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
     for (int64_t i = 0; i < n; i += 8) {
         const int w = int(std::min<int64_t>(8, n - i));
-        __m256 e = vec::exp8(_mm256_sub_ps(load_n(logits + i, w), mv));
+        __m256 e = vec::exp8(_mm256_sub_ps(vec::load_n(logits + i, w), mv));
         if (w < 8) e = _mm256_and_ps(e, _mm256_castsi256_ps(vec::tail_mask(w)));
         lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
         hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));

@@ -21,6 +21,17 @@ inline __m256i tail_mask(int n) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ramp + 8 - n));
 }
 
+// Loads/stores the first w (1..8) lanes; unused lanes read as 0.
+inline __m256 load_n(const float* p, int w) {
+    return w == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, tail_mask(w));
+}
+inline void store_n(float* p, __m256 v, int w) {
+    if (w == 8)
+        _mm256_storeu_ps(p, v);
+    else
+        _mm256_maskstore_ps(p, tail_mask(w), v);
+}
+
 // 8 bf16 values → 8 floats (exact).
 inline __m256 load_bf16(const uint16_t* p) {
     __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
