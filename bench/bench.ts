@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [-- --llama-cpp DIR] [-- --threads N] [-- --shapes LIST] [-- --tokens T] [-- --json FILE]`:
- * CPU performance of the native backend against this machine's limits, measured in the same run (see docs/perf-notes.md).
+ * CPU performance of the native backend against this machine's limits, measured in the same run (docs/performance.md).
  *
  *   1. limits: fp32 FMA peak per ISA (AVX2, AVX-512 where present), memory read bandwidth (1 and N threads)
  *   2. prefill: score() of one sequence, LM head on every row, per shape and ISA: tok/s, GFLOP/s, % of that ISA's

@@ -76,7 +76,7 @@ export async function benchPrefill(shape: BenchShape, T: number, reps: number, t
     try {
         const batch = fullScoreBatch(tokenStream(T, shape.vocab));
         // Warm-up at the full length: the first call at a new T touches its scratch (tens of MB at T = 1024)
-        // for the first time, which costs 5–20 µs per 4 KiB page on this VM (docs/perf-notes.md, round 4).
+        // for the first time, which costs 5–20 µs per 4 KiB page on this VM.
         await model.score(batch);
         const times: number[] = [];
         for (let r = 0; r < reps; r++) times.push(await timed(() => model.score(batch)));
@@ -108,7 +108,7 @@ export async function benchDecode(shape: BenchShape, weightType: "f32" | "bf16",
             const slots = Int32Array.from({ length: B }, (_, i) => i);
             const toks = tokenStream(steps + 1, shape.vocab, 11 + B);
             // Warm-up: the first steps touch the state slots and, on this VM, pay a first-access cost per
-            // weight page for about two passes (docs/perf-notes.md, round 4).
+            // weight page for about two passes.
             for (let w = 0; w < 3; w++) await model.step(slots, new Int32Array(B).fill(toks[0]!));
             const times: number[] = [];
             for (let s = 1; s <= steps; s++) {

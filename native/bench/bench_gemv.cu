@@ -1,6 +1,6 @@
 // bench_gemv.cu — the decode projection y[r, j] = Σ_k x[r, k]·w[j, k] at the decode shapes of mamba-2.8b (and
 // mamba2-2.7b's in_proj) for 1, 8 and 64 rows: a bandwidth-bound GEMV kept for comparison (step()'s opt-in projection
-// in docs/cuda.md v6: faster at 1 sequence, slower at 64) against the product's decode GEMM (native/cuda/skinny_gemm.cu,
+// earlier: faster at 1 sequence, slower at 64) against the product's decode GEMM (native/cuda/skinny_gemm.cu,
 // bf16). Reports the weight-read bandwidth, whether a row's result is bit-identical at every row count, and how far the
 // two kernels' results are apart.
 //   cmake --build native/build --target bench_gemv   (a CUDA build: MAMBA_EVAL_CUDA=ON)

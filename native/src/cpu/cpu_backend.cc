@@ -89,7 +89,7 @@ struct Layer {
 };
 
 // Per-op wall time (and the calling thread's CPU time) of score() calls, printed to stderr after each call when MAMBA_EVAL_PROFILE is set
-// (a measurement aid for docs/perf-notes.md; it changes no result).
+// (a measurement aid, docs/performance.md; it changes no result).
 // Mamba-1 runs in_proj+conv and dt_proj+softplus+scan as fused per-thread regions, timed as one op each.
 enum Op { kEmbed, kNorm, kInProj, kConv, kInProjConv, kXProj, kDtProjScan, kScan, kGateNorm, kOutProj, kRotary,
           kAttention, kMlp, kHeadNorm, kHeadGemm, kHeadLse, kOps };

@@ -221,7 +221,7 @@ void gemm_cols(const float* X, int64_t ldx, int64_t T, const GemmWeight& W, cons
     if (T <= 0 || n1 <= n0) return;
     const bool bf16 = W.dtype == DType::BF16, add = out == GemmOut::AddTo;
     // One row (decode) stays on the AVX2 kernel: a variant loading two weight rows per zmm measured the same
-    // for f32 and a third slower for bf16 (docs/perf-notes.md, round 4).
+    // for f32 and a third slower for bf16.
     if (isa == GemmIsa::Avx512 && T >= 2) {
         avx512::gemm_range(X, ldx, T, W.data, W.panel_bytes(), bf16, W.cols, bias, Y, ldy, n0, n1, add,
                            avx512_scratch(avx512::scratch_floats(W.cols)));

@@ -22,7 +22,7 @@ namespace mamba::avx512 {
 
 namespace {
 
-// Tile shape and block size can be overridden at compile time for experiments (docs/perf-notes.md).
+// Tile shape and block size can be overridden at compile time for experiments.
 #ifndef GEMM_MP
 #define GEMM_MP 3
 #define GEMM_NW 8
