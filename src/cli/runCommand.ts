@@ -74,7 +74,7 @@ export function runOptions(args: RunArgs): { options: SimpleEvaluateOptions; not
     if (bundledModel) {
         notes.push(args.model === undefined
             ? `no --model: the bundled tiny checkpoint ${displayPath(BUNDLED_MODEL_DIR)} (random weights, GPT-NeoX-20B vocabulary)`
-            : `the bundled checkpoint ${displayPath(args.model)} (random weights, GPT-NeoX-20B vocabulary)`);
+            : `the bundled checkpoint ${displayPath(args.model)} (random weights)`);
         if (args.tokenizer === undefined) notes.push(`the bundled GPT-NeoX-20B tokenizer ${displayPath(BUNDLED_TOKENIZER)}`);
         if (args.data_dir === undefined) notes.push(`the bundled sample documents ${displayPath(BUNDLED_TASKS_DIR)} (invented, a few per task)`);
     }
