@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NativeBackend } from "../../src/backend/NativeBackend.js";
 import type { ScoreBatch } from "../../src/addon/addonTypes.js";
 import { wholeBatch } from "./tinyModel.js";
+import { readF64Safetensors, relativeError } from "./referenceOutputs.js";
 import { loadCheckpoint } from "../../src/model/loadModel.js";
 
 const FIXTURES = path.resolve(import.meta.dirname, "../../fixtures");
@@ -30,33 +31,6 @@ interface Reference {
     columns?: number[];
     sequences: Sequence[];
     greedy: { prompt: number[]; continuation: number[]; max_new_tokens: number };
-}
-
-/** The float64 tensors of a safetensors file (reference outputs), by name. */
-function readF64Safetensors(file: string): Map<string, Float64Array> {
-    const buf = readFileSync(file);
-    const n = Number(buf.readBigUInt64LE(0));
-    const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<string, { dtype: string; data_offsets: [number, number] }>;
-    const out = new Map<string, Float64Array>();
-    for (const [name, t] of Object.entries(header)) {
-        if (name === "__metadata__") continue;
-        if (t.dtype !== "F64") throw new Error(`${file}: ${name} is ${t.dtype}, expected F64`);
-        const [a, b] = t.data_offsets;
-        const bytes = buf.subarray(8 + n + a, 8 + n + b);
-        out.set(name, new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
-    }
-    return out;
-}
-
-/** max|got − ref| / max|ref| over all elements. */
-function relativeError(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-    expect(got.length).toBe(ref.length);
-    let d = 0, m = 0;
-    for (let i = 0; i < ref.length; i++) {
-        d = Math.max(d, Math.abs(got[i]! - ref[i]!));
-        m = Math.max(m, Math.abs(ref[i]!));
-    }
-    return d / m;
 }
 
 function argmax(a: ArrayLike<number>): number {

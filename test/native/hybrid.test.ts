@@ -21,6 +21,7 @@ import { loadCheckpoint } from "../../src/model/loadModel.js";
 import type { Checkpoint, TensorSource } from "../../src/model/types.js";
 import { writeSafetensorsF32 } from "../../src/io/safetensorsWriter.js";
 import { wholeBatch } from "./tinyModel.js";
+import { readF64Safetensors, relativeError } from "./referenceOutputs.js";
 
 const FIXTURES = path.resolve(import.meta.dirname, "../../fixtures/hybrid");
 const tmp = mkdtempSync(path.join(os.tmpdir(), "mamba-eval-hybrid-"));
@@ -51,31 +52,6 @@ interface Reference {
     padded_vocab_size: number;
     sequences: Array<{ name: string; tokens: number[]; logits: string; prefix_length?: number }>;
     greedy: { prompt: number[]; continuation: number[]; max_new_tokens: number };
-}
-
-/** The float64 tensors of a safetensors file, by name. */
-function readF64Safetensors(file: string): Map<string, Float64Array> {
-    const buf = readFileSync(file);
-    const n = Number(buf.readBigUInt64LE(0));
-    const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<string, { dtype: string; data_offsets: [number, number] }>;
-    const out = new Map<string, Float64Array>();
-    for (const [name, t] of Object.entries(header)) {
-        if (name === "__metadata__") continue;
-        const bytes = buf.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
-        out.set(name, new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
-    }
-    return out;
-}
-
-/** max|got − ref| / max|ref|. */
-function relativeError(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-    expect(got.length).toBe(ref.length);
-    let d = 0, m = 0;
-    for (let i = 0; i < ref.length; i++) {
-        d = Math.max(d, Math.abs(got[i]! - ref[i]!));
-        m = Math.max(m, Math.abs(ref[i]!));
-    }
-    return d / m;
 }
 
 /** Rows [r0, r1) of a [rows × V] logits array. */
