@@ -14,7 +14,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { NativeBackend, nativeSpecFromCheckpoint } from "../../src/backend/NativeBackend.js";
 import { findWeightFiles } from "../../src/model/checkpointFiles.js";
-import { loadMambaConfig } from "../../src/model/config.js";
+import { readCheckpointConfig } from "../../src/model/loadModel.js";
 import { mapCheckpointTensors } from "../../src/model/weightMap.js";
 
 interface Reference {
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
         } catch {
             continue;  // not a model fixture
         }
-        const { config: declared } = await loadMambaConfig(dir);
+        const { config: declared } = await readCheckpointConfig(dir);
         const weights = await findWeightFiles(dir, declared.layout);
         const { config, tensors } = mapCheckpointTensors(await weights.read(), declared, weights.entry);
         const tokens = ref.sequences.flatMap((s) => s.tokens);

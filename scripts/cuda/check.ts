@@ -32,7 +32,7 @@ import type { NativeModelSpec } from "../../src/addon/addonTypes.js";
 import { writeSafetensorsF32, type F32Tensor } from "../../src/io/safetensorsWriter.js";
 import { Mulberry32 } from "../../src/lm/prng.js";
 import { findWeightFiles } from "../../src/model/checkpointFiles.js";
-import { loadMambaConfig } from "../../src/model/config.js";
+import { readCheckpointConfig } from "../../src/model/loadModel.js";
 import { NativeBackend, nativeSpecFromCheckpoint } from "../../src/backend/NativeBackend.js";
 import type { Checkpoint } from "../../src/model/types.js";
 import { mapCheckpointTensors } from "../../src/model/weightMap.js";
@@ -75,7 +75,7 @@ interface ReferenceMeta {
 }
 
 async function loadFixtureCheckpoint(dir: string): Promise<Checkpoint> {
-    const { config: declared } = await loadMambaConfig(dir);
+    const { config: declared } = await readCheckpointConfig(dir);
     const weights = await findWeightFiles(dir, declared.layout);
     const { config, tensors } = mapCheckpointTensors(await weights.read(), declared, weights.entry);
     return { dir, config, tensors, fingerprint: "" };

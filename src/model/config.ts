@@ -10,8 +10,6 @@
  * Defaults follow mamba_ssm's MambaConfig / Mamba / Mamba2 constructors and transformers' MambaConfig /
  * Mamba2Config. Every invalid or unsupported field is a one-line ConfigError naming config.json and the field.
  */
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
 import type { AttentionConfig, MambaConfig, MambaFamily } from "./types.js";
@@ -310,22 +308,4 @@ export function parseMambaConfig(json: unknown, file = "config.json"): MambaConf
     }
     if ("d_model" in record) return fromMambaSsm(json, file);
     throw new ConfigError(`${file}: neither a mamba_ssm config (field d_model) nor a transformers one (field model_type)`);
-}
-
-/** Reads and normalises `<dir>/config.json`; also returns its raw bytes (they enter the checkpoint fingerprint). */
-export async function loadMambaConfig(dir: string): Promise<{ config: MambaConfig; bytes: Buffer; file: string }> {
-    const file = path.join(dir, "config.json");
-    let bytes: Buffer;
-    try {
-        bytes = await readFile(file);
-    } catch {
-        throw new ConfigError(`${file}: cannot read the model's config.json`);
-    }
-    let json: unknown;
-    try {
-        json = JSON.parse(bytes.toString("utf8"));
-    } catch (e) {
-        throw new ConfigError(`${file}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
-    }
-    return { config: parseMambaConfig(json, file), bytes, file };
 }
