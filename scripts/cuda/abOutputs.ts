@@ -14,7 +14,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { NativeBackend, nativeSpecFromCheckpoint } from "../../src/backend/NativeBackend.js";
 import { findWeightFiles } from "../../src/model/checkpointFiles.js";
-import { readCheckpointConfig } from "../../src/model/loadModel.js";
+import { readCheckpointConfig } from "../../src/model/checkpointConfig.js";
 import { mapCheckpointTensors } from "../../src/model/weightMap.js";
 
 interface Reference {

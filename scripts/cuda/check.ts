@@ -32,7 +32,7 @@ import type { NativeModelSpec } from "../../src/addon/addonTypes.js";
 import { writeSafetensorsF32, type F32Tensor } from "../../src/io/safetensorsWriter.js";
 import { Mulberry32 } from "../../src/lm/prng.js";
 import { findWeightFiles } from "../../src/model/checkpointFiles.js";
-import { readCheckpointConfig } from "../../src/model/loadModel.js";
+import { readCheckpointConfig } from "../../src/model/checkpointConfig.js";
 import { NativeBackend, nativeSpecFromCheckpoint } from "../../src/backend/NativeBackend.js";
 import type { Checkpoint } from "../../src/model/types.js";
 import { mapCheckpointTensors } from "../../src/model/weightMap.js";

@@ -10,14 +10,16 @@ import { createHash } from "node:crypto";
 import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { ConfigError, DownloadError, UsageError } from "../errors.js";
-import { describeFileKind, FileAccessError, readSmallFile, SIZE_LIMITS, decodeUtf8Strict } from "../io/safeFile.js";
+import { describeFileKind } from "../io/safeFile.js";
 import { findWeightFiles, preferredWeightFile, weightChoiceNote } from "./checkpointFiles.js";
-import { parseMambaConfig } from "./config.js";
+import { readCheckpointConfig } from "./checkpointConfig.js";
 import { hubDownloadFile, hubSnapshot, isHubRepoId, type HubOptions, type SnapshotChooser } from "../hub/hub.js";
 import { loadTokenizer, type TextTokenizer } from "./tokenizer.js";
 import type { Checkpoint, CheckpointLayout, MambaConfig, TensorSource } from "./types.js";
 import { mapCheckpointTensors } from "./weightMap.js";
 import { didYouMean } from "../io/suggest.js";
+
+export { readCheckpointConfig };
 
 /**
  * sha256 over config.json's bytes and the tensor index: for each tensor (in canonical order) its name, dtype, shape,
@@ -35,23 +37,6 @@ export async function checkpointFingerprint(configBytes: Uint8Array, tensors: re
         hash.update(`\n${line.join("\t")}`);
     }
     return hash.digest("hex");
-}
-
-/** Reads and normalises `<dir>/config.json` (a regular file of at most 16 MiB, UTF-8 JSON); also returns its bytes. */
-export async function readCheckpointConfig(dir: string): Promise<{ config: MambaConfig; bytes: Buffer; file: string }> {
-    const file = path.join(dir, "config.json");
-    let bytes: Buffer;
-    let json: unknown;
-    try {
-        bytes = await readSmallFile(file, { limit: SIZE_LIMITS.config, what: "a config.json" });
-        json = JSON.parse(decodeUtf8Strict(bytes, file));
-    } catch (e) {
-        if (e instanceof FileAccessError) {
-            throw new ConfigError(e.code === "ENOENT" ? `${file}: cannot read the model's config.json (no such file)` : e.message);
-        }
-        throw new ConfigError(`${file}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
-    }
-    return { config: parseMambaConfig(json, file), bytes, file };
 }
 
 /**
