@@ -164,6 +164,7 @@ int main(int argc, char** argv) {
         spec.family = shape->family;
         spec.d_model = shape->d_model;
         spec.n_layer = shape->n_layer;
+        spec.layer_kinds.assign(size_t(shape->n_layer), mamba::kMambaLayer);
         spec.vocab = kVocab;
         spec.d_state = shape->d_state;
         spec.d_conv = 4;
