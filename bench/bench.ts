@@ -5,12 +5,15 @@
  *   1. limits: fp32 FMA peak per ISA (AVX2, AVX-512 where present), memory read bandwidth (1 and N threads)
  *   2. prefill: score() of one sequence, LM head on every row, per shape and ISA: tok/s, GFLOP/s, % of that ISA's
  *      peak (the larger of the peaks measured before and after), and llama.cpp's prompt rate on the same shape
- *      in the same run when --llama-cpp is given
+ *      in the same run when --llama-cpp is given (pure Mamba shapes only). The shapes include two hybrids of the
+ *      130m size, mamba2attn-130m (mamba2-130m with 3 attention layers) and transformerpp-130m (every layer
+ *      attention + GatedMLP), to set beside mamba2-130m
  *   3. eval workload on the real data (only with MAMBA_EVAL_DATA, the task data folder): token-steps lm-eval's way
  *      vs the prefix tree's; a subset through the scheduler vs one call per request, log-likelihoods asserted
  *      bit-identical
- *   4. decode: step() of 1, 4, 16 sequences, f32 and bf16 weights, vs the bandwidth bound
- *   5. memory: peak RSS of a fresh process vs 1.15 × weights + activations
+ *   4. decode: step() of 1, 4, 16 sequences, f32 and bf16 weights, vs the bandwidth bound (and of 1 sequence of each
+ *      hybrid shape among the prefill shapes)
+ *   5. memory: peak RSS of a fresh process vs 1.15 × weights + activations (and each hybrid prefill shape's, f32)
  *   6. llama.cpp decode side by side (when --llama-cpp is given)
  * Random-weight checkpoints at the real shapes are written once to os.tmpdir()/mamba-eval-bench.
  */
@@ -26,17 +29,21 @@ import { benchLlamaCpp, llamaBench, type LlamaCppRow } from "./llamaCpp.js";
 import { BenchSetupError, isaPeak, maxLimits, measureLimits, peakLooksShared } from "./limits.js";
 import { measureMemory } from "./memory.js";
 import { benchDecode, benchPrefill, type DecodeResult, type PrefillResult } from "./modelBench.js";
-import { MAMBA2_130M, MAMBA_130M, MAMBA_1_4B, MAMBA_370M, MAMBA_790M, benchSpec, randomCheckpoint, type BenchShape } from "./randomCheckpoint.js";
+import {
+    MAMBA2ATTN_130M, MAMBA2_130M, MAMBA_130M, MAMBA_1_4B, MAMBA_370M, MAMBA_790M, TRANSFORMERPP_130M, benchSpec, randomCheckpoint, type BenchShape,
+} from "./randomCheckpoint.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 /** The GPT-NeoX-20B tokenizer the package ships. */
 const tokenizerFile = path.join(repoRoot, "fixtures", "tokenizers", "gpt-neox-20b.tokenizer.json.gz");
-const SHAPES: readonly BenchShape[] = [MAMBA_130M, MAMBA2_130M, MAMBA_370M, MAMBA_790M, MAMBA_1_4B];
+/** The prefill shapes in table order: the hybrids right after mamba2-130m, the pure Mamba-2 model of their size. */
+const SHAPES: readonly BenchShape[] = [MAMBA_130M, MAMBA2_130M, MAMBA2ATTN_130M, TRANSFORMERPP_130M, MAMBA_370M, MAMBA_790M, MAMBA_1_4B];
+const DEFAULT_SHAPES = { quick: "mamba-130m,mamba2-130m", full: "mamba-130m,mamba2-130m,mamba2attn-130m,mamba-790m" };
 
 const argv = yargs(hideBin(process.argv))
     .scriptName("npm run bench --")
     .option("quick", { type: "boolean", default: false, describe: "smaller sizes, 130m shapes only (under 2 minutes)" })
-    .option("shapes", { type: "string", describe: `prefill shapes, comma-separated (${SHAPES.map((x) => x.name).join(", ")}) or "all"; default mamba-130m,mamba2-130m (quick) or those and mamba-790m` })
+    .option("shapes", { type: "string", describe: `prefill shapes, comma-separated (${SHAPES.map((x) => x.name).join(", ")}) or "all"; default ${DEFAULT_SHAPES.quick} (quick) or ${DEFAULT_SHAPES.full}` })
     .option("tokens", { type: "number", describe: "prefill sequence length (default 256 quick, 512 full; llama-bench -p uses the same)" })
     .option("threads", { type: "number", default: os.availableParallelism(), describe: "CPU threads of the backend" })
     .option("llama-cpp", { type: "string", describe: "a llama.cpp build folder (with bin/llama-bench) to compare against" })
@@ -57,8 +64,10 @@ const quick = argv.quick;
 const T = argv.tokens ?? (quick ? 256 : 512);
 if (!Number.isInteger(T) || T < 2) fail(`--tokens: expected an integer ≥ 2, got ${argv.tokens}`);
 const shapeNames = argv.shapes === "all" ? SHAPES.map((x) => x.name)
-    : (argv.shapes ?? (quick ? "mamba-130m,mamba2-130m" : "mamba-130m,mamba2-130m,mamba-790m")).split(",").map((x) => x.trim()).filter((x) => x);
+    : (argv.shapes ?? (quick ? DEFAULT_SHAPES.quick : DEFAULT_SHAPES.full)).split(",").map((x) => x.trim()).filter((x) => x);
 const shapes = shapeNames.map((n) => SHAPES.find((x) => x.name === n) ?? fail(`--shapes: unknown shape "${n}" (expected ${SHAPES.map((x) => x.name).join(", ")} or all)`));
+/** The hybrid shapes among the prefill shapes: they also get a decode row (1 sequence) and a memory row (f32). */
+const hybridShapes = shapes.filter((x) => x.hybrid !== undefined);
 const llamaDir = argv["llama-cpp"];
 if (llamaDir !== undefined && !llamaBench(llamaDir).bench) fail(llamaBench(llamaDir).note!);
 const taskData = process.env.MAMBA_EVAL_DATA ? path.resolve(process.env.MAMBA_EVAL_DATA) : undefined;
@@ -111,7 +120,9 @@ const isas: ("avx512" | "avx2")[] = limits.fma.avx512 ? ["avx512", "avx2"] : ["a
 const repsOf = (s: BenchShape): number => (quick ? 2 : s.dModel >= 2048 ? 2 : 3);
 for (const shape of shapes) {
     for (const isa of isas) prefills.push(await benchPrefill(shape, T, repsOf(shape), threads, "f32", isa));
-    if (llamaDir !== undefined) {
+    if (llamaDir !== undefined && shape.hybrid) {
+        llamaNotes.push(`${shape.name}: not run (bench/llamaCppConvert.sh converts the pure Mamba shapes only)`);
+    } else if (llamaDir !== undefined) {
         const r = benchLlamaCpp(llamaDir, [shape.name], T, threads);
         for (const row of r.rows) llamaRows.set(row.model, row);
         llamaNotes.push(...r.notes);
@@ -125,7 +136,10 @@ const peaks = maxLimits(limits, measureLimits(repoRoot, threads, 64));
 report["peaksForPrefill"] = peaks.fma;
 const peakOf = (p: PrefillResult): number => isaPeak(peaks, p.isa.startsWith("avx512") ? "avx512" : "avx2", threads);
 console.log(`## Prefill: score() of one ${T}-token sequence, LM head on every row (median of the timed calls, range slowest–fastest)\n`);
-console.log(`% of peak: GEMM GFLOP/s over the fp32 FMA peak of the ISA in use on ${threads} threads (${isas.map((i) => `${i} ${f1(isaPeak(peaks, i, threads))}`).join(", ")} GFLOP/s: the largest of the figures measured before and after the prefills and ${threads} × the 1-thread figure).` +
+console.log(`% of peak: GFLOP/s over the fp32 FMA peak of the ISA in use on ${threads} threads (${isas.map((i) => `${i} ${f1(isaPeak(peaks, i, threads))}`).join(", ")} GFLOP/s: the largest of the figures measured before and after the prefills and ${threads} × the 1-thread figure).` +
+    ` GFLOP/s: 2 × the multiply-adds of every weight matrix product (the LM head included; GatedMLP fc1, fc2 and attention in_proj, out_proj where a model has them)` +
+    (hybridShapes.length ? `, and in attention layers QKᵀ and A·V, counted as 2·T·d flops per attention layer per token (T/2 keys per query on average under the causal mask, d = heads × head_dim, T = ${T})` : "") +
+    `; scans, convs, norms and softmax not counted.` +
     (llamaDir !== undefined ? ` llama.cpp: llama-bench -p ${T} -t ${threads} on the same random weights (f32 GGUF), run right after ours on each shape; it computes logits for the last row only.` : "") + "\n");
 table(["model", "weights", "ISA", "tok/s", "range", "GFLOP/s", "% of ISA peak", ...(llamaDir !== undefined ? ["llama.cpp tok/s", "ours ÷ llama.cpp"] : [])], prefills.map((p) => {
     const llama = llamaRows.get(p.model);
@@ -184,6 +198,7 @@ const steps = quick ? 4 : 12;
 decodes.push(await benchDecode(MAMBA_130M, "f32", [1, 4, 16], steps, threads));
 decodes.push(await benchDecode(MAMBA_130M, "bf16", [1, 4, 16], steps, threads));
 decodes.push(await benchDecode(MAMBA2_130M, "f32", [1], steps, threads));
+for (const shape of hybridShapes) decodes.push(await benchDecode(shape, "f32", [1], steps, threads));
 if (!quick) {
     decodes.push(await benchDecode(MAMBA_790M, "f32", [1], steps, threads));
     decodes.push(await benchDecode(MAMBA_790M, "bf16", [1], steps, threads));
@@ -200,6 +215,7 @@ mark("decode");
 
 // 5. memory
 const mems = [measureMemory(repoRoot, MAMBA_130M, "f32", 512, threads), measureMemory(repoRoot, MAMBA_130M, "bf16", 512, threads)];
+for (const shape of hybridShapes) mems.push(measureMemory(repoRoot, shape, "f32", 512, threads));
 if (!quick) mems.push(measureMemory(repoRoot, MAMBA_790M, "f32", 512, threads), measureMemory(repoRoot, MAMBA_790M, "bf16", 512, threads));
 report["memory"] = mems;
 console.log("## Memory: peak RSS of a fresh process (load + score 512 tokens)\n");

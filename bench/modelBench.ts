@@ -54,6 +54,7 @@ export interface PrefillResult {
     /** The slowest and the fastest call. */
     minTokPerSec: number;
     maxTokPerSec: number;
+    /** flopsPerToken (weight products, and attention's QKᵀ and A·V at 2·T·d per attention layer) × tok/s. */
     gflops: number;
 }
 
@@ -84,7 +85,7 @@ export async function benchPrefill(shape: BenchShape, T: number, reps: number, t
         return {
             model: shape.name, weightType, isa: model.info().isa, tokens: T, reps, seconds: sec, tokPerSec: T / sec,
             minTokPerSec: T / Math.max(...times), maxTokPerSec: T / Math.min(...times),
-            gflops: (T * flopsPerToken(shape)) / sec / 1e9,
+            gflops: (T * flopsPerToken(shape, T)) / sec / 1e9,
         };
     } finally {
         await model[Symbol.asyncDispose]();
