@@ -28,7 +28,8 @@
 #                E2E_WORK (contexts split at the first ": " into activity_label and ctx_a, ctx_b empty, so lm-eval's
 #                query is the derived context line: token counts ≈ the real ones; accuracies mean nothing anyway)
 #   E2E_MODE     runs (default): one `mamba-eval run` process per model (lm-eval's way); table3: one `mamba-eval table3
-#                --models …` process for all of them (the table's rows are its per-model parts; load s not measured)
+#                --models …` process for all of them (the table's rows are its per-model parts; load s not measured);
+#                E2E_TABLE3_ARGS adds arguments to it, e.g. "--family mamba2" (seven tasks, average of seven)
 #   E2E_REPLAY   names of SHAPES whose real Table-3 calls are replayed first (scripts/cuda/replay.ts: timings, profiles;
 #                REPLAY_LOGPROBS / REPLAY_COMPARE for an A/B of two builds; $OUT/replay.log); default none
 #   SEED_DIR     folder holding mamba_ssm/ (unset or "" skips the seed);
@@ -57,6 +58,7 @@ SEED_SIZES=${SEED_SIZES:-"mamba2-130m mamba2-370m mamba2-780m mamba2-1.3b mamba2
 SEED_TIMEOUT=${SEED_TIMEOUT:-200}
 E2E_REPLAY=${E2E_REPLAY:-}
 E2E_MODE=${E2E_MODE:-runs}
+E2E_TABLE3_ARGS=${E2E_TABLE3_ARGS:-}
 [ "$E2E_DEVICE" = cuda ] || SEED_DIR=""
 mkdir -p "$OUT" "$WORK"
 rm -f "$OUT/seed.json" "$OUT/seed.log" "$OUT/results.tar.gz" "$OUT/runs.log" "$WORK/runs.log" "$OUT/replay.log"
@@ -170,7 +172,8 @@ if [ "$E2E_MODE" = table3 ]; then
         dirs+=("$WORK/ckpt/$tag")
     done
     start=$EPOCHREALTIME
-    timeout "$(left)" node bin/mamba-eval.js table3 --models "$(IFS=,; echo "${dirs[*]}")" \
+    # shellcheck disable=SC2086  # E2E_TABLE3_ARGS is split into words on purpose
+    timeout "$(left)" node bin/mamba-eval.js table3 --models "$(IFS=,; echo "${dirs[*]}")" $E2E_TABLE3_ARGS \
         --tokenizer fixtures/tokenizers/gpt-neox-20b.tokenizer.json.gz --data_dir "$data" --device "$E2E_DEVICE" \
         --dtype "$E2E_DTYPE" --batch_size "$E2E_BATCH_SIZE" --output_path "$WORK/res" 2>&1 > "$WORK/logs/table3.out" \
         | stamp > "$WORK/logs/table3.err"
