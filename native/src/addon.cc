@@ -11,6 +11,7 @@
 #include <cmath>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -183,10 +184,6 @@ mamba::ModelSpec read_spec(Napi::Value v) {
 std::unique_ptr<Backend> make_backend(const mamba::ModelSpec& spec) {
     if (spec.device == "cuda") {
 #ifdef MAMBA_EVAL_CUDA
-        const bool hybrid = spec.d_intermediate > 0 || std::find(spec.layer_kinds.begin(), spec.layer_kinds.end(),
-                                                                 int(mamba::kAttentionLayer)) != spec.layer_kinds.end();
-        if (hybrid)  // until native/cuda implements the attention contract of backend.h
-            throw std::runtime_error("the CUDA backend does not run attention layers or GatedMLP blocks yet; use --device cpu");
         return mamba::make_cuda_backend(spec);
 #else
         throw std::runtime_error("this build of the addon has no CUDA backend (rebuild with MAMBA_EVAL_CUDA=ON and the CUDA toolkit)");
