@@ -975,8 +975,9 @@ private:
         const size_t pos0_off = ints.size();
         ints.insert(ints.end(), p.pos0.begin(), p.pos0.end());
         const size_t items_off = ints.size();
+        const int tile_rows = cuda::attention_query_rows(bf16_, int(a_.hd));
         for (size_t s = 0; s < n_seg; s++) {
-            for (int32_t r = 0; r < p.length[s]; r += cuda::kAttnRows) {
+            for (int32_t r = 0; r < p.length[s]; r += tile_rows) {
                 ints.push_back(int32_t(s));
                 ints.push_back(p.start[s] + r);
             }

@@ -154,9 +154,9 @@ struct AttnCall {
     const int64_t* past_off;     // [n_seg] where the segment's positions 0 … pos0−1 start in `past`
     const float* const* past;    // the K|V row (layer 0) of every earlier position of every segment, in its block
     float* const* save;          // [T] where the row's K|V goes (layer 0 of a block row), or null
-    const int32_t* items;        // [n_items × 2]: segment, first row of a tile of kAttnRows query rows
+    const int32_t* items;        // [n_items × 2]: segment, first row of a tile of attention_query_rows() query rows
 };
-constexpr int kAttnRows = 16;         // query rows per attention block (tiles start at a segment's first row)
+constexpr int kAttnRows = 16;         // query rows per block of the fp32 kernel (tiles start at a segment's first row)
 constexpr int kAttnKeys = 64;         // key positions per tile (tiles start at multiples of kAttnKeys)
 constexpr int kMaxAttnHeadDim = 256;
 
@@ -164,6 +164,8 @@ constexpr int kMaxAttnHeadDim = 256;
 void check_attention_shape(int hd);
 /** Whether attention runs on tensor cores: bf16 weights and hd a multiple of 16. */
 bool attention_uses_tensor_cores(bool bf16, int hd);
+/** Query rows per tile (one block) of the kernel that runs this attention: the host cuts segments into such tiles. */
+int attention_query_rows(bool bf16, int hd);
 
 /** Rotary embedding in place on the first rd dims of the first `heads` heads (q then k) of every row. */
 void launch_rotary(int T, float* qkv, int ld, const int32_t* pos, int heads, int hd, int rd, double base,
