@@ -8,7 +8,8 @@
 # Environment: OUT (what comes back: summary.md, run.log, logs.tgz), BUDGET_S (seconds for the whole run, default 560),
 # DATA (the task data folder, layout of fixtures/tasks; unset skips parts 5 and 6), SEED_DIR (a folder holding
 # mamba_ssm/; unset runs part 6 without the seed), PARTS (which parts to run, default "1 2 3 4 5 6"), BENCH_SHAPES (part 3's
-# shapes, default "transformerpp-2.7b mamba2attn-2.7b mamba-2.8b mamba2-2.7b").
+# shapes, default "transformerpp-2.7b mamba2attn-2.7b mamba-2.8b mamba2-2.7b"), TABLE3_MAMBA2_MODELS (part 5's models,
+# default "transformerpp-2.7b mamba2-2.7b mamba2attn-2.7b").
 #
 # Parts:
 #   1. check.sh without bench or sanitizer: the CUDA build, then check.ts (every fixture, the hybrids included, against
@@ -28,6 +29,7 @@ DATA=${DATA:-}
 SEED_DIR=${SEED_DIR:-}
 PARTS=${PARTS:-"1 2 3 4 5 6"}
 BENCH_SHAPES=${BENCH_SHAPES:-"transformerpp-2.7b mamba2attn-2.7b mamba-2.8b mamba2-2.7b"}
+TABLE3_MAMBA2_MODELS=${TABLE3_MAMBA2_MODELS:-"transformerpp-2.7b mamba2-2.7b mamba2attn-2.7b"}
 WORK=/tmp/mamba-eval-gpu-run-work
 mkdir -p "$OUT" && rm -rf "$WORK" && mkdir -p "$WORK"
 T0=$(date +%s)
@@ -69,7 +71,7 @@ part 4 "compute-sanitizer, hybrids" 60 200 env OUT="$WORK/sanitize" CHECK=0 SANI
 if [ -n "$DATA" ]; then
     e2e_budget() { echo $(( $(left) - 10 )); }
     part 5 "Mamba-2 Table 3 end to end" 150 360 env OUT="$WORK/e2e-mamba2" E2E_WORK="$WORK/e2e-work" DATA="$DATA" \
-        E2E_MODE=table3 E2E_TABLE3_ARGS="--family mamba2" E2E_MODELS="transformerpp-2.7b mamba2-2.7b mamba2attn-2.7b" \
+        E2E_MODE=table3 E2E_TABLE3_ARGS="--family mamba2" E2E_MODELS="$TABLE3_MAMBA2_MODELS" \
         E2E_BUDGET_S="$(e2e_budget)" bash scripts/cuda/table3_e2e.sh
     part 6 "Mamba-1 Table 3 end to end, seed beside" 200 560 env OUT="$WORK/e2e-mamba1" E2E_WORK="$WORK/e2e-work" \
         DATA="$DATA" SEED_DIR="$SEED_DIR" E2E_MODE=table3 E2E_MODELS="mamba-130m mamba-370m mamba-790m mamba-1.4b mamba-2.8b" \
