@@ -1,7 +1,7 @@
 /**
  * `mamba-eval table3 [--models a,b,…] [--family mamba1|mamba2] [--paper mamba2-table3] [--device] [--batch_size]
  * [--output_path results/table3] [--use_cache DIR] [--log_samples] [--data_dir] [--threads] [--dtype] [--tokenizer]
- * [--reference paper|repro|both]`:
+ * [--reference paper|repro|both] [--state_budget_gb N]`:
  * evaluates every published size of the family (Mamba-1 on the Mamba paper's six Table-3 tasks, Mamba-2 on the
  * Mamba-2 paper's seven, with OpenBookQA) or the checkpoints of a published table (--paper), one model after another,
  * each with its own cache file in --use_cache (so an interrupted run resumes), then writes table3.md, table3.csv and
@@ -11,7 +11,7 @@
 import type { Argv, CommandModule } from "yargs";
 import { ProgressReporter } from "../evaluator/progress.js";
 import { addOptions } from "./commonOptions.js";
-import { integerFlag, nonEmptyFlag } from "./flags.js";
+import { integerFlag, nonEmptyFlag, numberFlag } from "./flags.js";
 import { handleInterrupts } from "./interrupt.js";
 import { makeDirs } from "../io/dirs.js";
 import { describeFileKind } from "../io/safeFile.js";
@@ -37,6 +37,7 @@ export interface Table3Args {
     tokenizer?: string;
     reference?: string;
     paper?: string;
+    state_budget_gb?: number;
 }
 
 function table3Builder<T>(y: Argv<T>): Argv<T> {
@@ -62,6 +63,11 @@ function table3Builder<T>(y: Argv<T>): Argv<T> {
         threads: { type: "string", coerce: integerFlag("--threads", 1, 256), describe: "CPU threads (default: all cores)" },
         dtype: { type: "string", describe: "compute dtype: float32 | bfloat16" },
         tokenizer: { type: "string", describe: "tokenizer.json file, folder or hub id (default EleutherAI/gpt-neox-20b)" },
+        state_budget_gb: {
+            type: "string", coerce: numberFlag("--state_budget_gb", 0, Infinity, true),
+            describe: "GiB of saved prefix states kept at once, as run's --model_args state_budget_gb (default 1 on the CPU, 12 on a GPU); " +
+                "results do not depend on it",
+        },
         reference: {
             type: "string", choices: REFERENCE_CHOICES,
             describe: "compare with the papers, the public lm-eval 0.4.9.1 reproduction of these checkpoints, or both " +
@@ -132,7 +138,7 @@ export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
  */
 export function table3Evaluator(
     io: CliIO,
-    args: Pick<Table3Args, "log_samples" | "data_dir" | "threads" | "dtype" | "tokenizer">,
+    args: Pick<Table3Args, "log_samples" | "data_dir" | "threads" | "dtype" | "tokenizer" | "state_budget_gb">,
     signal?: AbortSignal,
     openAhead?: (device: string | undefined) => boolean,
 ): Table3Evaluator {
@@ -144,6 +150,7 @@ export function table3Evaluator(
             threads: args.threads,
             dtype: args.dtype as Table3EvaluationSettings["dtype"],
             tokenizer: args.tokenizer,
+            stateBudgetGb: args.state_budget_gb,
             log: (line) => io.err(`${line}\n`),
             onProgress: (p) => {
                 progress ??= new ProgressReporter("loglikelihood", { write: (t) => io.err(t), isTTY: io.errIsTTY });

@@ -180,8 +180,13 @@ export function writeTable3Outputs(table: Table3, outputPath: string, title?: st
     return { written, markdown };
 }
 
-/** What every model of a table3 run is evaluated with, besides the model, tasks, device, batch size and files. */
-export type Table3EvaluationSettings = Omit<SimpleEvaluateOptions, "model" | "modelArgs" | "tasks" | "device" | "batchSize" | "outputPath" | "useCache" | "memo" | "opened" | "onOpened">;
+/**
+ * What every model of a table3 run is evaluated with, besides the model, tasks, device, batch size and files;
+ * `stateBudgetGb` becomes each model's `state_budget_gb=` model argument.
+ */
+export type Table3EvaluationSettings = Omit<SimpleEvaluateOptions, "model" | "modelArgs" | "tasks" | "device" | "batchSize" | "outputPath" | "useCache" | "memo" | "opened" | "onOpened"> & {
+    stateBudgetGb?: number | undefined;
+};
 
 /**
  * The default evaluator: each model through simpleEvaluate, as `mamba-eval run --model mamba_ssm --model_args
@@ -195,10 +200,12 @@ export function simpleEvaluator(
     onEvaluated?: (model: string, result: SimpleEvaluateResult) => void,
 ): Table3Evaluator {
     const memo = new RunMemo();
+    const { stateBudgetGb, ...common } = settings;
+    const budgetArg = stateBudgetGb === undefined ? "" : `,state_budget_gb=${stateBudgetGb}`;
     const optionsFor = (request: Table3EvalRequest, model: string): SimpleEvaluateOptions => ({
-        ...settings,
+        ...common,
         model: "mamba_ssm",
-        modelArgs: `pretrained=${model}`,
+        modelArgs: `pretrained=${model}${budgetArg}`,
         tasks: request.tasks,
         device: request.device as SimpleEvaluateOptions["device"],
         batchSize: request.batchSize,

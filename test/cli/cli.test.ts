@@ -34,6 +34,13 @@ describe("strict command line", () => {
         expect(t.stderr).toMatch(/did you mean "hellaswag"/);
         expect(t.stderr.trim().split("\n")).toHaveLength(1);
     });
+    it("table3 --state_budget_gb takes a positive number of GiB, refused in one line otherwise", () => {
+        for (const bad of ["0", "-1", "lots"]) {
+            const r = runCli(["table3", "--state_budget_gb", bad]);
+            expect(r.code).toBe(2);
+            expect(r.stderr.trim()).toBe(`mamba-eval: --state_budget_gb ${bad}: expected a number > 0`);
+        }
+    });
     it("accepts both spellings of a flag", () => {
         const a = runCli(["score", "--model", tinyNeoxModel, "--ids", "5,6,7"]);
         const b = runCli(["score", "--model", tinyNeoxModel, "--ids", "5,6,7", "--threads", "1"]);

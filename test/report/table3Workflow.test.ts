@@ -148,6 +148,26 @@ describe("table3 end to end on the tiny fixture checkpoints", () => {
         checkWellFormedXml(readFileSync(outcome.written.svg, "utf8"));
     });
 
+    it("--state_budget_gb reaches every model's LM: a budget of two saved states (replays forced) gives the same results", async () => {
+        const model = DEFAULT_MODEL_DIR;
+        const run = async (outputPath: string, budget: number | undefined) => {
+            const err: string[] = [];
+            const a = { ...args(outputPath, model), use_cache: undefined, ...(budget !== undefined ? { state_budget_gb: budget } : {}) };
+            await table3Main(a, { out: () => {}, err: (t: string) => void err.push(t), errIsTTY: false });
+            return Number(/token steps: (\d+)/.exec(err.join(""))![1]);
+        };
+        const plentySteps = await run(join(work, "budget-default"), undefined);
+        const tinySteps = await run(join(work, "budget-tiny"), 1e-6);  // ≈ 1 KiB: the LM keeps its minimum of two slots
+        expect(tinySteps).toBeGreaterThan(plentySteps);  // the small budget really bound the scheduler: it replayed prefixes
+        const results = readResultsFile(readFileSync(join(work, "budget-tiny", "table3.csv"), "utf8").trimEnd().split("\n")[1]!.split(",")[2]!);
+        expect(results.modelArgs).toEqual({ pretrained: model, state_budget_gb: 1e-6 });
+        expect(results.modelId).toBe(model);
+        const report = runCompare(join(work, "budget-default", sanitiseModelName(model)), join(work, "budget-tiny", sanitiseModelName(model)),
+            { k: 2, floor: 0.001, exact: true });
+        expect(report.samples?.tasks).toHaveLength(6);
+        expect(report.failed).toBe(false);
+    });
+
     it("opening the next model while one runs (as on a GPU) gives the same results files", async () => {
         const modelList = [DEFAULT_MODEL_DIR, join(dirname(DEFAULT_MODEL_DIR), "neox-mamba2")];
         const run = async (outputPath: string, ahead: boolean) => {
