@@ -69,7 +69,7 @@ const FIELDS: Readonly<Record<keyof CacheIdentity | LateField, { column: string;
     maxLength: { column: "max_length", label: "max_length" },
     toolVersion: { column: "tool_version", label: "mamba-eval version" },
     weightsSha256: { column: "weights_sha256", label: "weights (sha256 of the weight files)" },
-    requestSet: { column: "request_set", label: "set of requests (Mamba-2 bfloat16 on CUDA answers depend on it)" },
+    requestSet: { column: "request_set", label: "set of requests and state budget (Mamba-2 bfloat16 on CUDA answers depend on them)" },
 };
 
 /** Python's json.dumps of one string with default settings (ensure_ascii=True). */
@@ -250,8 +250,11 @@ export class ResultCache {
 export interface CachingLMOptions {
     /** The weights' sha256 (resolves when known; rejects when it cannot be computed). */
     weightsSha256: Promise<string>;
-    /** Bind the run's set of requests too (answers depend on it: Mamba-2 in bfloat16 on CUDA). */
-    bindRequestSet?: boolean;
+    /**
+     * Bind the run's set of requests and its state budget too: where the prefix tree branches, and which branches
+     * replay their ancestors when the budget is short, move the last bits of Mamba-2 in bfloat16 on CUDA.
+     */
+    bindRequestSet?: { stateBudgetBytes: number };
 }
 
 /**
@@ -287,7 +290,8 @@ export class CachingLM implements LM {
     async loglikelihood(requests: LoglikelihoodRequest[], options: LMCallOptions = {}): Promise<LoglikelihoodResult[]> {
         const keys = requests.map((r) => cacheKey(r));
         if (this.options.bindRequestSet) {
-            this.cache.bind("requestSet", createHash("sha256").update([...new Set(keys)].sort().join("\n")).digest("hex"));
+            const text = `${[...new Set(keys)].sort().join("\n")}\nstate_budget_bytes=${this.options.bindRequestSet.stateBudgetBytes}`;
+            this.cache.bind("requestSet", createHash("sha256").update(text).digest("hex"));
         }
         const results: (LoglikelihoodResult | undefined)[] = requests.map((r, i) => this.cache.get(r, keys[i]));
         const missing: number[] = [];

@@ -21,7 +21,7 @@ import { writeErrorMessage } from "../io/writeErrorMessage.js";
 import { checkpointWeightNote } from "../model/checkpointFiles.js";
 import { startWeightsChecksum } from "../model/checksum.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
-import { DEFAULT_MAX_LENGTH } from "../lm/defaults.js";
+import { DEFAULT_MAX_LENGTH, DEFAULT_STATE_BUDGET_BYTES } from "../lm/defaults.js";
 import type { LM, LMProgress } from "../lm/LM.js";
 import { encodeTokenRequests, tokenRequestsKey } from "../lm/MambaLM.js";
 import { openModel, type OpenedModel } from "../lm/openModel.js";
@@ -215,9 +215,11 @@ export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<Si
                 maxLength: spec.maxLength,
                 toolVersion: toolVersion(),
             });
-            // The one configuration whose answers depend on the run's set of requests (docs/architecture.md).
-            const bindRequestSet = info.device === "cuda" && spec.dtype === "bfloat16" && model.checkpoint.config.family === "mamba2";
-            lm = new CachingLM(model.lm, cache, { weightsSha256: checksum, bindRequestSet });
+            // The one configuration whose answers depend on the run's set of requests and its state budget
+            // (docs/architecture.md).
+            const requestSetMatters = info.device === "cuda" && spec.dtype === "bfloat16" && model.checkpoint.config.family === "mamba2";
+            const stateBudgetBytes = spec.stateBudgetBytes ?? DEFAULT_STATE_BUDGET_BYTES[info.device];
+            lm = new CachingLM(model.lm, cache, { weightsSha256: checksum, ...(requestSetMatters ? { bindRequestSet: { stateBudgetBytes } } : {}) });
         }
         let evaluations: TaskEvaluation[];
         try {

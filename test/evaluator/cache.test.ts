@@ -95,6 +95,35 @@ describe("a cache file is bound to one configuration", () => {
         }
     });
 
+    it("Mamba-2 bf16 on CUDA: the file is bound to the run's set of requests and its state budget as well", async () => {
+        // CachingLM is the same on every device; simpleEvaluate asks for this binding only where answers depend on it.
+        const model = await openModel({ pretrained: modelA, tokenizer: TOKENIZER, threads: 1 });
+        try {
+            const file = path.join(tmp, "request-set.db");
+            const requests = [{ context: "The lamp", continuation: " light" }, { context: "The ships", continuation: " came" }];
+            const run = async (set: typeof requests, stateBudgetBytes: number) => {
+                const cache = ResultCache.open(file, IDENTITY);
+                const caching = new CachingLM(model.lm, cache, { weightsSha256: Promise.resolve("4".repeat(64)), bindRequestSet: { stateBudgetBytes } });
+                try {
+                    const answers = await caching.loglikelihood(set);
+                    return { answers, hits: caching.lastHits };
+                } finally {
+                    cache.close();
+                }
+            };
+            const first = await run(requests, 2 ** 30);
+            expect(first.hits).toBe(0);
+            const again = await run([...requests].reverse(), 2 ** 30);  // the same set, in another order: answered from the file
+            expect(again.hits).toBe(2);
+            expect(again.answers).toEqual([...first.answers].reverse());
+            const refusal = /another set of requests and state budget \(Mamba-2 bfloat16 on CUDA answers depend on them\) \([0-9a-f]{12}…; this run: [0-9a-f]{12}…\)/;
+            await expect(run(requests.slice(0, 1), 2 ** 30)).rejects.toThrow(refusal);
+            await expect(run(requests, 2 ** 31)).rejects.toThrow(refusal);
+        } finally {
+            await model.dispose();
+        }
+    });
+
     it("holds new answers until the weights' checksum is known, then writes them", async () => {
         const model = await openModel({ pretrained: modelA, tokenizer: TOKENIZER, threads: 1 });
         try {
