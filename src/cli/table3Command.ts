@@ -66,7 +66,7 @@ function table3Builder<T>(y: Argv<T>): Argv<T> {
         state_budget_gb: {
             type: "string", coerce: numberFlag("--state_budget_gb", 0, Infinity, true),
             describe: "GiB of saved prefix states kept at once, as run's --model_args state_budget_gb (default 1 on the CPU, 12 on a GPU); " +
-                "results do not depend on it",
+                "results do not depend on it, except in the last bits for Mamba-2 with bf16 weights on a GPU",
         },
         reference: {
             type: "string", choices: REFERENCE_CHOICES,

@@ -21,7 +21,7 @@ import { writeErrorMessage } from "../io/writeErrorMessage.js";
 import { checkpointWeightNote } from "../model/checkpointFiles.js";
 import { startWeightsChecksum } from "../model/checksum.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
-import { DEFAULT_MAX_LENGTH, DEFAULT_STATE_BUDGET_BYTES } from "../lm/defaults.js";
+import { DEFAULT_MAX_LENGTH } from "../lm/defaults.js";
 import type { LM, LMProgress } from "../lm/LM.js";
 import { encodeTokenRequests, tokenRequestsKey } from "../lm/MambaLM.js";
 import { openModel, type OpenedModel } from "../lm/openModel.js";
@@ -218,8 +218,8 @@ export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<Si
             // The one configuration whose answers depend on the run's set of requests and its state budget
             // (docs/architecture.md).
             const requestSetMatters = info.device === "cuda" && spec.dtype === "bfloat16" && model.checkpoint.config.family === "mamba2";
-            const stateBudgetBytes = spec.stateBudgetBytes ?? DEFAULT_STATE_BUDGET_BYTES[info.device];
-            lm = new CachingLM(model.lm, cache, { weightsSha256: checksum, ...(requestSetMatters ? { bindRequestSet: { stateBudgetBytes } } : {}) });
+            const bindRequestSet = requestSetMatters ? { stateBudgetBytes: model.lm.stateBudgetBytes() } : undefined;
+            lm = new CachingLM(model.lm, cache, { weightsSha256: checksum, ...(bindRequestSet ? { bindRequestSet } : {}) });
         }
         let evaluations: TaskEvaluation[];
         try {

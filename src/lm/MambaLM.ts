@@ -138,12 +138,16 @@ export class MambaLM implements LM {
         return this.tokenizer;
     }
 
+    /** Bytes of saved prefix states this LM keeps at once: its option, else the device's default. */
+    stateBudgetBytes(): number {
+        return this.options.stateBudgetBytes ?? DEFAULT_STATE_BUDGET_BYTES[this.backend.info().device];
+    }
+
     /** Live state slots allowed by the state budget. */
     private maxStateSlots(): number {
         const info = this.backend.info();
         const slotBytes = Math.max(1, (info.convStateFloats + info.ssmStateFloats) * 4);
-        const budget = this.options.stateBudgetBytes ?? DEFAULT_STATE_BUDGET_BYTES[info.device];
-        return Math.max(2, Math.min(4096, Math.floor(budget / slotBytes)));
+        return Math.max(2, Math.min(4096, Math.floor(this.stateBudgetBytes() / slotBytes)));
     }
 
     /**
@@ -156,7 +160,7 @@ export class MambaLM implements LM {
         return {
             slotBytes: (info.convStateFloats + info.ssmStateFloats) * 4,
             bytesPerToken: info.kvFloatsPerToken * 4,
-            budgetBytes: this.options.stateBudgetBytes ?? DEFAULT_STATE_BUDGET_BYTES[info.device],
+            budgetBytes: this.stateBudgetBytes(),
         };
     }
 
