@@ -29,6 +29,9 @@ const TRIMMED: Record<string, string[]> = {
     "better-sqlite3": ["package.json", "lib", "build/Release/better_sqlite3.node"],
 };
 
+/** Files Node never loads: TypeScript sources and declarations, source maps (zod alone ships 4 MB of .ts). */
+const NOT_RUN = /\.(ts|cts|mts|map)$/;
+
 /** Dependencies that are only needed to install a package, never to run it. */
 const INSTALL_ONLY = new Set(["prebuild-install"]);
 
@@ -73,7 +76,7 @@ async function main(): Promise<void> {
                 cpSync(src, path.join(out, name, file), { recursive: true });
             }
         } else {
-            cpSync(from, path.join(out, name), { recursive: true });
+            cpSync(from, path.join(out, name), { recursive: true, filter: (file) => !NOT_RUN.test(file) });
         }
         queue.push(...dependenciesOf(from));
     }

@@ -23,8 +23,8 @@ for program in check bench compareSamples abOutputs; do
     npx esbuild "scripts/cuda/$program.ts" --bundle --platform=node --format=esm --target=node20 \
         --outfile=".node-bin/$program.mjs" --log-level=warning
 done
-# replay tokenises: `tokenizers` stays external (table3_e2e.sh links the runtime packages into ./node_modules).
-npx esbuild scripts/cuda/replay.ts --bundle --platform=node --format=esm --target=node20 --external:tokenizers \
+# replay tokenises: `tokenizers` (and better-sqlite3, which the evaluator imports) stay external (table3_e2e.sh links the runtime packages into ./node_modules).
+npx esbuild scripts/cuda/replay.ts --bundle --platform=node --format=esm --target=node20 --external:tokenizers --external:better-sqlite3 \
     --outfile=.node-bin/replay.mjs --log-level=warning
 npx tsx scripts/cuda/packRuntime.ts .node-bin/runtime/node_modules
 npm run build --silent || echo "prepare.sh: tsc reported errors (dist/ is still emitted); see above"

@@ -83,14 +83,38 @@ function firstCalls(events: Event[], calls: number): Event[] {
     return out;
 }
 
+/** Segments per call and their lengths: what the chunked SSD pays a whole chunk and a state load/save for. */
+function segmentStats(events: Event[]): string {
+    const lengths: number[] = [];
+    let inits = 0, saves = 0, tokens = 0;
+    for (const e of events) {
+        if (e.kind !== "score") continue;
+        const { segOffsets, segInit, segSave } = e.batch;
+        for (let s = 0; s + 1 < segOffsets.length; s++) {
+            lengths.push(segOffsets[s + 1]! - segOffsets[s]!);
+            if (segInit[s]! >= 0) inits++;
+            if (segSave[s]! >= 0) saves++;
+        }
+        tokens += e.batch.tokens.length;
+    }
+    lengths.sort((a, b) => a - b);
+    const at = (q: number): number => lengths[Math.min(lengths.length - 1, Math.floor(q * lengths.length))] ?? 0;
+    const chunks = lengths.reduce((n, l) => n + Math.ceil(l / 64), 0);
+    return `segments ${lengths.length} (from a saved state ${inits}, saving ${saves}), tokens ${tokens}; ` +
+        `length p10/p50/p90/max ${at(0.1)}/${at(0.5)}/${at(0.9)}/${lengths.at(-1) ?? 0}; ` +
+        `64-row chunks ${chunks} (${(tokens / (chunks * 64)).toFixed(2)} of their rows used)`;
+}
+
 async function main(): Promise<void> {
     const [dir, name, dataDir, tokenizerFile, outJsonl] = process.argv.slice(2);
     if (!dir || !name || !dataDir || !tokenizerFile || !outJsonl) {
         throw new Error("usage: node replay.mjs CKPT_DIR NAME DATA_DIR TOKENIZER OUT_JSONL");
     }
     if (process.env.REPLAY_DRY === "1") {  // here: only the recording (no GPU), to check the data and scheduler side
-        const events = await recordCalls(dataDir, tokenizerFile, 4096);
-        console.log(`replay (dry): ${events.filter((e) => e.kind === "score").length} calls, ${events.length} events`);
+        const slots = Number(process.env.REPLAY_SLOTS ?? 4096);
+        const events = await recordCalls(dataDir, tokenizerFile, slots);
+        console.log(`replay (dry, ${slots} slots): ${events.filter((e) => e.kind === "score").length} calls, ${events.length} events`);
+        console.log(segmentStats(events));
         return;
     }
     const { spec } = await readBenchCheckpoint(dir);
