@@ -142,9 +142,10 @@ __global__ void skinny_reduce_kernel(const float* part, int S, int T, int N, flo
 SkinnyPlan skinny_gemm_plan(int N, int K) {
     const int tiles = (N + kSkCols - 1) / kSkCols;
     int splits = 1;
-    // At least one block per SM of an H100/H200 (132), all resident at once (4 per SM fit), each slice at least 512
-    // k; wide matrices (in_proj, the LM head) need no slices, hence no second kernel.
-    while (tiles * splits < 132 && K / (2 * splits) >= 512) splits *= 2;
+    // Enough blocks for four per SM of an H100/H200 (132 SMs; a block keeps one 8 KB weight chunk in flight, and
+    // one per SM leaves the memory system mostly idle: in_proj read at half the bandwidth), each slice at least 256 k
+    // (4 chunks); the LM head is wide enough without slices, hence without the second kernel.
+    while (tiles * splits < 4 * 132 && K / (2 * splits) >= 256) splits *= 2;
     const int chunks = (K + kSkChunk - 1) / kSkChunk;
     const int slice = (chunks + splits - 1) / splits * kSkChunk;
     return SkinnyPlan{(K + slice - 1) / slice, slice};

@@ -15,11 +15,12 @@
 // bounded activations), Cexp and the S₀ copy in bf16 (a state can grow past fp16's range); the running state
 // stays in fp32 accumulator fragments from chunk to chunk and is saved in fp32.
 //
-// One block (4 warps) per (segment, head) walks the segment's chunks in order. The chunk grid starts at the
+// One block (16 warps) per (segment, head) walks the segment's chunks in order. The chunk grid starts at the
 // segment's first row, so a segment's result does not depend on what else is packed in the call; the
 // scheduler cuts long segments only at multiples of the chunk length (kSsdChunkAlign), where the chunked and
-// the uncut computation are the same arithmetic. Chunk length 64 at the real head sizes (P 64, N 128); 16 at
-// the small test sizes, so short fixture sequences cross chunk boundaries.
+// the uncut computation are the same arithmetic. A chunk's last row tiles that hold only padding rows (a short
+// segment, or a segment's last chunk) are skipped: they would add exact zeros. Chunk length 64 at the real head
+// sizes (P 64, N 128); 16 at the small test sizes, so short fixture sequences cross chunk boundaries.
 #include <cuda_fp16.h>
 #include <mma.h>
 
@@ -39,50 +40,56 @@ namespace {
 using namespace nvcuda;
 using Accum = WmmaAccum;
 
-constexpr int kSsdThreads = 256;  // 8 warps
+constexpr int kSsdThreads = 512;  // 16 warps
 constexpr int kSsdWarps = kSsdThreads / 32;
+constexpr int kAccElems = Accum::num_elements;  // elements of an accumulator tile per thread
 
 template <int LC, int PP, int NN>
 struct SsdLayout {
     static_assert(LC % 16 == 0 && PP % 16 == 0 && NN % 16 == 0, "wmma tiles are 16×16");
     // Row strides padded by 16 bytes, so the 8 rows a fragment load touches fall in different banks.
-    static constexpr int kLdB = NN + 8;   // half/bf16 rows of B, C, Cexp and the bf16 state copy
+    static constexpr int kLdB = NN + 8;   // half/bf16 rows of B, C (both types) and the bf16 state copy
     static constexpr int kLdX = PP + 8;   // half rows of Xdt, Xw
     static constexpr int kLdM = LC + 8;   // half rows of M
-    static constexpr int kLdG = LC + 4;   // float rows of G
-    static constexpr int kLdY = PP + 4;   // float rows of Y
-    static constexpr int kLdS = NN + 4;   // float rows of the state
-    static constexpr int kF = (LC * kLdG > LC * kLdY ? (LC * kLdG > PP * kLdS ? LC * kLdG : PP * kLdS)
-                                                     : (LC * kLdY > PP * kLdS ? LC * kLdY : PP * kLdS));
     static constexpr size_t kB = 0;                                        // half  [LC][kLdB]
-    static constexpr size_t kC = kB + size_t(LC) * kLdB * 2;               // half  [LC][kLdB], then bf16 Cexp
-    static constexpr size_t kXdt = kC + size_t(LC) * kLdB * 2;             // half  [LC][kLdX]
+    static constexpr size_t kC = kB + size_t(LC) * kLdB * 2;               // half  [LC][kLdB]
+    static constexpr size_t kCe = kC + size_t(LC) * kLdB * 2;              // bf16  [LC][kLdB] Cexp
+    static constexpr size_t kXdt = kCe + size_t(LC) * kLdB * 2;            // half  [LC][kLdX]
     static constexpr size_t kXw = kXdt + size_t(LC) * kLdX * 2;            // half  [LC][kLdX]
     static constexpr size_t kM = kXw + size_t(LC) * kLdX * 2;              // half  [LC][kLdM]
-    static constexpr size_t kS = kM + size_t(LC) * kLdM * 2;               // bf16  [PP][kLdB]
-    static constexpr size_t kFo = kS + size_t(PP) * kLdB * 2;              // float [kF]: G, then Y, then the state
-    static constexpr size_t kA = kFo + size_t(kF) * 4;                     // float [LC] cumulative a
+    static constexpr size_t kS = kM + size_t(LC) * kLdM * 2;               // bf16  [PP][kLdB] the state S₀
+    static constexpr size_t kIdx = kS + size_t(PP) * kLdB * 2;             // float [256] element (r, c) = 16·r + c
+    static constexpr size_t kA = kIdx + 256 * 4;                           // float [LC] cumulative a
     static constexpr size_t kDt = kA + size_t(LC) * 4;                     // float [LC] dt
     static constexpr size_t kEa = kDt + size_t(LC) * 4;                    // float [LC] e^{a}
     static constexpr size_t kEw = kEa + size_t(LC) * 4;                    // float [LC] e^{a_last − a}
     static constexpr size_t kBytes = kEw + size_t(LC) * 4;
 };
 
-// One block per SM, registers uncapped: no spills (measured faster than two blocks per SM with spills).
+/** The lower block triangle of an L×L tile grid, row by row: tile t ↦ (ti, tj), tj ≤ ti. */
+__device__ __forceinline__ void lower_tile(int t, int& ti, int& tj) {
+    ti = 0;
+    while (t > ti) t -= ++ti;
+    tj = t;
+}
+
+// One block of 16 warps per SM (97 KB of shared memory at the real sizes), registers capped at 128. Every accumulator
+// tile stays in registers: G becomes M, Y goes out, and the state becomes its bf16 copy element by element, through
+// a table of each element's (row, column) in the accumulator layout, so no tile makes a trip through shared memory.
 template <int LC, int PP, int NN>
 __global__ void __launch_bounds__(kSsdThreads, 1)
     mamba2_ssd_chunked_kernel(ScanQueue q, SegTable segs, int layer, Mamba2ScanArgs a) {
     using Lay = SsdLayout<LC, PP, NN>;
-    constexpr int LDB = Lay::kLdB, LDX = Lay::kLdX, LDM = Lay::kLdM, LDG = Lay::kLdG, LDY = Lay::kLdY, LDS = Lay::kLdS;
+    constexpr int LDB = Lay::kLdB, LDX = Lay::kLdX, LDM = Lay::kLdM;
     extern __shared__ __align__(128) unsigned char smem[];
     half* Bh = reinterpret_cast<half*>(smem + Lay::kB);
     half* Ch = reinterpret_cast<half*>(smem + Lay::kC);
-    __nv_bfloat16* Ce = reinterpret_cast<__nv_bfloat16*>(smem + Lay::kC);  // Cexp, written over C after G
+    __nv_bfloat16* Ce = reinterpret_cast<__nv_bfloat16*>(smem + Lay::kCe);
     half* Xdt = reinterpret_cast<half*>(smem + Lay::kXdt);
     half* Xw = reinterpret_cast<half*>(smem + Lay::kXw);
     half* Mh = reinterpret_cast<half*>(smem + Lay::kM);
     __nv_bfloat16* Sb = reinterpret_cast<__nv_bfloat16*>(smem + Lay::kS);
-    float* F = reinterpret_cast<float*>(smem + Lay::kFo);
+    float* idx = reinterpret_cast<float*>(smem + Lay::kIdx);
     float* acum = reinterpret_cast<float*>(smem + Lay::kA);
     float* dts = reinterpret_cast<float*>(smem + Lay::kDt);
     float* ea = reinterpret_cast<float*>(smem + Lay::kEa);
@@ -101,87 +108,106 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
     const size_t state_off = static_cast<size_t>(layer) * E * N + static_cast<size_t>(head) * P * N;
     const bool vec = N % 4 == 0 && P % 4 == 0 && xbc_stride % 4 == 0 && (reinterpret_cast<uintptr_t>(a.xbc) & 15u) == 0;
 
-    // Running state: warp w owns the 16×16 tiles w, w+8, … of the PP×NN state.
+    // rc[e] = 16·r + c: the row r and column c of element e of this thread's part of any accumulator tile.
+    for (int i = threadIdx.x; i < 256; i += kSsdThreads) idx[i] = static_cast<float>(i);
+    __syncthreads();
+    int rc[kAccElems];
+    {
+        Accum t;
+        wmma::load_matrix_sync(t, idx, 16, wmma::mem_row_major);
+#pragma unroll
+        for (int e = 0; e < kAccElems; ++e) rc[e] = static_cast<int>(t.x[e]);
+    }
+
+    // Running state S ∈ ℝ^{P×N} in fp32 accumulator tiles: warp w owns tiles w, w+16, … (tile st: rows 16·(st / (NN/16)),
+    // columns 16·(st % (NN/16))); read from the segment's initial state (through L2), and its bf16 copy S₀ into Sb.
     constexpr int kSTiles = (PP / 16) * (NN / 16);
     constexpr int kSPerWarp = (kSTiles + kSsdWarps - 1) / kSsdWarps;
     Accum S[kSPerWarp];
     {
         const float* init = segs.init_ssm[seg];
-        for (int i = threadIdx.x; i < PP * NN; i += kSsdThreads) {
-            const int p = i / NN, n = i % NN;
-            const float v = (init != nullptr && p < P && n < N) ? __ldcg(init + state_off + size_t(p) * N + n) : 0.0f;
-            F[p * LDS + n] = v;
-            Sb[p * LDB + n] = __float2bfloat16_rn(v);
-        }
-        __syncthreads();
 #pragma unroll
         for (int k = 0; k < kSPerWarp; ++k) {
             const int st = warp + k * kSsdWarps;
-            if (st < kSTiles) {
-                wmma::load_matrix_sync(S[k], F + (st / (NN / 16)) * 16 * LDS + (st % (NN / 16)) * 16, LDS, wmma::mem_row_major);
+            if (st >= kSTiles) continue;
+#pragma unroll
+            for (int e = 0; e < kAccElems; ++e) {
+                const int p = (st / (NN / 16)) * 16 + (rc[e] >> 4), n = (st % (NN / 16)) * 16 + (rc[e] & 15);
+                const float v = (init != nullptr && p < P && n < N) ? __ldcg(init + state_off + size_t(p) * N + n) : 0.0f;
+                S[k].x[e] = v;
+                Sb[p * LDB + n] = __float2bfloat16_rn(v);
             }
         }
-        __syncthreads();
     }
 
     constexpr int kBC4 = (LC * NN / 4 + kSsdThreads - 1) / kSsdThreads;
+    constexpr int kBCPass = kBC4 % 2 == 0 ? kBC4 / 2 : kBC4;  // float4s of B (and of C) per thread per pass
     constexpr int kX4 = (LC * PP / 4 + kSsdThreads - 1) / kSsdThreads;
+    constexpr int kLower = (LC / 16) * (LC / 16 + 1) / 2;  // tiles of G on or below the diagonal
+    constexpr int kGPerWarp = (kLower + kSsdWarps - 1) / kSsdWarps;
     for (int c0 = s0; c0 < s1; c0 += LC) {
+        // A chunk's rows past the segment's end are zero (x, B, C, dt); only the row tiles that hold real rows are
+        // computed: the others would add exact zeros to the state and give rows nobody reads.
         const int rows = min(LC, s1 - c0);
-        // 1. Every global load of the chunk is issued here, before any is used, so their latencies overlap: dt per
-        //    row (zero on padding rows), B and C of the head's group and x of the head as float4 (vec: every
-        //    width, stride and offset a multiple of 4 floats; otherwise one float at a time, same values).
+        const int row_tiles = (rows + 15) / 16;
+        const int lower = row_tiles * (row_tiles + 1) / 2;
+        const bool last = c0 + LC >= s1;
+        // 1. dt per row (zero on padding rows), then B and C of the head's group as float4 (vec: every width, stride
+        //    and offset a multiple of 4 floats; otherwise one float at a time, same values) in two passes of loads
+        //    then fp16 stores; x of the head is only prefetched into L2 here and loaded in 3.
         float dt_row = 0.0f;
         if (threadIdx.x < LC && int(threadIdx.x) < rows) {
             dt_row = a.dt[static_cast<size_t>(c0 + threadIdx.x) * a.dt_stride + head];
         }
-        float4 bq[kBC4], cq[kBC4], xq[kX4];
+        // B and C in two passes of loads then half stores (half the registers in flight).
 #pragma unroll
-        for (int u = 0; u < kBC4; ++u) {
-            const int i4 = threadIdx.x + u * kSsdThreads, r = i4 / (NN / 4), n = (i4 % (NN / 4)) * 4;
-            bq[u] = cq[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (i4 < LC * NN / 4 && r < rows && n < N) {
-                const float* row = a.xbc + static_cast<size_t>(c0 + r) * xbc_stride + E;
-                if (vec) {
-                    bq[u] = __ldg(reinterpret_cast<const float4*>(row + group * N + n));
-                    cq[u] = __ldg(reinterpret_cast<const float4*>(row + a.G * N + group * N + n));
-                } else {
-                    float* bp = &bq[u].x;
-                    float* cp = &cq[u].x;
-                    for (int e = 0; e < 4 && n + e < N; ++e) {
-                        bp[e] = row[group * N + n + e];
-                        cp[e] = row[a.G * N + group * N + n + e];
+        for (int h = 0; h < kBC4 / kBCPass; ++h) {
+            float4 bq[kBCPass], cq[kBCPass];
+#pragma unroll
+            for (int u = 0; u < kBCPass; ++u) {
+                const int i4 = threadIdx.x + (h * kBCPass + u) * kSsdThreads, r = i4 / (NN / 4), n = (i4 % (NN / 4)) * 4;
+                bq[u] = cq[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                if (i4 < LC * NN / 4 && r < rows && n < N) {
+                    const float* row = a.xbc + static_cast<size_t>(c0 + r) * xbc_stride + E;
+                    if (vec) {
+                        bq[u] = __ldg(reinterpret_cast<const float4*>(row + group * N + n));
+                        cq[u] = __ldg(reinterpret_cast<const float4*>(row + a.G * N + group * N + n));
+                    } else {  // one float at a time, statically indexed (an array whose address is taken lives in memory)
+                        float bt[4] = {0.0f, 0.0f, 0.0f, 0.0f}, ct[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            if (n + e < N) {
+                                bt[e] = row[group * N + n + e];
+                                ct[e] = row[a.G * N + group * N + n + e];
+                            }
+                        }
+                        bq[u] = make_float4(bt[0], bt[1], bt[2], bt[3]);
+                        cq[u] = make_float4(ct[0], ct[1], ct[2], ct[3]);
                     }
                 }
             }
-        }
 #pragma unroll
-        for (int u = 0; u < kX4; ++u) {
-            const int i4 = threadIdx.x + u * kSsdThreads, r = i4 / (PP / 4), p = (i4 % (PP / 4)) * 4;
-            xq[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (i4 < LC * PP / 4 && r < rows && p < P) {
-                const float* xr = a.xbc + static_cast<size_t>(c0 + r) * xbc_stride + head * P;
-                if (vec) {
-                    xq[u] = __ldg(reinterpret_cast<const float4*>(xr + p));
-                } else {
-                    float* xp = &xq[u].x;
-                    for (int e = 0; e < 4 && p + e < P; ++e) xp[e] = xr[p + e];
-                }
+            for (int u = 0; u < kBCPass; ++u) {
+                const int i4 = threadIdx.x + (h * kBCPass + u) * kSsdThreads;
+                if (i4 >= LC * NN / 4) continue;
+                const int at = (i4 / (NN / 4)) * LDB + (i4 % (NN / 4)) * 4;
+                reinterpret_cast<__half2*>(Bh + at)[0] = __floats2half2_rn(bq[u].x, bq[u].y);
+                reinterpret_cast<__half2*>(Bh + at)[1] = __floats2half2_rn(bq[u].z, bq[u].w);
+                reinterpret_cast<__half2*>(Ch + at)[0] = __floats2half2_rn(cq[u].x, cq[u].y);
+                reinterpret_cast<__half2*>(Ch + at)[1] = __floats2half2_rn(cq[u].z, cq[u].w);
             }
         }
-        if (threadIdx.x < LC) dts[threadIdx.x] = int(threadIdx.x) < rows ? softplus(dt_row + bias) : 0.0f;
-#pragma unroll
-        for (int u = 0; u < kBC4; ++u) {
-            const int i4 = threadIdx.x + u * kSsdThreads;
-            if (i4 >= LC * NN / 4) continue;
-            const int at = (i4 / (NN / 4)) * LDB + (i4 % (NN / 4)) * 4;
-            reinterpret_cast<__half2*>(Bh + at)[0] = __floats2half2_rn(bq[u].x, bq[u].y);
-            reinterpret_cast<__half2*>(Bh + at)[1] = __floats2half2_rn(bq[u].z, bq[u].w);
-            reinterpret_cast<__half2*>(Ch + at)[0] = __floats2half2_rn(cq[u].x, cq[u].y);
-            reinterpret_cast<__half2*>(Ch + at)[1] = __floats2half2_rn(cq[u].z, cq[u].w);
+        // x of the head is read in 3; here its lines are only asked into L2 (no registers held across 2).
+        for (int i = threadIdx.x; i < rows * ((PP * 4 + 127) / 128); i += kSsdThreads) {
+            const int r = i / ((PP * 4 + 127) / 128), line = i % ((PP * 4 + 127) / 128);
+            const float* xr = a.xbc + static_cast<size_t>(c0 + r) * xbc_stride + head * P + line * 32;
+            if (line * 32 < P) asm volatile("prefetch.global.L2 [%0];" ::"l"(xr));
         }
+        if (threadIdx.x < LC) dts[threadIdx.x] = int(threadIdx.x) < rows ? softplus(dt_row + bias) : 0.0f;
         __syncthreads();
-        // Cumulative a = Σ dt·A in a fixed order: each lane sums its run of rows, then an inclusive lane scan.
+
+        // 2. Warp 0: cumulative a = Σ dt·A in a fixed order (each lane sums its run of rows, then an inclusive lane
+        //    scan). Meanwhile every warp takes its tiles of G = C·Bᵀ on the lower block triangle, into registers.
         if (warp == 0) {
             constexpr int kPerLane = (LC + 31) / 32;
             float v[kPerLane];
@@ -210,10 +236,58 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
                 }
             }
         }
+        Accum g[kGPerWarp];
+#pragma unroll
+        for (int k = 0; k < kGPerWarp; ++k) {
+            const int t = warp + k * kSsdWarps;
+            if (t >= lower) continue;
+            int ti, tj;
+            lower_tile(t, ti, tj);
+            wmma::fill_fragment(g[k], 0.0f);
+            // G[ti][tj] = Σ_n C[ti rows][n]·B[tj rows][n]
+            mma_tiles<half, wmma::row_major, wmma::col_major>(g[k], Ch + ti * 16 * LDB, LDB, 16, Bh + tj * 16 * LDB, LDB, 16,
+                                                              NN / 16);
+        }
         __syncthreads();
         const float a_last = acum[LC - 1];
 
-        // 2. Xdt = dt·x, Xw = e^{a_last − a}·dt·x; G = C·Bᵀ on the lower block triangle into F.
+        // 3. M = G ∘ [j ≤ i]·e^{aᵢ−aⱼ} (fp16, from the G tiles in registers); Xdt = dt·x, Xw = e^{a_last − a}·dt·x
+        //    (fp16).
+        float4 xq[kX4];  // x of the head, loaded first so the loads overlap M and Cexp
+#pragma unroll
+        for (int u = 0; u < kX4; ++u) {
+            const int i4 = threadIdx.x + u * kSsdThreads, r = i4 / (PP / 4), p = (i4 % (PP / 4)) * 4;
+            xq[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (i4 < LC * PP / 4 && r < rows && p < P) {
+                const float* xr = a.xbc + static_cast<size_t>(c0 + r) * xbc_stride + head * P;
+                if (vec) {
+                    xq[u] = __ldg(reinterpret_cast<const float4*>(xr + p));
+                } else {
+                    float xt[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        if (p + e < P) xt[e] = xr[p + e];
+                    }
+                    xq[u] = make_float4(xt[0], xt[1], xt[2], xt[3]);
+                }
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < kGPerWarp; ++k) {
+            const int t = warp + k * kSsdWarps;
+            if (t >= lower) continue;
+            int ti, tj;
+            lower_tile(t, ti, tj);
+#pragma unroll
+            for (int e = 0; e < kAccElems; ++e) {
+                const int r = ti * 16 + (rc[e] >> 4), j = tj * 16 + (rc[e] & 15);
+                Mh[r * LDM + j] = __float2half_rn(j <= r ? g[k].x[e] * expf(acum[r] - acum[j]) : 0.0f);
+            }
+        }
+        for (int i = threadIdx.x; i < row_tiles * 16 * NN; i += kSsdThreads) {
+            const int r = i / NN, at = r * LDB + i % NN;
+            Ce[at] = __float2bfloat16_rn(ea[r] * __half2float(Ch[at]));
+        }
 #pragma unroll
         for (int u = 0; u < kX4; ++u) {
             const int i4 = threadIdx.x + u * kSsdThreads;
@@ -226,45 +300,29 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
             reinterpret_cast<__half2*>(Xw + at)[0] = __floats2half2_rn(w * xd[0], w * xd[1]);
             reinterpret_cast<__half2*>(Xw + at)[1] = __floats2half2_rn(w * xd[2], w * xd[3]);
         }
-        for (int q = warp; q < (LC / 16) * (LC / 16); q += kSsdWarps) {
-            const int ti = q / (LC / 16), tj = q % (LC / 16);
-            if (tj > ti) continue;  // masked to zero below
-            Accum g;
-            wmma::fill_fragment(g, 0.0f);
-            // G[ti][tj] = Σ_n C[ti rows][n]·B[tj rows][n]
-            mma_tiles<half, wmma::row_major, wmma::col_major>(g, Ch + ti * 16 * LDB, LDB, 16, Bh + tj * 16 * LDB, LDB, 16,
-                                                              NN / 16);
-            wmma::store_matrix_sync(F + ti * 16 * LDG + tj * 16, g, LDG, wmma::mem_row_major);
-        }
         __syncthreads();
 
-        // 3. M = G ∘ [j ≤ i]·e^{aᵢ−aⱼ} (fp16); Cexp = e^{aᵢ}·Cᵢ (bf16, in place over C: same thread reads and writes).
-        for (int i = threadIdx.x; i < LC * LC; i += kSsdThreads) {
-            const int r = i / LC, j = i % LC;
-            Mh[r * LDM + j] = __float2half_rn(j <= r ? F[r * LDG + j] * expf(acum[r] - acum[j]) : 0.0f);
-        }
-        for (int i = threadIdx.x; i < LC * NN; i += kSsdThreads) {
-            const int r = i / NN, at = r * LDB + i % NN;
-            Ce[at] = __float2bfloat16_rn(ea[r] * __half2float(Ch[at]));
-        }
-        __syncthreads();
-
-        // 4. Y = M·Xdt + Cexp·S₀ᵀ (tile rows ti, head-dim columns tp) into F (G's space, consumed in 3).
-        //    Then S ← e^{a_last}·S + Xwᵀ·B in the state fragments.
+        // 4. Y = M·Xdt + e^{a}·(C·S₀ᵀ) (row tiles ti, head-dim columns tp), out with + D·x straight from the registers.
+        //    Then S ← e^{a_last}·S + Xwᵀ·B in the state tiles.
         constexpr int kYTiles = (LC / 16) * (PP / 16);
 #pragma unroll
         for (int k = 0; k < (kYTiles + kSsdWarps - 1) / kSsdWarps; ++k) {
-            const int q = warp + k * kSsdWarps;
-            if (q >= kYTiles) continue;
-            const int ti = q / (PP / 16), tp = q % (PP / 16);
+            const int qy = warp + k * kSsdWarps;
+            const int ti = qy / (PP / 16), tp = qy % (PP / 16);
+            if (qy >= kYTiles || ti >= row_tiles) continue;
             Accum y;
             wmma::fill_fragment(y, 0.0f);
-            // Y = Σ_{j ≤ i} M[i][j]·Xdt[j] (tiles kt ≤ ti), then + Σ_n Cexp[i][n]·S₀[p][n]
             mma_tiles<half, wmma::row_major, wmma::row_major>(y, Mh + ti * 16 * LDM, LDM, 16, Xdt + tp * 16, LDX, 16 * LDX,
                                                               ti + 1);
             mma_tiles<__nv_bfloat16, wmma::row_major, wmma::col_major>(y, Ce + ti * 16 * LDB, LDB, 16, Sb + tp * 16 * LDB,
                                                                        LDB, 16, NN / 16);
-            wmma::store_matrix_sync(F + ti * 16 * LDY + tp * 16, y, LDY, wmma::mem_row_major);
+#pragma unroll
+            for (int e = 0; e < kAccElems; ++e) {
+                const int r = ti * 16 + (rc[e] >> 4), p = tp * 16 + (rc[e] & 15);
+                if (r >= rows || p >= P) continue;
+                const float x = __ldg(a.xbc + static_cast<size_t>(c0 + r) * xbc_stride + head * P + p);
+                a.y[static_cast<size_t>(c0 + r) * E + head * P + p] = y.x[e] + d_skip * x;
+            }
         }
         {
             const float decay = expf(a_last);
@@ -274,45 +332,42 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
                 if (st >= kSTiles) continue;
                 const int tp = st / (NN / 16), tn = st % (NN / 16);
 #pragma unroll
-                for (int e = 0; e < S[s].num_elements; ++e) S[s].x[e] *= decay;  // e^{a_last}·S
-                // S[p][n] += Σ_j Xw[j][p]·B[j][n]
+                for (int e = 0; e < kAccElems; ++e) S[s].x[e] *= decay;  // e^{a_last}·S
+                // S[p][n] += Σ_j Xw[j][p]·B[j][n] over the row tiles that hold real rows
                 mma_tiles<half, wmma::col_major, wmma::row_major>(S[s], Xw + tp * 16, LDX, 16 * LDX, Bh + tn * 16, LDB,
-                                                                  16 * LDB, LC / 16);
+                                                                  16 * LDB, row_tiles);
             }
         }
-        __syncthreads();
+        __syncthreads();  // every read of this chunk's shared tiles is done
 
-        // 5. y rows out (+ D·x from the registers loaded in 1); the new state into F (fp32) and its bf16 copy.
+        // 5. The next chunk's S₀: the bf16 copy of the state, element by element from the registers.
+        if (!last) {
 #pragma unroll
-        for (int u = 0; u < kX4; ++u) {
-            const int i4 = threadIdx.x + u * kSsdThreads, r = i4 / (PP / 4), p = (i4 % (PP / 4)) * 4;
-            if (i4 >= LC * PP / 4 || r >= rows) continue;
-            const float xs[4] = {xq[u].x, xq[u].y, xq[u].z, xq[u].w};
-            float* yr = a.y + static_cast<size_t>(c0 + r) * E + head * P;
+            for (int s = 0; s < kSPerWarp; ++s) {
+                const int st = warp + s * kSsdWarps;
+                if (st >= kSTiles) continue;
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                if (p + e < P) yr[p + e] = F[r * LDY + p + e] + d_skip * xs[e];
+                for (int e = 0; e < kAccElems; ++e) {
+                    const int p = (st / (NN / 16)) * 16 + (rc[e] >> 4), n = (st % (NN / 16)) * 16 + (rc[e] & 15);
+                    Sb[p * LDB + n] = __float2bfloat16_rn(S[s].x[e]);
+                }
             }
         }
-        __syncthreads();
-#pragma unroll
-        for (int s = 0; s < kSPerWarp; ++s) {
-            const int st = warp + s * kSsdWarps;
-            if (st < kSTiles) {
-                wmma::store_matrix_sync(F + (st / (NN / 16)) * 16 * LDS + (st % (NN / 16)) * 16, S[s], LDS, wmma::mem_row_major);
-            }
-        }
-        __syncthreads();
-        for (int i = threadIdx.x; i < PP * NN; i += kSsdThreads) {
-            const int p = i / NN, n = i % NN;
-            Sb[p * LDB + n] = __float2bfloat16_rn(F[p * LDS + n]);
-        }
-        // (the next chunk's first barrier orders these writes before any read; F holds the fp32 state until then)
+        // (the next chunk's first barrier orders these writes before any read)
     }
 
     float* save = segs.save_ssm[seg];
     if (save != nullptr) {
-        for (int i = threadIdx.x; i < P * N; i += kSsdThreads) save[state_off + i] = F[(i / N) * LDS + i % N];
+#pragma unroll
+        for (int s = 0; s < kSPerWarp; ++s) {
+            const int st = warp + s * kSsdWarps;
+            if (st >= kSTiles) continue;
+#pragma unroll
+            for (int e = 0; e < kAccElems; ++e) {
+                const int p = (st / (NN / 16)) * 16 + (rc[e] >> 4), n = (st % (NN / 16)) * 16 + (rc[e] & 15);
+                if (p < P && n < N) save[state_off + size_t(p) * N + n] = S[s].x[e];
+            }
+        }
     }
     scan_finish(q, item);
 }
