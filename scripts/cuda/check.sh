@@ -5,7 +5,9 @@
 #
 # Prepare here first (bash scripts/cuda/prepare.sh), then on the device, from the repository root:
 #   bash scripts/cuda/check.sh            (env: OUT = log folder; BENCH_MODELS = names, "" to skip the bench;
-#                                          SANITIZE=0 to skip compute-sanitizer, SANITIZE_FIXTURES = its fixtures;
+#                                          SANITIZE=0 to skip compute-sanitizer, SANITIZE_FIXTURES = its fixtures,
+#                                          SANITIZE_TOOLS = its tools (default memcheck; racecheck finds
+#                                          shared-memory races);
 #                                          BENCH_GEMV=0 to skip native/bench/bench_gemv.cu (the decode GEMM alone);
 #                                          AB_BASE = a git revision whose native/ is built too, and the pure-Mamba
 #                                          fixtures' CUDA outputs of both builds compared bit for bit
@@ -23,6 +25,7 @@ SANITIZE=${SANITIZE:-1}
 CHECK=${CHECK:-1}
 SEED_DIR=${SEED_DIR:-}
 SANITIZE_FIXTURES=${SANITIZE_FIXTURES:-"mamba2-ssm hybrid-mamba2attn"}
+SANITIZE_TOOLS=${SANITIZE_TOOLS:-memcheck}
 AB_BASE=${AB_BASE:-}
 BENCH_GEMV=${BENCH_GEMV:-1}
 mkdir -p "$OUT"
@@ -74,12 +77,15 @@ if [ -n "$AB_BASE" ]; then
 fi
 
 if [ "$SANITIZE" = 1 ]; then
-    for fixture in $SANITIZE_FIXTURES; do
-        timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
-            node .node-bin/check.mjs fixtures "$OUT/sanitize-$fixture.json" "$fixture" > "$OUT/sanitize-$fixture.log" 2>&1
-        rc=$?
-        step "compute-sanitizer memcheck, $fixture" "$([ $rc = 0 ] && echo pass || echo FAIL)" \
-            "exit $rc, $(grep -c 'Invalid\|ERROR' "$OUT/sanitize-$fixture.log") error lines"
+    for tool in $SANITIZE_TOOLS; do
+        for fixture in $SANITIZE_FIXTURES; do
+            log=$OUT/sanitize-$tool-$fixture.log
+            timeout 300 compute-sanitizer --tool "$tool" --error-exitcode 9 \
+                node .node-bin/check.mjs fixtures "$OUT/sanitize-$tool-$fixture.json" "$fixture" > "$log" 2>&1
+            rc=$?
+            step "compute-sanitizer $tool, $fixture" "$([ $rc = 0 ] && echo pass || echo FAIL)" \
+                "exit $rc, $(grep -c 'Invalid\|ERROR\|Race reported' "$log") error lines"
+        done
     done
 fi
 

@@ -17,7 +17,8 @@
 #   2. scripts/fixtures/check_hybrid_torch.py: the hybrid fixtures' numpy float64 reference against torch
 #   3. check.sh CHECK=0: the decode GEMM alone (bench_gemv) and the bench at the real shapes of the attention
 #      checkpoints, mamba-2.8b and mamba2-2.7b (prefill against the bf16 matmul rate, decode at 1 and 64 sequences)
-#   4. compute-sanitizer memcheck on the hybrid fixtures
+#   4. compute-sanitizer memcheck on the hybrid fixtures, and racecheck on hybrid-mamba2attn-hd64 (the only fixture at
+#      the real Mamba-2 head sizes, where the 64-row chunked scan runs)
 #   5. table3_e2e.sh: the Mamba-2 paper's Table 3 (transformerpp-2.7b, mamba2-2.7b, mamba2attn-2.7b; seven tasks)
 #   6. table3_e2e.sh: the five Mamba-1 sizes on the six tasks, in one table3 process, with the seed beside them
 # Exit status: 0 when every part that ran passed.
@@ -66,8 +67,10 @@ export PATH=/tmp/node-bin:$PATH  # check.sh unpacked Node there
 part 2 "hybrid reference vs torch" 20 60 python3 scripts/fixtures/check_hybrid_torch.py fixtures/hybrid/*
 part 3 "bench at the real shapes" 90 240 env OUT="$WORK/bench" CHECK=0 SANITIZE=0 BENCH_GEMV=1 \
     BENCH_MODELS="$BENCH_SHAPES" bash scripts/cuda/check.sh
-part 4 "compute-sanitizer, hybrids" 60 200 env OUT="$WORK/sanitize" CHECK=0 SANITIZE=1 BENCH_GEMV=0 BENCH_MODELS="" \
-    SANITIZE_FIXTURES="hybrid-mamba2attn transformerpp-tiny" bash scripts/cuda/check.sh
+part 4 "compute-sanitizer, hybrids" 60 240 env OUT="$WORK/sanitize" CHECK=0 SANITIZE=1 BENCH_GEMV=0 BENCH_MODELS="" \
+    SANITIZE_FIXTURES="hybrid-mamba2attn transformerpp-tiny hybrid-mamba2attn-hd64" bash scripts/cuda/check.sh
+part 4 "compute-sanitizer racecheck, 64-row chunked scan" 60 200 env OUT="$WORK/racecheck" CHECK=0 SANITIZE=1 \
+    SANITIZE_TOOLS=racecheck BENCH_GEMV=0 BENCH_MODELS="" SANITIZE_FIXTURES="hybrid-mamba2attn-hd64" bash scripts/cuda/check.sh
 if [ -n "$DATA" ]; then
     e2e_budget() { echo $(( $(left) - 10 )); }
     part 5 "Mamba-2 Table 3 end to end" 150 360 env OUT="$WORK/e2e-mamba2" E2E_WORK="$WORK/e2e-work" DATA="$DATA" \

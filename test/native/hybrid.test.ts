@@ -1,6 +1,7 @@
 /**
  * Hybrid models (attention layers, GatedMLP) on the CPU backend against the float64 references of
- * fixtures/hybrid/{hybrid-mamba2attn, transformerpp-tiny, hybrid-mamba1attn} (scripts/fixtures/hybrid_reference.py):
+ * fixtures/hybrid/{hybrid-mamba2attn, transformerpp-tiny, hybrid-mamba1attn, hybrid-mamba2attn-hd64}
+ * (scripts/fixtures/hybrid_reference.py):
  * logits in f32 and with bf16 weights, greedy continuation through MambaLM.generate (the cached step path) equal
  * to the reference's full recompute; and the K/V chains: prefix sharing through the scheduler at several call sizes
  * and thread counts bit-identical to each request alone, export/import, copyState, steps after a shared prefix,
@@ -46,7 +47,7 @@ function roundBf16(x: number): number {
     u[0] = ((u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) >>> 16) << 16;
     return new Float32Array(u.buffer)[0]!;
 }
-const MODELS = ["hybrid-mamba2attn", "transformerpp-tiny", "hybrid-mamba1attn"] as const;
+const MODELS = ["hybrid-mamba2attn", "transformerpp-tiny", "hybrid-mamba1attn", "hybrid-mamba2attn-hd64"] as const;
 
 interface Reference {
     padded_vocab_size: number;
