@@ -3,7 +3,8 @@
  *
  *   node abOutputs.mjs FIXTURES_DIR OUT_BIN        (MAMBA_EVAL_ADDON names the build; default: this checkout's)
  *
- * For every pure-Mamba fixture (fixtures/*, not fixtures/hybrid) and both weight types, on the cuda device: all of the
+ * For every fixture (fixtures/* and fixtures/hybrid/*: hybrid-mamba2attn-hd64 is the one that runs the 64-row chunked
+ * Mamba-2 scan) and both weight types, on the cuda device: all of the
  * fixture's sequences packed into one score() call (every row scored, every logit returned, each segment saved into
  * a slot), the saved states, then (fp32 weights) four step() calls on two of those slots (eager, captured and replayed
  * CUDA graphs). bf16 step() runs the skinny decode GEMM since the decode change (issue 16), so it is not compared.
@@ -26,8 +27,13 @@ async function main(): Promise<void> {
     if (!fixturesDir || !outBin) throw new Error("usage: node abOutputs.mjs FIXTURES_DIR OUT_BIN");
     const parts: Uint8Array[] = [];
     const bytes = (a: Float32Array | Float64Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-    for (const name of (await readdir(fixturesDir)).sort()) {
-        const dir = path.join(fixturesDir, name);
+    const folders: string[] = [];
+    for (const root of [fixturesDir, path.join(fixturesDir, "hybrid")]) {
+        const names = await readdir(root).catch(() => [] as string[]);
+        for (const name of names.sort()) folders.push(path.join(root, name));
+    }
+    for (const dir of folders) {
+        const name = path.relative(fixturesDir, dir);
         let ref: Reference;
         try {
             ref = JSON.parse(await readFile(path.join(dir, "reference.json"), "utf8")) as Reference;
@@ -55,6 +61,7 @@ async function main(): Promise<void> {
                 for (let slot = 1; slot <= n; slot++) {
                     const st = await model.exportState(slot);
                     parts.push(bytes(st.conv), bytes(st.ssm));
+                    if (st.kv) parts.push(bytes(st.kv));
                 }
                 if (weightType === "f32") {
                     for (let k = 0; k < 4; k++) {

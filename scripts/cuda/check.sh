@@ -9,7 +9,8 @@
 #                                          SANITIZE_TOOLS = its tools (default memcheck; racecheck finds
 #                                          shared-memory races);
 #                                          BENCH_GEMV=0 to skip native/bench/bench_gemv.cu (the decode GEMM alone);
-#                                          AB_BASE = a git revision whose native/ is built too, and the pure-Mamba
+#                                          AB_BASE = a git revision (or a folder holding a native/ folder, for a
+#                                          copy without git history) whose native/ is built too, and the pure-Mamba
 #                                          fixtures' CUDA outputs of both builds compared bit for bit
 #                                          (scripts/cuda/abOutputs.ts); SEED_DIR = a folder holding mamba_ssm/ to time
 #                                          the seed's path too, scripts/cuda/seed_bench.py; CHECK=0 skips check.ts,
@@ -57,7 +58,13 @@ fi
 # The pure-Mamba fixtures' outputs against another revision's build, bit for bit.
 if [ -n "$AB_BASE" ]; then
     base=/tmp/ab-base
-    rm -rf "$base" && mkdir -p "$base" && git archive "$AB_BASE" native | tar -x -C "$base" && ln -sfn "$PWD/node_modules" "$base/node_modules"
+    rm -rf "$base" && mkdir -p "$base"
+    if [ -d "$AB_BASE/native" ]; then  # a folder holding the other revision's native/ (no git history on the device)
+        cp -r "$AB_BASE/native" "$base/"
+    else
+        git archive "$AB_BASE" native | tar -x -C "$base"
+    fi
+    ln -sfn "$PWD/node_modules" "$base/node_modules"
     if [ -z "${MAMBA_EVAL_CUBLAS_ROOT:-}" ] && [ ! -f /usr/local/cuda/include/cublasLt.h ]; then
         header=$(find / -name cublasLt.h -not -path '/proc/*' 2>/dev/null | head -1)
         [ -n "$header" ] && export MAMBA_EVAL_CUBLAS_ROOT=$(dirname "$(dirname "$header")")
