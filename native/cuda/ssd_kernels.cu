@@ -66,11 +66,17 @@ struct SsdLayout {
     static constexpr size_t kBytes = kEw + size_t(LC) * 4;
 };
 
-/** The lower block triangle of an L×L tile grid, row by row: tile t ↦ (ti, tj), tj ≤ ti. */
-__device__ __forceinline__ void lower_tile(int t, int& ti, int& tj) {
+/**
+ * The k-th G tile of warp `warp` (tiles t = warp, warp + kSsdWarps, … of the lower block triangle, row by row:
+ * t ↦ (ti, tj), tj ≤ ti): false when the chunk's `lower` tiles have none left for it.
+ */
+__device__ __forceinline__ bool warp_g_tile(int warp, int k, int lower, int& ti, int& tj) {
+    int t = warp + k * kSsdWarps;
+    if (t >= lower) return false;
     ti = 0;
     while (t > ti) t -= ++ti;
     tj = t;
+    return true;
 }
 
 // One block of 16 warps per SM (97 KB of shared memory at the real sizes), registers capped at 128. Every accumulator
@@ -239,10 +245,8 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
         Accum g[kGPerWarp];
 #pragma unroll
         for (int k = 0; k < kGPerWarp; ++k) {
-            const int t = warp + k * kSsdWarps;
-            if (t >= lower) continue;
             int ti, tj;
-            lower_tile(t, ti, tj);
+            if (!warp_g_tile(warp, k, lower, ti, tj)) continue;
             wmma::fill_fragment(g[k], 0.0f);
             // G[ti][tj] = Σ_n C[ti rows][n]·B[tj rows][n]
             mma_tiles<half, wmma::row_major, wmma::col_major>(g[k], Ch + ti * 16 * LDB, LDB, 16, Bh + tj * 16 * LDB, LDB, 16,
@@ -274,10 +278,8 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
         }
 #pragma unroll
         for (int k = 0; k < kGPerWarp; ++k) {
-            const int t = warp + k * kSsdWarps;
-            if (t >= lower) continue;
             int ti, tj;
-            lower_tile(t, ti, tj);
+            if (!warp_g_tile(warp, k, lower, ti, tj)) continue;
 #pragma unroll
             for (int e = 0; e < kAccElems; ++e) {
                 const int r = ti * 16 + (rc[e] >> 4), j = tj * 16 + (rc[e] & 15);
