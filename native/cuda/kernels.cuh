@@ -133,7 +133,8 @@ void launch_mamba2_scan(const int32_t* seg_list, int n, SegTable segs, int layer
 
 /**
  * Mamba-2 chunked SSD scan on tensor cores (ssd_kernels.cu): the same result as launch_mamba2_scan up to fp16/bf16
- * operand rounding, for bf16 weights. Chunk grid anchored at each segment's first row; see kSsdChunkAlign.
+ * operand rounding, for bf16 weights. Chunk grid anchored at each segment's first row; see SEGMENT_CUT_ALIGNMENT
+ * (src/lm/scheduler.ts).
  */
 void launch_mamba2_ssd(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,
                        cudaStream_t stream);

@@ -16,11 +16,11 @@
 // stays in fp32 accumulator fragments from chunk to chunk and is saved in fp32.
 //
 // One block (16 warps) per (segment, head) walks the segment's chunks in order. The chunk grid starts at the
-// segment's first row, so a segment's result does not depend on what else is packed in the call; the
-// scheduler cuts long segments only at multiples of the chunk length (kSsdChunkAlign), where the chunked and
-// the uncut computation are the same arithmetic. A chunk's last row tiles that hold only padding rows (a short
-// segment, or a segment's last chunk) are skipped: they would add exact zeros. Chunk length 64 at the real head
-// sizes (P 64, N 128); 16 at the small test sizes, so short fixture sequences cross chunk boundaries.
+// segment's first row, so a segment's result does not depend on what else is packed in the call; the scheduler cuts
+// long segments only at multiples of the chunk length (SEGMENT_CUT_ALIGNMENT in src/lm/scheduler.ts), where the
+// chunked and the uncut computation are the same arithmetic. A chunk's last row tiles that hold only padding rows
+// (a short segment, or a segment's last chunk) are skipped: they would add exact zeros. Chunk length 64 at the real
+// head sizes (P 64, N 128); 16 at the small test sizes, so short fixture sequences cross chunk boundaries.
 #include <cuda_fp16.h>
 #include <mma.h>
 
