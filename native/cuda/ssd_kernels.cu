@@ -7,12 +7,13 @@
 //   dtᵢ = softplus(dt_rawᵢ + dt_bias),  aᵢ = Σ_{k≤i} dt_k·A            (cumulative log-decay, fp32)
 //   Sᵢ  = e^{aᵢ}·S₀ + Σ_{j≤i} e^{aᵢ−aⱼ}·dtⱼ·xⱼ·Bⱼᵀ                       (= the recurrence, unrolled)
 //   yᵢ  = Cᵢ·Sᵢ + D·xᵢ
-//       = Σ_{j≤i} [ (Cᵢ·Bⱼ)·e^{aᵢ−aⱼ} ]·(dtⱼ·xⱼ)  +  (e^{aᵢ}·Cᵢ)·S₀ᵀ  + D·xᵢ
-//         └ M = (C·Bᵀ) ∘ decay mask ┘  └ Xdt ┘       └ Cexp ┘
+//       = Σ_{j≤i} [ (Cᵢ·Bⱼ)·e^{aᵢ−aⱼ} ]·(dtⱼ·xⱼ)  +  e^{aᵢ}·(Cᵢ·S₀ᵀ)  + D·xᵢ
+//         └ M = (C·Bᵀ) ∘ decay mask ┘  └ Xdt ┘
 //   S_L = e^{a_{L−1}}·S₀ + Σⱼ (e^{a_{L−1}−aⱼ}·dtⱼ·xⱼ)ᵀ·Bⱼ  =  e^{a_{L−1}}·S₀ + Xwᵀ·B
-// so a chunk is five small matrix products (G = C·Bᵀ, M·Xdt, Cexp·S₀ᵀ, Xwᵀ·B) on tensor cores (wmma 16×16×16,
+// so a chunk is four small matrix products (G = C·Bᵀ, M·Xdt, C·S₀ᵀ, Xwᵀ·B) on tensor cores (wmma 16×16×16,
 // fp32 accumulate) plus elementwise work. Operands: B, C, Xdt, Xw, M in fp16 (10-bit mantissa; these are
-// bounded activations), Cexp and the S₀ copy in bf16 (a state can grow past fp16's range); the running state
+// bounded activations), C and the S₀ copy in bf16 for C·S₀ᵀ (a state can grow past fp16's range; e^{aᵢ} is applied
+// to that product's rows in fp32); the running state
 // stays in fp32 accumulator fragments from chunk to chunk and is saved in fp32.
 //
 // One block (16 warps) per (segment, head) walks the segment's chunks in order. The chunk grid starts at the
@@ -24,6 +25,7 @@
 #include <cuda_fp16.h>
 #include <mma.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -53,8 +55,8 @@ struct SsdLayout {
     static constexpr int kLdM = LC + 8;   // half rows of M
     static constexpr size_t kB = 0;                                        // half  [LC][kLdB]
     static constexpr size_t kC = kB + size_t(LC) * kLdB * 2;               // half  [LC][kLdB]
-    static constexpr size_t kCe = kC + size_t(LC) * kLdB * 2;              // bf16  [LC][kLdB] Cexp
-    static constexpr size_t kXdt = kCe + size_t(LC) * kLdB * 2;            // half  [LC][kLdX]
+    static constexpr size_t kCb = kC + size_t(LC) * kLdB * 2;              // bf16  [LC][kLdB] C again
+    static constexpr size_t kXdt = kCb + size_t(LC) * kLdB * 2;            // half  [LC][kLdX]
     static constexpr size_t kXw = kXdt + size_t(LC) * kLdX * 2;            // half  [LC][kLdX]
     static constexpr size_t kM = kXw + size_t(LC) * kLdX * 2;              // half  [LC][kLdM]
     static constexpr size_t kS = kM + size_t(LC) * kLdM * 2;               // bf16  [PP][kLdB] the state S₀
@@ -90,7 +92,7 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
     extern __shared__ __align__(128) unsigned char smem[];
     half* Bh = reinterpret_cast<half*>(smem + Lay::kB);
     half* Ch = reinterpret_cast<half*>(smem + Lay::kC);
-    __nv_bfloat16* Ce = reinterpret_cast<__nv_bfloat16*>(smem + Lay::kCe);
+    __nv_bfloat16* Cb = reinterpret_cast<__nv_bfloat16*>(smem + Lay::kCb);
     half* Xdt = reinterpret_cast<half*>(smem + Lay::kXdt);
     half* Xw = reinterpret_cast<half*>(smem + Lay::kXw);
     half* Mh = reinterpret_cast<half*>(smem + Lay::kM);
@@ -103,7 +105,9 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int P = a.P, N = a.N, E = a.H * a.P;
-    const ScanItem item = scan_take(q);
+    // A plain launch puts the heads on x, so the blocks of one segment run together and its B and C stay in L2
+    // (segments on x reread them from DRAM once per wave of heads); a queued launch takes its items head-fastest.
+    const ScanItem item = q.counter == nullptr ? ScanItem{int(blockIdx.y), int(blockIdx.x), q.order[blockIdx.y]} : scan_take(q);
     const int head = item.block;
     const int group = head / (a.H / a.G);
     const int seg = item.seg;
@@ -160,7 +164,7 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
         const bool last = c0 + LC >= s1;
         // 1. dt per row (zero on padding rows), then B and C of the head's group as float4 (vec: every width, stride
         //    and offset a multiple of 4 floats; otherwise one float at a time, same values) in two passes of loads
-        //    then fp16 stores; x of the head is only prefetched into L2 here and loaded in 3.
+        //    then stores; x of the head is only prefetched into L2 here and loaded in 3.
         float dt_row = 0.0f;
         if (threadIdx.x < LC && int(threadIdx.x) < rows) {
             dt_row = a.dt[static_cast<size_t>(c0 + threadIdx.x) * a.dt_stride + head];
@@ -201,6 +205,8 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
                 reinterpret_cast<__half2*>(Bh + at)[1] = __floats2half2_rn(bq[u].z, bq[u].w);
                 reinterpret_cast<__half2*>(Ch + at)[0] = __floats2half2_rn(cq[u].x, cq[u].y);
                 reinterpret_cast<__half2*>(Ch + at)[1] = __floats2half2_rn(cq[u].z, cq[u].w);
+                reinterpret_cast<__nv_bfloat162*>(Cb + at)[0] = __floats2bfloat162_rn(cq[u].x, cq[u].y);
+                reinterpret_cast<__nv_bfloat162*>(Cb + at)[1] = __floats2bfloat162_rn(cq[u].z, cq[u].w);
             }
         }
         // x of the head is read in 3; here its lines are only asked into L2 (no registers held across 2).
@@ -257,7 +263,7 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
 
         // 3. M = G ∘ [j ≤ i]·e^{aᵢ−aⱼ} (fp16, from the G tiles in registers); Xdt = dt·x, Xw = e^{a_last − a}·dt·x
         //    (fp16).
-        float4 xq[kX4];  // x of the head, loaded first so the loads overlap M and Cexp
+        float4 xq[kX4];  // x of the head, loaded first so the loads overlap M
 #pragma unroll
         for (int u = 0; u < kX4; ++u) {
             const int i4 = threadIdx.x + u * kSsdThreads, r = i4 / (PP / 4), p = (i4 % (PP / 4)) * 4;
@@ -286,10 +292,6 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
                 Mh[r * LDM + j] = __float2half_rn(j <= r ? g[k].x[e] * expf(acum[r] - acum[j]) : 0.0f);
             }
         }
-        for (int i = threadIdx.x; i < row_tiles * 16 * NN; i += kSsdThreads) {
-            const int r = i / NN, at = r * LDB + i % NN;
-            Ce[at] = __float2bfloat16_rn(ea[r] * __half2float(Ch[at]));
-        }
 #pragma unroll
         for (int u = 0; u < kX4; ++u) {
             const int i4 = threadIdx.x + u * kSsdThreads;
@@ -312,18 +314,21 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
             const int qy = warp + k * kSsdWarps;
             const int ti = qy / (PP / 16), tp = qy % (PP / 16);
             if (qy >= kYTiles || ti >= row_tiles) continue;
-            Accum y;
-            wmma::fill_fragment(y, 0.0f);
-            mma_tiles<half, wmma::row_major, wmma::row_major>(y, Mh + ti * 16 * LDM, LDM, 16, Xdt + tp * 16, LDX, 16 * LDX,
+            Accum ym, ys;
+            wmma::fill_fragment(ym, 0.0f);
+            wmma::fill_fragment(ys, 0.0f);
+            // ym = Σ_{j ≤ i} M[i][j]·Xdt[j] (tiles kt ≤ ti); ys = Σ_n C[i][n]·S₀[p][n]
+            mma_tiles<half, wmma::row_major, wmma::row_major>(ym, Mh + ti * 16 * LDM, LDM, 16, Xdt + tp * 16, LDX, 16 * LDX,
                                                               ti + 1);
-            mma_tiles<__nv_bfloat16, wmma::row_major, wmma::col_major>(y, Ce + ti * 16 * LDB, LDB, 16, Sb + tp * 16 * LDB,
+            mma_tiles<__nv_bfloat16, wmma::row_major, wmma::col_major>(ys, Cb + ti * 16 * LDB, LDB, 16, Sb + tp * 16 * LDB,
                                                                        LDB, 16, NN / 16);
 #pragma unroll
             for (int e = 0; e < kAccElems; ++e) {
                 const int r = ti * 16 + (rc[e] >> 4), p = tp * 16 + (rc[e] & 15);
                 if (r >= rows || p >= P) continue;
                 const float x = __ldg(a.xbc + static_cast<size_t>(c0 + r) * xbc_stride + head * P + p);
-                a.y[static_cast<size_t>(c0 + r) * E + head * P + p] = y.x[e] + d_skip * x;
+                const float yv = fmaf(ea[r], ys.x[e], ym.x[e]);  // e^{aᵢ}·(C·S₀ᵀ) + M·Xdt
+                a.y[static_cast<size_t>(c0 + r) * E + head * P + p] = fmaf(d_skip, x, yv);
             }
         }
         {
@@ -410,7 +415,11 @@ int mamba2_ssd_chunk_length(int P, int N) {
 void launch_mamba2_ssd(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,
                        cudaStream_t stream) {
     if (n == 0) return;
-    launch_ssd_shape(ScanQueue{seg_list, nullptr, nullptr, nullptr, 0, a.H}, dim3(n, a.H), segs, layer, a, stream);
+    constexpr int kMaxGridY = 65535;  // segments go on y (heads on x): at most this many per launch
+    for (int i0 = 0; i0 < n; i0 += kMaxGridY) {
+        launch_ssd_shape(ScanQueue{seg_list + i0, nullptr, nullptr, nullptr, 0, a.H}, dim3(a.H, std::min(n - i0, kMaxGridY)),
+                         segs, layer, a, stream);
+    }
     check_launch("mamba2_ssd_chunked_kernel");
 }
 
