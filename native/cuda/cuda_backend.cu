@@ -1236,7 +1236,9 @@ private:
         clock_.mark(cuda::kPhaseScan);
         const cuda::Mamba1ScanArgs a{E, N, R, dt, L.dt_bias, xc, xz + E, int(in_rows_), dbc, L.A, L.D, ActOut{y_act, bf16_}};
         const int m = L.mamba;  // its SSM state's index; the scan queue's counter is the layer's
-        if (c.queue.counter != nullptr) {
+        if (step_mode_ && cuda::mamba1_step_fits(N)) {  // 1-token segments: a lane per state, coalesced
+            for (const LevelLists& lv : c.lists) cuda::launch_mamba1_step(c.d_ints + lv.scan_off, int(lv.scan_n), c.segs, m, a, stream_);
+        } else if (c.queue.counter != nullptr) {
             cuda::launch_mamba1_scan_queued(layer_queue(c, l), int(c.p.start.size()), c.segs, m, a, stream_);
         } else {
             for (const LevelLists& lv : c.lists) cuda::launch_mamba1_scan(c.d_ints + lv.scan_off, int(lv.scan_n), c.segs, m, a, stream_);
@@ -1319,7 +1321,7 @@ private:
     cuda::Gemm gemm_;
     cuda::PhaseClock clock_;
     bool bf16_ = false;
-    bool step_mode_ = false;  // inside step(): recurrent Mamba-2 scan with transposed state I/O, the skinny GEMM (bf16)
+    bool step_mode_ = false;  // inside step(): the step scans (a warp or lane group per channel), the skinny GEMM (bf16)
     float* skinny_ws_ = nullptr;  // the skinny GEMM's split-K workspace (prepare_skinny)
     int64_t conv_ch_ = 0, in_rows_ = 0, conv_layer_ = 0, ssm_layer_ = 0;  // of a Mamba layer
     int n_mamba_ = 0, n_attn_ = 0;

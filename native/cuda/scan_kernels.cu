@@ -20,6 +20,9 @@
 //   registers, B and C staged in shared memory.
 // - Other sizes: the "lanes" kernels, L = min(N, 32) lanes per channel with N/L states each, y reduced over the
 //   lanes with a fixed butterfly.
+// - step() (1-token segments) of the chunked and regs sizes: the "step" kernels, a group of lanes per channel (Mamba-1:
+//   one state each; Mamba-2: a warp, N/32 states each), so state rows are read and written coalesced and a
+//   1-sequence step fills the GPU; y stays the same sequential chain, passed from lane to lane.
 // States: Mamba-1 [layer][E][N], Mamba-2 [layer][H][P][N]; read at the start and written at the end by the same
 // thread (so saving in place over the initial state is safe).
 #include <stdexcept>
@@ -258,7 +261,7 @@ __global__ void __launch_bounds__(kScanThreads, NS <= 16 ? 8 : 4)
                 }
             }
             // y_t = (C·h + D x) SiLU(z)
-            if (valid) store_act(a.y, static_cast<size_t>(c + k) * a.E + ec, (y + d_skip * xv) * silu_sfu(st.z[k][threadIdx.x]));
+            if (valid) store_act(a.y, static_cast<size_t>(c + k) * a.E + ec, __fmaf_rn(d_skip, xv, y) * silu_sfu(st.z[k][threadIdx.x]));
         }
         __syncthreads();  // stage[buf] is refilled by the next iteration's issue
     }
@@ -268,6 +271,55 @@ __global__ void __launch_bounds__(kScanThreads, NS <= 16 ? 8 : 4)
         for (int n = 0; n < NS; ++n) save[state_off + n] = h[n];
     }
     scan_finish(q, item);
+}
+
+/** Threads per block of the step kernels: 8 warps. */
+constexpr int kStepThreads = 256;
+
+/**
+ * Mamba-1 scan for step(), d_state 8, 16, 32: NS lanes per (segment, channel), lane n holding state n, so a channel's
+ * state and A rows are read and written by one coalesced access and a 1-token step spreads over E·NS threads instead
+ * of E. The arithmetic is the chunked kernel's, in its order: the updates are elementwise, and y = Σ_n C_n h_n stays
+ * one sequential chain from n = 0 up (lane n continues the sum lane n − 1 passed on), so step() and score() agree
+ * bit for bit.
+ */
+template <int NS>
+__global__ void __launch_bounds__(kStepThreads)
+    mamba1_step_kernel(const int32_t* seg_list, SegTable segs, int layer, Mamba1ScanArgs a) {
+    constexpr int kPerBlock = kStepThreads / NS;  // channels
+    const int n = threadIdx.x % NS;
+    const int e = blockIdx.y * kPerBlock + threadIdx.x / NS;
+    const bool valid = e < a.E;
+    const int ec = valid ? e : a.E - 1;  // lanes past E still take part in the shuffles
+    const int seg = seg_list[blockIdx.x];
+    const int s0 = segs.start[seg];
+    const int s1 = s0 + segs.length[seg];
+    const size_t state_off = (static_cast<size_t>(layer) * a.E + ec) * NS + n;
+    const float* init = segs.init_ssm[seg];
+    const size_t dbc_stride = static_cast<size_t>(a.R + 2 * NS);
+
+    const float A2 = a.A[static_cast<size_t>(ec) * NS + n] * kLog2e;
+    float h = init != nullptr ? init[state_off] : 0.0f;
+    const float bias = a.dt_bias[ec];
+    const float d_skip = a.Dskip[ec];
+    for (int t = s0; t < s1; ++t) {
+        const size_t row = static_cast<size_t>(t);
+        const float* bc = a.dbc + row * dbc_stride + a.R;  // B | C
+        const float xv = a.x[row * a.E + ec];
+        const float delta = softplus_sfu(a.dt[row * a.E + ec] + bias);  // Δ_t
+        const float dx = delta * xv;                                    // Δ_t x_t
+        h = fmaf(fast_exp2(delta * A2), h, bc[n] * dx);                 // h = 2^{Δ A log2 e} h + B Δx
+        const float c = bc[NS + n];
+        float y = 0.0f;
+        for (int l = 0; l < NS; ++l) {  // y += C_n h_n, n ascending
+            if (n == l) y = fmaf(h, c, y);
+            y = __shfl_sync(0xffffffffu, y, l, NS);
+        }
+        // y_t = (C·h + D x) SiLU(z)
+        if (n == 0 && valid) store_act(a.y, row * a.E + ec, __fmaf_rn(d_skip, xv, y) * silu_sfu(a.z[row * a.z_stride + ec]));
+    }
+    float* save = segs.save_ssm[seg];
+    if (save != nullptr && valid) save[state_off] = h;
 }
 
 /**
@@ -346,52 +398,12 @@ __global__ void __launch_bounds__(kScanThreads)
     }
 }
 
-/** States moved per transpose round: up to 32 per channel. */
-template <int NS>
-__host__ __device__ constexpr int state_chunk() { return NS < 32 ? NS : 32; }
-template <int NS>
-__host__ __device__ constexpr int state_rows_floats() { return kScanThreads * (state_chunk<NS>() + 1); }
-
 /**
- * h[n] = state[channel][n] for the block's channels (contiguous in the [layer][channel][NS] layout from block_base),
- * zeros when init is null. Read coalesced, a chunk of states of every channel at a time, through shared memory
- * (rows padded by one float), instead of each thread walking its own 4·NS-byte row. Every thread must call it.
+ * exp(Δ A)·s + (Δ·B_n)·x_p with its roundings spelled out (the product of the last two, then one fma), so every
+ * Mamba-2 recurrent kernel computes a state bit for bit the same whatever the compiler would contract.
  */
-template <int NS>
-__device__ __forceinline__ void load_state_rows(float (&h)[NS], const float* init, size_t block_base, int block_channels,
-                                                float* rows_buf) {
-    constexpr int CH = state_chunk<NS>();
-#pragma unroll
-    for (int c = 0; c < NS; c += CH) {
-        for (int i = threadIdx.x; i < kScanThreads * CH; i += kScanThreads) {
-            const int ch = i / CH, k = i % CH;
-            rows_buf[ch * (CH + 1) + k] =
-                (init != nullptr && ch < block_channels) ? init[block_base + static_cast<size_t>(ch) * NS + c + k] : 0.0f;
-        }
-        __syncthreads();
-#pragma unroll
-        for (int k = 0; k < CH; ++k) h[c + k] = rows_buf[threadIdx.x * (CH + 1) + k];
-        __syncthreads();
-    }
-}
-
-/** The reverse of load_state_rows: state[channel][n] = h[n] for the block's channels, when save is not null. */
-template <int NS>
-__device__ __forceinline__ void save_state_rows(const float (&h)[NS], float* save, size_t block_base, int block_channels,
-                                                float* rows_buf) {
-    if (save == nullptr) return;  // uniform across the block (one segment)
-    constexpr int CH = state_chunk<NS>();
-#pragma unroll
-    for (int c = 0; c < NS; c += CH) {
-#pragma unroll
-        for (int k = 0; k < CH; ++k) rows_buf[threadIdx.x * (CH + 1) + k] = h[c + k];
-        __syncthreads();
-        for (int i = threadIdx.x; i < kScanThreads * CH; i += kScanThreads) {
-            const int ch = i / CH, k = i % CH;
-            if (ch < block_channels) save[block_base + static_cast<size_t>(ch) * NS + c + k] = rows_buf[ch * (CH + 1) + k];
-        }
-        __syncthreads();
-    }
+__device__ __forceinline__ float mamba2_state_update(float s, float decay, float delta, float b, float x) {
+    return __fmaf_rn(decay, s, __fmul_rn(__fmul_rn(delta, b), x));
 }
 
 /**
@@ -400,7 +412,7 @@ __device__ __forceinline__ void save_state_rows(const float (&h)[NS], float* sav
  * sequential sum. The token's B and C (shared by every head of a group) are staged once per block in shared
  * memory, double-buffered: the next row (B, C, dt, x) is fetched into registers while the current one is used.
  */
-template <int NS, bool kTransposedState>
+template <int NS>
 __global__ void __launch_bounds__(kScanThreads)
     mamba2_scan_regs_kernel(const int32_t* seg_list, SegTable segs, int layer, Mamba2ScanArgs a) {
     extern __shared__ float staged[];  // [2][2·G·NS]: B of every group, then C of every group
@@ -419,15 +431,8 @@ __global__ void __launch_bounds__(kScanThreads)
     const int xbc_stride = E + width;
 
     float h[NS];
-    float* rows_buf = staged + 2 * width;  // [kScanThreads][kStateChunk + 1]: state transposes
-    const size_t block_base = static_cast<size_t>(layer) * E * NS + static_cast<size_t>(blockIdx.y) * kScanThreads * NS;
-    const int block_channels = min(kScanThreads, E - static_cast<int>(blockIdx.y) * kScanThreads);
-    if constexpr (kTransposedState) {
-        load_state_rows<NS>(h, init, block_base, block_channels, rows_buf);
-    } else {
 #pragma unroll
-        for (int n = 0; n < NS; ++n) h[n] = init != nullptr ? init[state_off + n] : 0.0f;
-    }
+    for (int n = 0; n < NS; ++n) h[n] = init != nullptr ? init[state_off + n] : 0.0f;
     const float A = a.A[head];
     const float bias = a.dt_bias[head];
     const float d_skip = a.Dskip[head];
@@ -459,10 +464,10 @@ __global__ void __launch_bounds__(kScanThreads)
         float y = 0.0f;
 #pragma unroll
         for (int n = 0; n < NS; ++n) {
-            h[n] = decay * h[n] + delta * B[n] * xv;  // S[p][n] = exp(Δ A) S[p][n] + Δ x_p B_n
-            y += h[n] * C[n];                         // y_p = Σ_n S[p][n] C_n
+            h[n] = mamba2_state_update(h[n], decay, delta, B[n], xv);  // S[p][n] = exp(Δ A) S[p][n] + Δ x_p B_n
+            y = __fmaf_rn(h[n], C[n], y);                              // y_p = Σ_n S[p][n] C_n
         }
-        if (valid) a.y[row * E + cc] = y + d_skip * xv;  // + D x
+        if (valid) a.y[row * E + cc] = __fmaf_rn(d_skip, xv, y);  // + D x
 #pragma unroll
         for (int k = 0; k < kMaxPerThread; ++k) {
             const int i = threadIdx.x + k * kScanThreads;
@@ -472,33 +477,92 @@ __global__ void __launch_bounds__(kScanThreads)
         x_c = x_n;
         __syncthreads();
     }
-    if constexpr (kTransposedState) {
-        save_state_rows<NS>(h, segs.save_ssm[seg], block_base, block_channels, rows_buf);
-    } else {
-        float* save = segs.save_ssm[seg];
-        if (save != nullptr && valid) {
+    float* save = segs.save_ssm[seg];
+    if (save != nullptr && valid) {
 #pragma unroll
-            for (int n = 0; n < NS; ++n) save[state_off + n] = h[n];
-        }
+        for (int n = 0; n < NS; ++n) save[state_off + n] = h[n];
     }
 }
 
 /**
- * The state transpose makes the 1-token segments of step() read and write their states coalesced (decode at 64
- * sequences: 42.8 → 19.3 ms per step for mamba2-2.7b) but costs prefill (46k → 34k tok/s: the extra shared
- * memory), so only step() uses it.
+ * Mamba-2 scan for step(): one warp per (segment, channel), lane l holding states n = l·KPER … l·KPER + KPER − 1,
+ * so a channel's N-float state row is read and written by one coalesced warp access and a 1-token step of a
+ * 2.7b-sized layer spreads over E warps instead of E/128 blocks. The arithmetic is the regs kernel's, in its
+ * order: the updates are elementwise, and y = Σ_n S[p][n] C_n stays one sequential chain from n = 0 up (lane l
+ * continues the sum lane l − 1 passed on), so step() and score() agree bit for bit.
  */
+template <int KPER>
+__global__ void __launch_bounds__(kStepThreads)
+    mamba2_step_kernel(const int32_t* seg_list, SegTable segs, int layer, Mamba2ScanArgs a) {
+    const int E = a.H * a.P;
+    const int lane = threadIdx.x % 32;
+    const int ch = blockIdx.y * (kStepThreads / 32) + threadIdx.x / 32;
+    if (ch >= E) return;  // whole warps leave together; the kernel has no barrier
+    const int head = ch / a.P;
+    const int group = head / (a.H / a.G);
+    const int seg = seg_list[blockIdx.x];
+    const int s0 = segs.start[seg];
+    const int s1 = s0 + segs.length[seg];
+    const int lanes = a.N / KPER;  // lanes holding states
+    const bool holds = lane < lanes;
+    const int n0 = lane * KPER;
+    const size_t state_off = (static_cast<size_t>(layer) * E + ch) * a.N + n0;
+    const float* init = segs.init_ssm[seg];
+
+    float h[KPER];
+#pragma unroll
+    for (int j = 0; j < KPER; ++j) h[j] = (init != nullptr && holds) ? init[state_off + j] : 0.0f;
+    const float A = a.A[head];
+    const float bias = a.dt_bias[head];
+    const float d_skip = a.Dskip[head];
+    const int xbc_stride = E + 2 * a.G * a.N;
+    for (int t = s0; t < s1; ++t) {
+        const size_t row = static_cast<size_t>(t);
+        const float* r = a.xbc + row * xbc_stride;
+        const float* B = r + E + group * a.N + n0;
+        const float* C = r + E + a.G * a.N + group * a.N + n0;
+        const float delta = softplus(a.dt[row * a.dt_stride + head] + bias);  // Δ_t
+        const float decay = expf(delta * A);                                   // exp(Δ_t A_h)
+        const float xv = r[ch];
+        float c[KPER];
+#pragma unroll
+        for (int j = 0; j < KPER; ++j) {
+            const float b = holds ? B[j] : 0.0f;
+            c[j] = holds ? C[j] : 0.0f;
+            h[j] = mamba2_state_update(h[j], decay, delta, b, xv);  // S[p][n] = exp(Δ A) S[p][n] + Δ x_p B_n
+        }
+        float y = 0.0f;
+        for (int l = 0; l < lanes; ++l) {  // y_p = Σ_n S[p][n] C_n, n ascending
+            if (lane == l) {
+#pragma unroll
+                for (int j = 0; j < KPER; ++j) y = __fmaf_rn(h[j], c[j], y);
+            }
+            y = __shfl_sync(0xffffffffu, y, l);
+        }
+        if (lane == 0) a.y[row * E + ch] = __fmaf_rn(d_skip, xv, y);  // + D x
+    }
+    float* save = segs.save_ssm[seg];
+    if (save != nullptr && holds) {
+#pragma unroll
+        for (int j = 0; j < KPER; ++j) save[state_off + j] = h[j];
+    }
+}
+
+template <int KPER>
+void launch_mamba2_step(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,
+                        cudaStream_t stream) {
+    const int warps = kStepThreads / 32;
+    const dim3 grid(n, (a.H * a.P + warps - 1) / warps);
+    mamba2_step_kernel<KPER><<<grid, kStepThreads, 0, stream>>>(seg_list, segs, layer, a);
+}
+
+/** The register kernel, the token's B and C of every group staged twice (double buffer). */
 template <int NS>
 void launch_mamba2_regs(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,
-                        bool transposed_state, cudaStream_t stream) {
+                        cudaStream_t stream) {
     const dim3 grid(n, (a.H * a.P + kScanThreads - 1) / kScanThreads);
     const size_t staged = 2 * sizeof(float) * 2 * a.G * NS;
-    if (transposed_state) {
-        const size_t shared = staged + state_rows_floats<NS>() * sizeof(float);
-        mamba2_scan_regs_kernel<NS, true><<<grid, kScanThreads, shared, stream>>>(seg_list, segs, layer, a);
-    } else {
-        mamba2_scan_regs_kernel<NS, false><<<grid, kScanThreads, staged, stream>>>(seg_list, segs, layer, a);
-    }
+    mamba2_scan_regs_kernel<NS><<<grid, kScanThreads, staged, stream>>>(seg_list, segs, layer, a);
 }
 
 /** States per lane for d_state N: N ≤ 32 must be a power of two (one lane each), else 64 or 128. */
@@ -541,6 +605,24 @@ void launch_mamba1_chunked(ScanQueue q, dim3 grid, SegTable segs, int layer, con
 
 }  // namespace
 
+bool mamba1_step_fits(int N) { return N == 8 || N == 16 || N == 32; }
+
+void launch_mamba1_step(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
+                        cudaStream_t stream) {
+    if (n == 0) return;
+    auto launch = [&](auto kernel, int ns) {
+        const int per_block = kStepThreads / ns;
+        kernel<<<dim3(n, (a.E + per_block - 1) / per_block), kStepThreads, 0, stream>>>(seg_list, segs, layer, a);
+    };
+    switch (a.N) {
+        case 8: launch(mamba1_step_kernel<8>, 8); break;
+        case 16: launch(mamba1_step_kernel<16>, 16); break;
+        case 32: launch(mamba1_step_kernel<32>, 32); break;
+        default: throw std::logic_error("mamba1 step scan: d_state " + std::to_string(a.N) + " has no step kernel");
+    }
+    check_launch("mamba1_step_kernel");
+}
+
 int mamba1_scan_queue_blocks(int E, int N) {
     const bool chunked = N == 8 || N == 16 || N == 32;
     return chunked ? (E + kScanThreads - 1) / kScanThreads : 0;
@@ -569,15 +651,29 @@ void launch_mamba1_scan_queued(ScanQueue q, int n, SegTable segs, int layer, con
 void launch_mamba2_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba2ScanArgs& a,
                         bool one_token_segments, cudaStream_t stream) {
     if (n == 0) return;
+    // step(): a warp per channel, where score() runs the register kernel below (the same arithmetic).
+    if (one_token_segments && 2 * a.G * a.N <= 8 * kScanThreads) {
+        bool launched = true;
+        switch (a.N) {
+            case 8: case 16: case 32: launch_mamba2_step<1>(seg_list, n, segs, layer, a, stream); break;
+            case 64: launch_mamba2_step<2>(seg_list, n, segs, layer, a, stream); break;
+            case 128: launch_mamba2_step<4>(seg_list, n, segs, layer, a, stream); break;
+            default: launched = false;
+        }
+        if (launched) {
+            check_launch("mamba2_step_kernel");
+            return;
+        }
+    }
     // The register kernel for the usual state sizes (2·G·N staged floats must fit 8 per thread).
     if (2 * a.G * a.N <= 8 * kScanThreads) {
         bool launched = true;
         switch (a.N) {
-            case 8: launch_mamba2_regs<8>(seg_list, n, segs, layer, a, one_token_segments, stream); break;
-            case 16: launch_mamba2_regs<16>(seg_list, n, segs, layer, a, one_token_segments, stream); break;
-            case 32: launch_mamba2_regs<32>(seg_list, n, segs, layer, a, one_token_segments, stream); break;
-            case 64: launch_mamba2_regs<64>(seg_list, n, segs, layer, a, one_token_segments, stream); break;
-            case 128: launch_mamba2_regs<128>(seg_list, n, segs, layer, a, one_token_segments, stream); break;
+            case 8: launch_mamba2_regs<8>(seg_list, n, segs, layer, a, stream); break;
+            case 16: launch_mamba2_regs<16>(seg_list, n, segs, layer, a, stream); break;
+            case 32: launch_mamba2_regs<32>(seg_list, n, segs, layer, a, stream); break;
+            case 64: launch_mamba2_regs<64>(seg_list, n, segs, layer, a, stream); break;
+            case 128: launch_mamba2_regs<128>(seg_list, n, segs, layer, a, stream); break;
             default: launched = false;
         }
         if (launched) {
