@@ -59,7 +59,8 @@ constexpr int32_t kHistoryState = -2;
  * block of channels or head c = t % blocks), segment order[p]. A segment whose state comes from another segment of
  * the call (parent[p] ≥ 0, an earlier position) waits until that item's flag reads `epoch`; every item sets its
  * flag once its state is saved. Deadlock-free: a block waits only on items with smaller tickets, which were taken
- * by blocks already running. With counter == nullptr the launch is one level: p = blockIdx.x, c = blockIdx.y.
+ * by blocks already running. With counter == nullptr the launch is one level: p = blockIdx.x, c = blockIdx.y
+ * (the Mamba-2 chunked scan swaps them: heads on x, positions on y, so a segment's blocks run together).
  */
 struct ScanQueue {
     const int32_t* order;   // [n] segments

@@ -15,6 +15,7 @@ struct ScanItem {
 
 /** Called by every thread of the block before it reads its initial state. */
 __device__ __forceinline__ ScanItem scan_take(const ScanQueue& q) {
+    // One level, positions on x (the Mamba-2 chunked scan builds its own item, heads on x, and does not come here).
     if (q.counter == nullptr) return ScanItem{int(blockIdx.x), int(blockIdx.y), q.order[blockIdx.x]};
     __shared__ unsigned ticket;
     if (threadIdx.x == 0) {

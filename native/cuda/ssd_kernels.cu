@@ -169,7 +169,7 @@ __global__ void __launch_bounds__(kSsdThreads, 1)
         if (threadIdx.x < LC && int(threadIdx.x) < rows) {
             dt_row = a.dt[static_cast<size_t>(c0 + threadIdx.x) * a.dt_stride + head];
         }
-        // B and C in two passes of loads then half stores (half the registers in flight).
+        // B and C in two passes of loads then stores: fp16 B and C, and the bf16 copy of C (half the registers in flight).
 #pragma unroll
         for (int h = 0; h < kBC4 / kBCPass; ++h) {
             float4 bq[kBCPass], cq[kBCPass];
