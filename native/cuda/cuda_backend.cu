@@ -1236,12 +1236,12 @@ private:
         clock_.mark(cuda::kPhaseScan);
         const cuda::Mamba1ScanArgs a{E, N, R, dt, L.dt_bias, xc, xz + E, int(in_rows_), dbc, L.A, L.D, ActOut{y_act, bf16_}};
         const int m = L.mamba;  // its SSM state's index; the scan queue's counter is the layer's
-        if (step_mode_ && cuda::mamba1_step_fits(N)) {  // 1-token segments: a lane per state, coalesced
-            for (const LevelLists& lv : c.lists) cuda::launch_mamba1_step(c.d_ints + lv.scan_off, int(lv.scan_n), c.segs, m, a, stream_);
-        } else if (c.queue.counter != nullptr) {
+        if (c.queue.counter != nullptr) {
             cuda::launch_mamba1_scan_queued(layer_queue(c, l), int(c.p.start.size()), c.segs, m, a, stream_);
         } else {
-            for (const LevelLists& lv : c.lists) cuda::launch_mamba1_scan(c.d_ints + lv.scan_off, int(lv.scan_n), c.segs, m, a, stream_);
+            for (const LevelLists& lv : c.lists) {
+                cuda::launch_mamba1_scan(c.d_ints + lv.scan_off, int(lv.scan_n), c.segs, m, a, step_mode_, stream_);
+            }
         }
     }
 

@@ -110,15 +110,9 @@ struct Mamba1ScanArgs {
     const float* Dskip;    // [E]
     ActOut y;              // [T×E]
 };
+/** one_token_segments: step() (for the chunked kernel's sizes, N lanes per channel with the same arithmetic). */
 void launch_mamba1_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
-                        cudaStream_t stream);
-/**
- * The Mamba-1 scan for step() (1-token segments): NS lanes per channel, the same arithmetic as launch_mamba1_scan,
- * for the d_state values mamba1_step_fits accepts.
- */
-bool mamba1_step_fits(int N);
-void launch_mamba1_step(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
-                        cudaStream_t stream);
+                        bool one_token_segments, cudaStream_t stream);
 /** Blocks per segment of the Mamba-1 scan, or 0 when the kernel for d_state N cannot take a ScanQueue. */
 int mamba1_scan_queue_blocks(int E, int N);
 /** Every level at once (see ScanQueue): n positions × q.blocks items. */

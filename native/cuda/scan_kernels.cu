@@ -603,13 +603,9 @@ void launch_mamba1_chunked(ScanQueue q, dim3 grid, SegTable segs, int layer, con
     }
 }
 
-}  // namespace
-
-bool mamba1_step_fits(int N) { return N == 8 || N == 16 || N == 32; }
-
+/** The step kernel (1-token segments) for the chunked kernel's d_state sizes: NS lanes per channel. */
 void launch_mamba1_step(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
                         cudaStream_t stream) {
-    if (n == 0) return;
     auto launch = [&](auto kernel, int ns) {
         const int per_block = kStepThreads / ns;
         kernel<<<dim3(n, (a.E + per_block - 1) / per_block), kStepThreads, 0, stream>>>(seg_list, segs, layer, a);
@@ -620,8 +616,9 @@ void launch_mamba1_step(const int32_t* seg_list, int n, SegTable segs, int layer
         case 32: launch(mamba1_step_kernel<32>, 32); break;
         default: throw std::logic_error("mamba1 step scan: d_state " + std::to_string(a.N) + " has no step kernel");
     }
-    check_launch("mamba1_step_kernel");
 }
+
+}  // namespace
 
 int mamba1_scan_queue_blocks(int E, int N) {
     const bool chunked = N == 8 || N == 16 || N == 32;
@@ -629,10 +626,13 @@ int mamba1_scan_queue_blocks(int E, int N) {
 }
 
 void launch_mamba1_scan(const int32_t* seg_list, int n, SegTable segs, int layer, const Mamba1ScanArgs& a,
-                        cudaStream_t stream) {
+                        bool one_token_segments, cudaStream_t stream) {
     if (n == 0) return;
     const int blocks = (a.E + kScanThreads - 1) / kScanThreads;
-    if (mamba1_scan_queue_blocks(a.E, a.N) > 0) {  // the chunked kernel for the usual state sizes
+    const bool chunked = mamba1_scan_queue_blocks(a.E, a.N) > 0;  // the chunked kernel for the usual state sizes
+    if (chunked && one_token_segments) {  // step(): the same arithmetic, a lane per state
+        launch_mamba1_step(seg_list, n, segs, layer, a, stream);
+    } else if (chunked) {
         launch_mamba1_chunked(ScanQueue{seg_list, nullptr, nullptr, nullptr, 0, blocks}, dim3(n, blocks), segs, layer, a,
                               stream);
     } else {
