@@ -7,7 +7,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NativeBackend } from "../../src/backend/NativeBackend.js";
 import type { ScoreBatch } from "../../src/addon/addonTypes.js";
-import { referenceLogits } from "./reference64.js";
+import { referenceForward, referenceLogits } from "./reference64.js";
 import { MAMBA1_SHAPE, MAMBA2_SHAPE, randomWeights, removeTempDirs, tempDir, tinySpec, writeSafetensors, type TinyShape, wholeBatch } from "./tinyModel.js";
 
 afterAll(removeTempDirs);
@@ -60,6 +60,23 @@ describe.each(families)("%s CPU backend", (_name, shape) => {
             maxRef = Math.max(maxRef, Math.abs(v));
         }));
         expect(maxDiff / maxRef).toBeLessThanOrEqual(1e-4);
+    });
+
+    it("exports the state after a sequence in the exchange layout of the float64 reference (max|Δ| / max|ref| ≤ 1e-4)", async () => {
+        await one.score({ ...wholeBatch([SEQ_A]), segSave: Int32Array.of(3) });
+        const snap = await one.exportState(3);
+        const ref = referenceForward(weights, SEQ_A);
+        for (const [what, ours, theirs] of [["conv", snap.conv, ref.conv], ["ssm", snap.ssm, ref.ssm]] as const) {
+            expect(ours.length, what).toBe(theirs.length);
+            let maxDiff = 0, maxRef = 0;
+            theirs.forEach((v, i) => {
+                maxDiff = Math.max(maxDiff, Math.abs(v - ours[i]!));
+                maxRef = Math.max(maxRef, Math.abs(v));
+            });
+            expect(maxRef, what).toBeGreaterThan(0);
+            expect(maxDiff / maxRef, what).toBeLessThanOrEqual(1e-4);
+        }
+        one.freeState(3);
     });
 
     it("gives bit-identical logits alone, packed with others, and with 2 threads", async () => {

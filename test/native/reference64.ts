@@ -29,6 +29,19 @@ function linear(W: { shape: number[]; data: Float64Array }, x: Float64Array, b?:
 
 /** Logits [T][V] of `tokens` scored from the zero state. */
 export function referenceLogits(w: TinyWeights, tokens: readonly number[], eps = 1e-5): Float64Array[] {
+    return referenceForward(w, tokens, eps).logits;
+}
+
+/**
+ * Logits [T][V] of `tokens` scored from the zero state, and the state after the last token in the backend's exchange
+ * layout (exportState): conv [layer][C][K−1] (oldest first), ssm [layer][E][N] (Mamba-1) or [layer][H][P][N] (Mamba-2).
+ */
+export function referenceForward(
+    w: TinyWeights,
+    tokens: readonly number[],
+    eps = 1e-5,
+): { logits: Float64Array[]; conv: number[]; ssm: number[] } {
+    const conv: number[] = [], ssm: number[] = [];
     const s = w.shape;
     const get = (name: string) => {
         const t = w.tensors.get(name);
@@ -47,6 +60,11 @@ export function referenceLogits(w: TinyWeights, tokens: readonly number[], eps =
         const C = s.family === 1 ? E : E + 2 * G * N;
         const off = s.family === 1 ? 0 : E;
         const cw = get(p + "conv1d.weight").data, cb = get(p + "conv1d.bias").data;
+        for (let c = 0; c < C; c++)
+            for (let j = 0; j < K - 1; j++) {
+                const tt = tokens.length - (K - 1) + j;
+                conv.push(tt >= 0 ? xz[tt]![off + c]! : 0);
+            }
         // causal depthwise conv + SiLU
         const xc = xz.map((_, t) => {
             const o = new Float64Array(C);
@@ -82,6 +100,7 @@ export function referenceLogits(w: TinyWeights, tokens: readonly number[], eps =
                 }
                 ys.push(y);
             }
+            ssm.push(...h);
         } else {
             const A = get(p + "A_log").data.map((v) => -Math.exp(v));
             const Dv = get(p + "D").data, dtb = get(p + "dt_bias").data, nw = get(p + "norm.weight").data;
@@ -115,6 +134,7 @@ export function referenceLogits(w: TinyWeights, tokens: readonly number[], eps =
                 }
                 ys.push(y);
             }
+            ssm.push(...S);
         }
         hs = hs.map((h, t) => {
             const o = linear(get(p + "out_proj.weight"), ys[t]!, outB);
@@ -122,5 +142,5 @@ export function referenceLogits(w: TinyWeights, tokens: readonly number[], eps =
         });
     }
     const head = w.tensors.get("lm_head.weight") ?? emb;
-    return hs.map((h) => linear(head, rmsNorm(h, get("backbone.norm_f.weight").data, eps)));
+    return { logits: hs.map((h) => linear(head, rmsNorm(h, get("backbone.norm_f.weight").data, eps))), conv, ssm };
 }

@@ -420,7 +420,7 @@ private:
 
     // Copies a slot's state to (export) or from (import) the exchange layout:
     // conv [layer][C][K-1] (oldest first) over the layers with a conv, Mamba-1 ssm [layer][E][N], Mamba-2 ssm
-    // [layer][H][P][N] over the Mamba layers.
+    // [layer][H][P][N] over the Mamba layers (internal: conv [K-1][C], Mamba-1 [N][E], Mamba-2 [H][N][P]).
     void transfer_state(float* slot, float* conv, float* ssm, bool to_exchange) {
         for (int l = 0; l < s_.n_layer; l++) {
             const bool attn = s_.layer_kinds[size_t(l)] == kAttentionLayer;
@@ -436,9 +436,15 @@ private:
             if (attn) continue;
             float* is = slot + conv_state_floats() + ssm_off_[size_t(l)];
             float* es = ssm + ssm_off_[size_t(l)];
-            if (s_.family == 2) {
-                if (to_exchange) std::memcpy(es, is, ssm_layer_ * sizeof(float));
-                else std::memcpy(is, es, ssm_layer_ * sizeof(float));
+            if (s_.family == 2) {  // internal [H][N][P], exchange [H][P][N]
+                const int64_t H = s_.n_heads, P = s_.head_dim, N = s_.d_state;
+                for (int64_t h = 0; h < H; h++)
+                    for (int64_t p = 0; p < P; p++)
+                        for (int64_t n = 0; n < N; n++) {
+                            float& a = is[(h * N + n) * P + p];
+                            float& b = es[(h * P + p) * N + n];
+                            if (to_exchange) b = a; else a = b;
+                        }
                 continue;
             }
             const int64_t E = s_.d_inner, N = s_.d_state;  // internal [N][E], exchange [E][N]

@@ -498,156 +498,115 @@ void mamba1_scan_channels(const float* x, float* dt_raw, const float* B, const f
 
 namespace {
 
-// Tokens per block of the Mamba-2 scan: a block's dt, decays and B/C rows are gathered once per head, then
-// every channel p of the head runs through the block with its state row in registers.
+// Tokens per block of the Mamba-2 scan: a block's dt·x, decays and B/C rows are gathered once per head, then the
+// head's state is updated tile by tile (a tile of channels × states in registers through every token of the block).
 constexpr int kM2Block = 32;
-// Tokens whose updates of a chunk run interleaved (independent acc chains): 2 gave the AVX2 loop 10–15% in
-// bench_scan2; the AVX-512 loop measured alike at 1–4, so it runs one.
-constexpr int kM2Interleave8 = 2, kM2Interleave16 = 1;
+// Channels per lane group: a head's channels are padded to a multiple of this in the block buffers and the state.
+constexpr int64_t kM2Lanes = 16;
 
-// One head's operands over a token block (see mamba2_scan in ops.h).
+// One head's operands over a token block, channels padded to Pp (zeros past P).
 struct M2Block {
-    const float* x;      // x[t0][hd·P]: the head's channels in the block's first row; rows ldx apart
-    int64_t ldx;
-    const float* B;      // [nt][ldbc]: B_g of the block's rows, zero-padded to NC·8
-    const float* C;      // [nt][ldbc]: C_g, the same
-    int64_t ldbc;        // NC·8
-    const float* dt;     // [nt]: softplus(dt_raw + dt_bias)
+    const float* x;      // [nt][Pp]
+    const float* dtx;    // [nt][Pp]: dt·x[p]
+    const float* B;      // [nt][ldbc]: B_g of the block's rows
+    const float* C;      // [nt][ldbc]: C_g
+    int64_t ldbc;
     const float* decay;  // [nt]: exp(dt·A)
-    float* y;            // y[t0][hd·P]; rows E apart
-    int64_t E;
+    float* S;            // [N][Pp]: the head's state, state-major
+    float* acc;          // [nt][Pp]: the sums over the states before this tile
+    float* y;            // [nt][Pp]
+    int64_t Pp;
     float D;
     int nt;
 };
 
-// Channel p of one head, state chunks [k0, k0 + KR) (8 values of n each), every token of the block, 8 lanes:
-//   S[p][n] ← decay·S[p][n] + (dt·x[p])·B[n];   acc ← S[p][n]·C[n] + acc   (lane n mod 8, chunk after chunk)
-// The state row stays in registers through the block. acc holds a token's 8 lane partial sums: 0 at chunk 0
-// (`first`), else carried in `accs` from the chunks before k0; at the last chunk (`last`) y = D·x[p] + hsum(acc),
-// else acc goes back to `accs` for the chunks after. S: state row p at chunk k0.
-template <int KR, int U>
-inline void m2_tokens8(const M2Block& b, int i, int64_t p, int64_t k0, __m256 (&st)[KR], float* accs, bool first,
-                       bool last) {
-    float xp[U];
-    __m256 dtx[U], decay[U], acc[U];
-    const float *bt[U], *ct[U];
-    for (int u = 0; u < U; u++) {
-        xp[u] = b.x[(i + u) * b.ldx + p];
-        dtx[u] = _mm256_set1_ps(b.dt[i + u] * xp[u]);
-        decay[u] = _mm256_set1_ps(b.decay[i + u]);
-        bt[u] = b.B + (i + u) * b.ldbc + 8 * k0;
-        ct[u] = b.C + (i + u) * b.ldbc + 8 * k0;
-        acc[u] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(accs + 8 * (i + u));
-    }
-    for (int k = 0; k < KR; k++)
-        for (int u = 0; u < U; u++) {  // S ← decay·S + dtx·B;  acc ← S·C + acc   (token i + u after i + u − 1)
-            st[k] = _mm256_fmadd_ps(decay[u], st[k], _mm256_mul_ps(dtx[u], _mm256_loadu_ps(bt[u] + 8 * k)));
-            acc[u] = _mm256_fmadd_ps(st[k], _mm256_loadu_ps(ct[u] + 8 * k), acc[u]);
+// Channels p0 … p0 + 8V − 1 (one per lane), states n0 … n0 + NT − 1, every token of the block in order:
+//   S[n][p] ← decay·S[n][p] + (dt·x[p])·B[n];   acc[p] ← S[n][p]·C[n] + acc[p]     (n ascending)
+// acc[p] starts at 0 with the first tile (`first`); after the last tile (`last`) y[p] = D·x[p] + acc[p]. Every lane
+// is one channel's own sequential arithmetic, so any lane width gives the same bits (m2_tile16 below).
+template <int V, int NT>
+void m2_tile8(const M2Block& b, int64_t p0, int64_t n0, bool first, bool last) {
+    __m256 st[NT][V];
+    for (int j = 0; j < NT; j++)
+        for (int v = 0; v < V; v++) st[j][v] = _mm256_loadu_ps(b.S + (n0 + j) * b.Pp + p0 + 8 * v);
+    for (int t = 0; t < b.nt; t++) {
+        const __m256 decay = _mm256_set1_ps(b.decay[t]);
+        const float* dtx = b.dtx + t * b.Pp + p0;
+        float* acc_t = b.acc + t * b.Pp + p0;
+        __m256 acc[V];
+        for (int v = 0; v < V; v++) acc[v] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc_t + 8 * v);
+        for (int j = 0; j < NT; j++) {
+            const __m256 bn = _mm256_set1_ps(b.B[t * b.ldbc + n0 + j]), cn = _mm256_set1_ps(b.C[t * b.ldbc + n0 + j]);
+            for (int v = 0; v < V; v++) {
+                st[j][v] = _mm256_fmadd_ps(decay, st[j][v], _mm256_mul_ps(_mm256_loadu_ps(dtx + 8 * v), bn));
+                acc[v] = _mm256_fmadd_ps(st[j][v], cn, acc[v]);
+            }
         }
-    for (int u = 0; u < U; u++)
-        if (last)
-            b.y[(i + u) * b.E + p] = std::fma(b.D, xp[u], vec::hsum(acc[u]));  // y = D·x + Σ_n S·C
-        else
-            _mm256_storeu_ps(accs + 8 * (i + u), acc[u]);
-}
-
-// Channel p of one head, state chunks [k0, k0 + KR) (8 values of n each), every token of the block, 8 lanes:
-//   S[p][n] ← decay·S[p][n] + (dt·x[p])·B[n];   acc ← S[p][n]·C[n] + acc   (lane n mod 8, chunk after chunk)
-// The state row stays in registers through the block. acc holds a token's 8 lane partial sums: 0 at chunk 0
-// (`first`), else carried in `accs` from the chunks before k0; at the last chunk (`last`) y = D·x[p] + hsum(acc),
-// else acc goes back to `accs` for the chunks after. S: state row p at chunk k0. m2_tokens8 runs U tokens at a
-// time, their updates of a chunk in token order, so that U independent acc chains (each KR FMAs long) overlap.
-template <int KR>
-void m2_range8(const M2Block& b, int64_t p, int64_t k0, float* S, float* accs, bool first, bool last) {
-    constexpr int U = kM2Interleave8;
-    __m256 st[KR];
-    for (int k = 0; k < KR; k++) st[k] = _mm256_loadu_ps(S + 8 * k);
-    int i = 0;
-    for (; i + U <= b.nt; i += U) m2_tokens8<KR, U>(b, i, p, k0, st, accs, first, last);
-    for (; i < b.nt; i++) m2_tokens8<KR, 1>(b, i, p, k0, st, accs, first, last);
-    for (int k = 0; k < KR; k++) _mm256_storeu_ps(S + 8 * k, st[k]);
-}
-
-// m2_range8 for a run of kr ∈ [1, KR] chunks.
-template <int KR>
-void m2_range8_n(int kr, const M2Block& b, int64_t p, int64_t k0, float* S, float* accs, bool first, bool last) {
-    if constexpr (KR > 0) {
-        if (kr == KR) m2_range8<KR>(b, p, k0, S, accs, first, last);
-        else m2_range8_n<KR - 1>(kr, b, p, k0, S, accs, first, last);
+        for (int v = 0; v < V; v++)
+            if (last)
+                _mm256_storeu_ps(b.y + t * b.Pp + p0 + 8 * v,
+                                 _mm256_fmadd_ps(_mm256_set1_ps(b.D), _mm256_loadu_ps(b.x + t * b.Pp + p0 + 8 * v), acc[v]));
+            else
+                _mm256_storeu_ps(acc_t + 8 * v, acc[v]);
     }
+    for (int j = 0; j < NT; j++)
+        for (int v = 0; v < V; v++) _mm256_storeu_ps(b.S + (n0 + j) * b.Pp + p0 + 8 * v, st[j][v]);
 }
 
 #pragma GCC push_options
 #pragma GCC target("avx512f")
-// Two 8-float rows as one zmm [lo | hi].
-inline __m512 join8(const float* lo, const float* hi) {
-    const __m512d l = _mm512_castpd256_pd512(_mm256_loadu_pd(reinterpret_cast<const double*>(lo)));
-    return _mm512_castpd_ps(_mm512_insertf64x4(l, _mm256_loadu_pd(reinterpret_cast<const double*>(hi)), 1));
-}
-// 8 floats in both halves of a zmm.
-inline __m512 dup8(const float* p) {
-    return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd(reinterpret_cast<const double*>(p))));
-}
-
-template <int KR, int U>
-inline void m2_tokens16(const M2Block& b, int i, int64_t p, int64_t k0, __m512 (&st)[KR], float* accs, bool first,
-                        bool last) {
-    float x0[U], x1[U];
-    __m512 dtx[U], decay[U], acc[U];
-    const float *bt[U], *ct[U];
-    for (int u = 0; u < U; u++) {
-        x0[u] = b.x[(i + u) * b.ldx + p];
-        x1[u] = b.x[(i + u) * b.ldx + p + 1];
-        const __m256d d0 = _mm256_castps_pd(_mm256_set1_ps(b.dt[i + u] * x0[u]));  // dt·x[p] | dt·x[p + 1]
-        const __m256d d1 = _mm256_castps_pd(_mm256_set1_ps(b.dt[i + u] * x1[u]));
-        dtx[u] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(d0), d1, 1));
-        decay[u] = _mm512_set1_ps(b.decay[i + u]);
-        bt[u] = b.B + (i + u) * b.ldbc + 8 * k0;
-        ct[u] = b.C + (i + u) * b.ldbc + 8 * k0;
-        acc[u] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(accs + 16 * (i + u));
-    }
-    for (int k = 0; k < KR; k++)
-        for (int u = 0; u < U; u++) {  // S ← decay·S + dtx·B;  acc ← S·C + acc   (token i + u after i + u − 1)
-            st[k] = _mm512_fmadd_ps(decay[u], st[k], _mm512_mul_ps(dtx[u], dup8(bt[u] + 8 * k)));
-            acc[u] = _mm512_fmadd_ps(st[k], dup8(ct[u] + 8 * k), acc[u]);
+// m2_tile8 with 16 channels per vector.
+template <int V, int NT>
+void m2_tile16(const M2Block& b, int64_t p0, int64_t n0, bool first, bool last) {
+    __m512 st[NT][V];
+    for (int j = 0; j < NT; j++)
+        for (int v = 0; v < V; v++) st[j][v] = _mm512_loadu_ps(b.S + (n0 + j) * b.Pp + p0 + 16 * v);
+    for (int t = 0; t < b.nt; t++) {
+        const __m512 decay = _mm512_set1_ps(b.decay[t]);
+        const float* dtx = b.dtx + t * b.Pp + p0;
+        float* acc_t = b.acc + t * b.Pp + p0;
+        __m512 acc[V];
+        for (int v = 0; v < V; v++) acc[v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc_t + 16 * v);
+        for (int j = 0; j < NT; j++) {
+            const __m512 bn = _mm512_set1_ps(b.B[t * b.ldbc + n0 + j]), cn = _mm512_set1_ps(b.C[t * b.ldbc + n0 + j]);
+            for (int v = 0; v < V; v++) {
+                st[j][v] = _mm512_fmadd_ps(decay, st[j][v], _mm512_mul_ps(_mm512_loadu_ps(dtx + 16 * v), bn));
+                acc[v] = _mm512_fmadd_ps(st[j][v], cn, acc[v]);
+            }
         }
-    for (int u = 0; u < U; u++)
-        if (last) {  // y = D·x + Σ_n S·C for both channels
-            const __m256 lo = _mm512_castps512_ps256(acc[u]);
-            const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[u]), 1));
-            b.y[(i + u) * b.E + p] = std::fma(b.D, x0[u], vec::hsum(lo));
-            b.y[(i + u) * b.E + p + 1] = std::fma(b.D, x1[u], vec::hsum(hi));
-        } else {
-            _mm512_storeu_ps(accs + 16 * (i + u), acc[u]);
-        }
-}
-
-// m2_range8 for channels p and p + 1 at once: a zmm holds chunk k of both state rows [row p | row p + 1] and B,
-// C chunks are broadcast to both halves, so each half does m2_range8's operations lane for lane (the same bits).
-// S0, S1: state rows p and p + 1 at chunk k0; accs: [nt][16].
-template <int KR>
-void m2_range16(const M2Block& b, int64_t p, int64_t k0, float* S0, float* S1, float* accs, bool first, bool last) {
-    constexpr int U = kM2Interleave16;
-    __m512 st[KR];
-    for (int k = 0; k < KR; k++) st[k] = join8(S0 + 8 * k, S1 + 8 * k);
-    int i = 0;
-    for (; i + U <= b.nt; i += U) m2_tokens16<KR, U>(b, i, p, k0, st, accs, first, last);
-    for (; i < b.nt; i++) m2_tokens16<KR, 1>(b, i, p, k0, st, accs, first, last);
-    for (int k = 0; k < KR; k++) {
-        _mm256_storeu_ps(S0 + 8 * k, _mm512_castps512_ps256(st[k]));
-        _mm256_storeu_ps(S1 + 8 * k, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(st[k]), 1)));
+        for (int v = 0; v < V; v++)
+            if (last)
+                _mm512_storeu_ps(b.y + t * b.Pp + p0 + 16 * v,
+                                 _mm512_fmadd_ps(_mm512_set1_ps(b.D), _mm512_loadu_ps(b.x + t * b.Pp + p0 + 16 * v), acc[v]));
+            else
+                _mm512_storeu_ps(acc_t + 16 * v, acc[v]);
     }
-}
-
-template <int KR>
-void m2_range16_n(int kr, const M2Block& b, int64_t p, int64_t k0, float* S0, float* S1, float* accs, bool first,
-                  bool last) {
-    if constexpr (KR > 0) {
-        if (kr == KR) m2_range16<KR>(b, p, k0, S0, S1, accs, first, last);
-        else m2_range16_n<KR - 1>(kr, b, p, k0, S0, S1, accs, first, last);
-    }
+    for (int j = 0; j < NT; j++)
+        for (int v = 0; v < V; v++) _mm512_storeu_ps(b.S + (n0 + j) * b.Pp + p0 + 16 * v, st[j][v]);
 }
 #pragma GCC pop_options
+
+// A tile of v ∈ [1, V] vectors of channels and nt ∈ [1, NT] states: the template that fits it.
+template <bool kWide, int V, int NT>
+void m2_tile(int v, int nt, const M2Block& b, int64_t p0, int64_t n0, bool first, bool last) {
+    if constexpr (V > 0 && NT > 0) {
+        if (v < V) return m2_tile<kWide, V - 1, NT>(v, nt, b, p0, n0, first, last);
+        if (nt < NT) return m2_tile<kWide, V, NT - 1>(v, nt, b, p0, n0, first, last);
+        if constexpr (kWide) m2_tile16<V, NT>(b, p0, n0, first, last);
+        else m2_tile8<V, NT>(b, p0, n0, first, last);
+    }
+}
+
+// Every tile of one head over one token block: channel groups of at most V vectors, states in order in runs of NT.
+template <bool kWide, int V, int NT>
+void m2_head(const M2Block& b, int64_t N) {
+    constexpr int64_t lanes = kWide ? 16 : 8;
+    for (int64_t p0 = 0; p0 < b.Pp; p0 += V * lanes) {
+        const int v = int(std::min<int64_t>(V, (b.Pp - p0) / lanes));
+        for (int64_t n0 = 0; n0 < N; n0 += NT)
+            m2_tile<kWide, V, NT>(v, int(std::min<int64_t>(NT, N - n0)), b, p0, n0, n0 == 0, n0 + NT >= N);
+    }
+}
 
 }  // namespace
 
@@ -656,24 +615,23 @@ void mamba2_scan(const float* xbc, int64_t ldx, const float* dt_raw, int64_t ldd
                  const std::vector<SegmentState>& segs, float* y, ThreadPool& pool, GemmIsa isa) {
     const int64_t E = H * P;
     const int64_t heads_per_group = H / G;
-    const int64_t NC = (N + 7) / 8, ldbc = NC * 8;  // 8-lane chunks of the state dimension; a padded state row
+    const int64_t NC = (N + 7) / 8, ldbc = NC * 8;  // B, C rows padded to 8-float chunks
+    const int64_t Pp = (P + kM2Lanes - 1) / kM2Lanes * kM2Lanes;
     const bool wide = isa == GemmIsa::Avx512;
-    constexpr int kMax8 = 8, kMax16 = 16;  // state chunks held in registers (16 ymm / 32 zmm)
     pool.parallel_for(H, 1, [&](int64_t h0, int64_t h1) {
-        // This thread's heads' states [h1 − h0][P][NC·8] (n padded with zeros), the block's B and C of one
-        // group, dt and decays of one head, and the carried lane sums of one channel (pair).
-        std::vector<float> Sbuf(size_t((h1 - h0) * P * ldbc)), Bb(size_t(kM2Block * ldbc)), Cb(size_t(kM2Block * ldbc));
+        // This thread's heads' states [h1 − h0][N][Pp] (channels padded with zeros), the block's B and C of one
+        // group, and one head's x, dt·x, carried sums and y over the block.
+        std::vector<float> Sbuf(size_t((h1 - h0) * N * Pp)), Bb(size_t(kM2Block * ldbc)), Cb(size_t(kM2Block * ldbc));
+        std::vector<float> xb(size_t(kM2Block * Pp)), dtxb(size_t(kM2Block * Pp)), accb(size_t(kM2Block * Pp)),
+            yb(size_t(kM2Block * Pp));
         alignas(32) float dtb[kM2Block], decb[kM2Block];
-        alignas(64) float accs[kM2Block * 16];
         for (const SegmentState& s : segs) {
-            for (int64_t hd = h0; hd < h1; hd++)
-                for (int64_t p = 0; p < P; p++)
-                    for (int64_t k = 0; k < NC; k++) {
-                        const int w = int(std::min<int64_t>(8, N - 8 * k));
-                        const float* init = s.ssm_init ? s.ssm_init + (hd * P + p) * N + 8 * k : nullptr;
-                        _mm256_storeu_ps(Sbuf.data() + ((hd - h0) * P + p) * ldbc + 8 * k,
-                                         init ? vec::load_n(init, w) : _mm256_setzero_ps());
-                    }
+            for (int64_t hd = h0; hd < h1; hd++) {
+                float* S = Sbuf.data() + (hd - h0) * N * Pp;  // [N][Pp] from the state's [N][P]
+                for (int64_t n = 0; n < N; n++)
+                    for (int64_t p = 0; p < Pp; p++)
+                        S[n * Pp + p] = (s.ssm_init && p < P) ? s.ssm_init[(hd * N + n) * P + p] : 0.0f;
+            }
             for (int64_t t0 = s.t0; t0 < s.t1; t0 += kM2Block) {
                 const int nt = int(std::min<int64_t>(kM2Block, s.t1 - t0));
                 int64_t group = -1;  // the group whose B and C are in Bb, Cb
@@ -698,35 +656,26 @@ void mamba2_scan(const float* xbc, int64_t ldx, const float* dt_raw, int64_t ldd
                         const int w = std::min(8, nt - i);
                         vec::store_n(decb + i, vec::exp8(_mm256_mul_ps(vec::load_n(dtb + i, w), _mm256_set1_ps(A[hd]))), w);
                     }
-                    const M2Block b{xbc + t0 * ldx + hd * P, ldx, Bb.data(), Cb.data(), ldbc, dtb, decb,
-                                    y + t0 * E + hd * P, E, D[hd], nt};
-                    float* S = Sbuf.data() + (hd - h0) * P * ldbc;
-                    int64_t p = 0;
-                    if (wide) {  // channel pairs; the state chunks in as few register runs as fit
-                        const int64_t runs = (NC + kMax16 - 1) / kMax16;
-                        for (; p + 2 <= P; p += 2)
-                            for (int64_t r = 0; r < runs; r++) {
-                                const int64_t k0 = NC * r / runs, k1 = NC * (r + 1) / runs;
-                                m2_range16_n<kMax16>(int(k1 - k0), b, p, k0, S + p * ldbc + 8 * k0,
-                                                     S + (p + 1) * ldbc + 8 * k0, accs, r == 0, r == runs - 1);
-                            }
-                    }
-                    const int64_t runs = (NC + kMax8 - 1) / kMax8;
-                    for (; p < P; p++)
-                        for (int64_t r = 0; r < runs; r++) {
-                            const int64_t k0 = NC * r / runs, k1 = NC * (r + 1) / runs;
-                            m2_range8_n<kMax8>(int(k1 - k0), b, p, k0, S + p * ldbc + 8 * k0, accs, r == 0,
-                                               r == runs - 1);
+                    for (int i = 0; i < nt; i++)
+                        for (int64_t p = 0; p < Pp; p++) {
+                            const float xv = p < P ? xbc[(t0 + i) * ldx + hd * P + p] : 0.0f;
+                            xb[size_t(i * Pp + p)] = xv;
+                            dtxb[size_t(i * Pp + p)] = dtb[i] * xv;
                         }
+                    const M2Block b{xb.data(), dtxb.data(), Bb.data(), Cb.data(), ldbc, decb,
+                                    Sbuf.data() + (hd - h0) * N * Pp, accb.data(), yb.data(), Pp, D[hd], nt};
+                    if (wide) m2_head<true, 4, 4>(b, N);
+                    else m2_head<false, 2, 4>(b, N);
+                    for (int i = 0; i < nt; i++)
+                        for (int64_t p = 0; p < P; p++) y[(t0 + i) * E + hd * P + p] = yb[size_t(i * Pp + p)];
                 }
             }
             if (s.ssm_save)
-                for (int64_t hd = h0; hd < h1; hd++)
-                    for (int64_t p = 0; p < P; p++)
-                        for (int64_t k = 0; k < NC; k++)
-                            vec::store_n(s.ssm_save + (hd * P + p) * N + 8 * k,
-                                    _mm256_loadu_ps(Sbuf.data() + ((hd - h0) * P + p) * ldbc + 8 * k),
-                                    int(std::min<int64_t>(8, N - 8 * k)));
+                for (int64_t hd = h0; hd < h1; hd++) {
+                    const float* S = Sbuf.data() + (hd - h0) * N * Pp;
+                    for (int64_t n = 0; n < N; n++)
+                        for (int64_t p = 0; p < P; p++) s.ssm_save[(hd * N + n) * P + p] = S[n * Pp + p];
+                }
         }
     });
 }

@@ -62,9 +62,11 @@ void mamba1_scan_channels(const float* x, float* dt_raw, const float* B, const f
 
 // Mamba-2 scan (SSD recurrence) + D skip, per head h (group g = h / (H/G)), token by token:
 //   dt = softplus(dt_raw[h] + dt_bias[h]);  S[h][p][n] ← exp(dt·A[h]) · S[h][p][n] + (dt·x[p])·B_g[n]
-//   y[h·P + p] = Σ_n S[h][p][n]·C_g[n] + D[h]·x[p]
+//   y[h·P + p] = D[h]·x[p] + Σ_n S[h][p][n]·C_g[n]       (the sum one fma chain per channel, n ascending)
 // xbc: [T][E + 2GN] conv output (x | B | C); dt_raw: [T][H] at stride ldd; A = −exp(A_log): [H]; y: [T][E].
-// isa = Avx512 (only on a CPU with AVX-512F) runs two channels p per vector; every output is bit-identical to Avx2's.
+// The segments' states (ssm_init, ssm_save) are [H][N][P]: a head's channels contiguous for each state index.
+// Channels run one per vector lane (8 with AVX2; 16 with isa = Avx512, only on a CPU with AVX-512F), each lane its
+// channel's own arithmetic, so every output is bit-identical across the two.
 void mamba2_scan(const float* xbc, int64_t ldx, const float* dt_raw, int64_t ldd, const float* dt_bias,
                  const float* A, const float* D, int64_t H, int64_t P, int64_t G, int64_t N,
                  const std::vector<SegmentState>& segs, float* y, ThreadPool& pool, GemmIsa isa = GemmIsa::Avx2);
