@@ -23,7 +23,8 @@ if(MAMBA_EVAL_CUDA)
 endif()
 
 if(MAMBA_EVAL_CUDA)
-  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+  # Hopper (H100, H200) unless the standard CUDAARCHS environment variable or CMAKE_CUDA_ARCHITECTURES names others.
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES AND NOT DEFINED ENV{CUDAARCHS})
     set(CMAKE_CUDA_ARCHITECTURES 90)
   endif()
   enable_language(CUDA)
