@@ -145,6 +145,17 @@ private:
 
 std::string slot_str(int slot) { return "slot " + std::to_string(slot); }
 
+// Copies between an internal [rows][cols] block and its exchange layout, the transpose [cols][rows]: to the exchange
+// layout (to_exchange) or back.
+void transpose_copy(float* internal, float* exchange, int64_t rows, int64_t cols, bool to_exchange) {
+    for (int64_t c = 0; c < cols; c++)
+        for (int64_t r = 0; r < rows; r++) {
+            float& a = internal[r * cols + c];
+            float& b = exchange[c * rows + r];
+            if (to_exchange) b = a; else a = b;
+        }
+}
+
 // One segment's K/V chains in a call: where its keys before its first row come from, and the block (and first
 // row in it) that receives its own rows when it saves its state.
 struct SegmentChain {
@@ -425,35 +436,16 @@ private:
         for (int l = 0; l < s_.n_layer; l++) {
             const bool attn = s_.layer_kinds[size_t(l)] == kAttentionLayer;
             const int64_t C = attn ? a_.qkv : conv_ch_, K1 = attn ? std::max<int64_t>(0, a_.K - 1) : s_.d_conv - 1;
-            float* in = slot + conv_off_[size_t(l)];  // [K-1][C]
-            float* ex = conv + conv_off_[size_t(l)];  // [C][K-1]
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t j = 0; j < K1; j++) {
-                    float& a = in[j * C + c];
-                    float& b = ex[c * K1 + j];
-                    if (to_exchange) b = a; else a = b;
-                }
+            transpose_copy(slot + conv_off_[size_t(l)], conv + conv_off_[size_t(l)], K1, C, to_exchange);
             if (attn) continue;
             float* is = slot + conv_state_floats() + ssm_off_[size_t(l)];
             float* es = ssm + ssm_off_[size_t(l)];
             if (s_.family == 2) {  // internal [H][N][P], exchange [H][P][N]
                 const int64_t H = s_.n_heads, P = s_.head_dim, N = s_.d_state;
-                for (int64_t h = 0; h < H; h++)
-                    for (int64_t p = 0; p < P; p++)
-                        for (int64_t n = 0; n < N; n++) {
-                            float& a = is[(h * N + n) * P + p];
-                            float& b = es[(h * P + p) * N + n];
-                            if (to_exchange) b = a; else a = b;
-                        }
-                continue;
+                for (int64_t h = 0; h < H; h++) transpose_copy(is + h * N * P, es + h * P * N, N, P, to_exchange);
+            } else {  // internal [N][E], exchange [E][N]
+                transpose_copy(is, es, s_.d_state, s_.d_inner, to_exchange);
             }
-            const int64_t E = s_.d_inner, N = s_.d_state;  // internal [N][E], exchange [E][N]
-            for (int64_t e = 0; e < E; e++)
-                for (int64_t n = 0; n < N; n++) {
-                    float& a = is[n * E + e];
-                    float& b = es[e * N + n];
-                    if (to_exchange) b = a; else a = b;
-                }
         }
     }
 
