@@ -1056,8 +1056,6 @@ private:
         finish_call(c.p);
     }
 
-    /** Embedding and every layer; leaves h in resid and the last mixer output in mix. Only queues work on the
-     *  stream (no host synchronisation, no allocation once the scratch is sized), so step() can capture it. */
     /** The activation buffers of one forward pass, sized once for the largest layer before any kernel is queued. */
     struct Buffers {
         float* resid;   // [T×D] the residual stream
