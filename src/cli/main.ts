@@ -22,6 +22,24 @@ const yargs = createRequire(import.meta.url)("yargs") as typeof yargsModule;
 
 const COMMANDS = ["run", "ls", "score", "generate", "compare", "table", "table3"];
 
+/**
+ * The first flag given twice (in either spelling, as `--x v`, `--x=v` or `--no-x`), if any: yargs would merge the
+ * values into a list, which no flag takes (a path of "a,b", or a crash inside the command).
+ */
+export function repeatedFlag(argv: readonly string[]): string | undefined {
+    const seen = new Set<string>();
+    for (const arg of argv) {
+        if (arg === "--") break;
+        if (!arg.startsWith("--") || arg.length < 3) continue;
+        let name = arg.slice(2).split("=")[0]!;
+        if (name.startsWith("no-")) name = name.slice(3);
+        const key = name.replaceAll("-", "_");
+        if (seen.has(key)) return name;
+        seen.add(key);
+    }
+    return undefined;
+}
+
 /** Runs the CLI on `argv` (without node and script); resolves to the exit status. */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
     const verbose = argv.includes("--verbose");
@@ -33,6 +51,11 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     const first = argv[0];
     if (first !== undefined && !first.startsWith("-") && !COMMANDS.includes(first)) {
         io.err(`mamba-eval: unknown command "${first}"${didYouMean(first, COMMANDS)} (commands: ${COMMANDS.join(", ")})\n`);
+        return 2;
+    }
+    const repeated = repeatedFlag(argv);
+    if (repeated !== undefined) {
+        io.err(`mamba-eval: --${repeated} given more than once (each flag takes one value)\n`);
         return 2;
     }
     const parser = yargs(argv)

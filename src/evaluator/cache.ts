@@ -222,7 +222,16 @@ export class ResultCache {
 
     get(request: LoglikelihoodRequest, key: string = cacheKey(request)): LoglikelihoodResult | undefined {
         const row = this.getStmt.get(key);
-        return row ? { logprob: row.logprob, isGreedy: row.greedy === 1 } : undefined;
+        if (!row) return undefined;
+        // A row this class wrote holds a finite log-probability ≤ 0 and a 0/1 flag; anything else was written by
+        // something else, and answering with it would change the scores without a word.
+        if (typeof row.logprob !== "number" || !Number.isFinite(row.logprob) || row.logprob > 0 || (row.greedy !== 0 && row.greedy !== 1)) {
+            throw new MambaEvalError(
+                `--use_cache ${this.file}: row ${JSON.stringify(key)} holds logprob ${String(row.logprob)}, greedy ${String(row.greedy)} ` +
+                    "(expected a finite log-probability <= 0 and 0 or 1): the file was altered; use another cache file",
+            );
+        }
+        return { logprob: row.logprob, isGreedy: row.greedy === 1 };
     }
 
     /** Persists one result now (its own transaction: durable as soon as it returns, up to the OS). */

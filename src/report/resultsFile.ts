@@ -116,6 +116,8 @@ function readTaskMetrics(entry: Record<string, unknown>, path: string, task: str
             }
             const se = numberFromJson(raw);
             if (se === undefined) throw new DataFormatError(`${path}: field ${field()}: expected a number or "N/A", got ${describe(raw)}`);
+            // a standard error is never negative: one that is would make any difference look like noise
+            if (se < 0) throw new DataFormatError(`${path}: field ${field()}: expected a standard error >= 0, got ${describe(raw)}`);
             stderrs.set(base, se);
             continue;
         }

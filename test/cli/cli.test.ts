@@ -25,6 +25,18 @@ describe("strict command line", () => {
         expect(r.code).toBe(2);
         expect(r.stderr.trim()).toBe("mamba-eval: unknown flag --modle; did you mean --model?");
     });
+    it("rejects a flag given twice, in either spelling, before anything runs", () => {
+        for (const args of [
+            ["--tasks", "piqa", "--output_path", "a", "--output_path", "b"],
+            ["--tasks", "piqa", "--use_cache=a", "--use-cache", "b"],
+            ["score", "--model", tinyNeoxModel, "--ids", "1,2", "--ids", "3,4"],
+            ["generate", "--model", tinyNeoxModel, "--prompt", "hi", "--prompt", "x"],
+        ]) {
+            const r = runCli(args);
+            expect(r.code).toBe(2);
+            expect(r.stderr.trim()).toMatch(/^mamba-eval: --(output_path|use-cache|ids|prompt) given more than once \(each flag takes one value\)$/);
+        }
+    });
     it("rejects an unknown command and an unknown task with suggestions", () => {
         const c = runCli(["scroe"]);
         expect(c.code).toBe(2);

@@ -51,6 +51,27 @@ describe("a cache file is bound to one configuration", () => {
     });
 
     it.each([
+        ["a text log-probability", "'abc'", "1"],
+        ["+Infinity", "1e308 * 10", "0"],
+        ["a positive log-probability", "5.0", "1"],
+        ["a greedy flag of 2", "-1.5", "2"],
+    ])("refuses a row altered to hold %s, naming the file and the row", (_what, logprob, greedy) => {
+        const file = path.join(tmp, `altered-${_what.replaceAll(" ", "-")}.db`);
+        const request = { context: "x", continuation: " y" };
+        const c = ResultCache.open(file, IDENTITY);
+        c.put(request, { logprob: -1.25, isGreedy: true });
+        c.close();
+        const db = new Database(file);
+        db.exec(`UPDATE loglikelihood SET logprob = ${logprob}, greedy = ${greedy}`);
+        db.close();
+        const again = ResultCache.open(file, IDENTITY);
+        expect(() => again.get(request)).toThrow(
+            new RegExp(`^--use_cache ${file.replaceAll(/[.*+?^${}()|[\]\\]/g, "\\$&")}: row "${cacheKey(request)}" holds .*the file was altered; use another cache file$`),
+        );
+        again.close();
+    });
+
+    it.each([
         ["fingerprint", { fingerprint: "e".repeat(64) }, /another checkpoint fingerprint \(ffffffffffff…; this run: eeeeeeeeeeee…\)/],
         ["dtype", { dtype: "bfloat16" }, /another dtype \(float32; this run: bfloat16\)/],
         ["device", { device: "cuda" }, /another device \(cpu; this run: cuda\)/],

@@ -40,6 +40,13 @@ describe("results files", () => {
         expect(run.tasks.get("t")!.get("x,none")!.value).toBe(Number.NEGATIVE_INFINITY);
     });
 
+    it("refuses a negative standard error, which would make any difference look like noise", () => {
+        const text = '{"results": {"piqa": {"acc,none": 0.5, "acc_stderr,none": -0.5}}}';
+        expect(() => parseResultsJson(parsePythonJson(text), "r.json")).toThrow(
+            new DataFormatError('r.json: field results.piqa["acc_stderr,none"]: expected a standard error >= 0, got number -0.5'),
+        );
+    });
+
     it("takes pretrained= from a model_args string or object", () => {
         expect(pretrainedFromModelArgs("pretrained=state-spaces/mamba-1.4b,dtype=float16")).toBe("state-spaces/mamba-1.4b");
         expect(pretrainedFromModelArgs("dtype=float16, pretrained=state-spaces/mamba-1.4b")).toBe("state-spaces/mamba-1.4b");
