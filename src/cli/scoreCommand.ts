@@ -6,12 +6,11 @@
  * piece to piece, so the numbers are those of one call), so a file of any size is written with bounded memory; the
  * file replaces an old one only once it is complete.
  */
-import { lstatSync } from "node:fs";
-import path from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { DataFormatError, UsageError } from "../errors.js";
 import { addOptions, MODEL_OPTIONS } from "./commonOptions.js";
 import { nonEmptyFlag } from "./flags.js";
+import { checkOutputFile } from "./outputFile.js";
 import { handleInterrupts } from "./interrupt.js";
 import { validateEnvironment } from "./environment.js";
 import type { CliIO } from "./io.js";
@@ -21,7 +20,7 @@ import { openModel } from "../lm/openModel.js";
 import { SEGMENT_CUT_ALIGNMENT } from "../lm/scheduler.js";
 import { checkIds, parseIdList } from "./tokenIds.js";
 import { SafetensorsF32Writer } from "../io/safetensorsWriter.js";
-import { decodeUtf8Strict, describeFileKind, FileAccessError, readSmallFile, requireFolder, SIZE_LIMITS } from "../io/safeFile.js";
+import { decodeUtf8Strict, FileAccessError, readSmallFile, SIZE_LIMITS } from "../io/safeFile.js";
 
 export interface ScoreArgs {
     model?: string;
@@ -61,19 +60,6 @@ export async function readIdsFile(file: string): Promise<number[][]> {
         }
         return seq as number[];
     });
-}
-
-/** Refuses a --logits-out that cannot be written as a new regular file (before the model is loaded). */
-function checkLogitsOut(file: string): void {
-    try {
-        requireFolder(path.dirname(path.resolve(file)));
-    } catch (e) {
-        throw new UsageError(`--logits-out ${file}: its folder ${(e as FileAccessError).reason ?? "cannot be used"}`);
-    }
-    const existing = lstatSync(file, { throwIfNoEntry: false });
-    if (existing && !existing.isFile() && !existing.isSymbolicLink()) {
-        throw new UsageError(`--logits-out ${file}: is ${describeFileKind(existing)}, not a regular file`);
-    }
 }
 
 /** One piece of a scored sequence: rows [start, start + logprobs.length) and, when asked, their logits. */
@@ -132,7 +118,7 @@ export async function scoreMain(args: ScoreArgs, io: CliIO): Promise<number> {
     const given = [args.text, args.ids, args.ids_file].filter((x) => x !== undefined).length;
     if (given !== 1) throw new UsageError("score: give exactly one of --text, --ids, --ids-file");
     if (!args.model) throw new UsageError("score: --model is required");
-    if (args.logits_out !== undefined) checkLogitsOut(args.logits_out);
+    if (args.logits_out !== undefined) checkOutputFile("--logits-out", args.logits_out);
     const spec = resolveModelSpec({ model: args.model, modelArgs: args.model_args, dtype: args.dtype, device: args.device, tokenizer: args.tokenizer });
     const fileSequences = args.ids_file !== undefined ? await readIdsFile(args.ids_file) : undefined;
     const interrupts = handleInterrupts(io);

@@ -8,7 +8,7 @@ import { UsageError } from "../errors.js";
 import { REFERENCE_CHOICES, type ReferenceChoice } from "../report/paperTables.js";
 import { TABLE3_PRESET_NAMES, type Table3PresetName } from "../report/table3Presets.js";
 import { formatFromFileName, loadTable3, renderTable3, TABLE_FORMATS, type TableFormat } from "../report/runTable.js";
-import { writeFileAtomic } from "../io/atomicWrite.js";
+import { checkOutputFile, writeOutputFile } from "./outputFile.js";
 
 export interface TableArgs {
     results: string[];
@@ -49,10 +49,11 @@ export function tableMain(args: TableArgs, write: (text: string) => void): void 
         throw new UsageError(`--format ${args.format} does not match --out ${args.out ?? ""} (a .${implied === "markdown" ? "md" : implied} file)`);
     }
     const format = args.format ?? implied ?? "markdown";
+    if (args.out !== undefined) checkOutputFile("--out", args.out);
     const content = renderTable3(loadTable3(args.results, { reference: args.reference, paper: args.paper }), format);
     if (args.out === undefined) write(content);
     else {
-        writeFileAtomic(args.out, content);
+        writeOutputFile("--out", args.out, content);
         write(`wrote ${args.out}\n`);
     }
 }

@@ -78,6 +78,33 @@ describe("no write follows a planted link", () => {
     });
 });
 
+describe("an output-file flag that cannot be written is one line, before any work", () => {
+    const results = () => path.join(REPO, "test/report/fixtures/table");
+    it("table --out: a folder, a path through a file, a missing folder, an empty name", () => {
+        const dir = path.join(tmp, "out-is-a-folder");
+        mkdirSync(dir);
+        const file = victim("out-through-a-file");
+        const cases: [string, RegExp][] = [
+            [dir, /--out .*out-is-a-folder: is a folder, not a regular file$/],
+            [path.join(file, "t.md"), /--out .*out-through-a-file\/t\.md: folder .*out-through-a-file: is a regular file, not a folder$/],
+            [path.join(tmp, "no-such-folder", "t.md"), /--out .*t\.md: folder .*no-such-folder: no such folder$/],
+            ["", /--out: expected a file name, got an empty string$/],
+        ];
+        for (const [out, message] of cases) {
+            const r = cli(["table", results(), "--out", out]);
+            expect(r.status, r.stderr).toBe(2);
+            expectOneLineError(r, message);
+        }
+        expect(readFileSync(file, "utf8")).toBe("precious\n");
+    });
+
+    it("score --logits-out: a missing folder names the folder", () => {
+        const r = cli(["score", "--model", TINY_MODEL, "--ids", "1,2", "--logits-out", path.join(tmp, "gone", "x.safetensors")]);
+        expect(r.status, r.stderr).toBe(2);
+        expectOneLineError(r, /--logits-out .*x\.safetensors: folder .*gone: no such folder$/);
+    });
+});
+
 describe("results files never collide", () => {
     it("two runs that start in the same microsecond get two files, each with its own content", () => {
         const out = path.join(tmp, "collide");
