@@ -136,7 +136,7 @@ export async function runMain(args: RunArgs, io: CliIO): Promise<number> {
 /** --limit as lm-eval reads it: a document count (≥ 1) or a fraction in (0, 1); anything else is refused as typed. */
 export function parseLimit(text: string | number): number {
     const value = typeof text === "number" ? text : /^\s*[0-9]*\.?[0-9]+(e[-+]?[0-9]+)?\s*$/i.test(text) ? Number(text) : NaN;
-    if (!(value > 0)) throw new UsageError(`--limit ${text}: expected a count >= 1 or a fraction in (0, 1)`);
+    if (!(value > 0 && Number.isFinite(value))) throw new UsageError(`--limit ${text}: expected a count >= 1 or a fraction in (0, 1)`);
     return value;
 }
 

@@ -14,7 +14,9 @@ import { addOptions } from "./commonOptions.js";
 import { integerFlag, nonEmptyFlag, numberFlag } from "./flags.js";
 import { handleInterrupts } from "./interrupt.js";
 import { makeDirs } from "../io/dirs.js";
-import { describeFileKind } from "../io/safeFile.js";
+import { describeFileKind, requireFolder } from "../io/safeFile.js";
+import { MAX_STATE_BUDGET_GB, parseDevice, parseDtype } from "../evaluator/modelArgs.js";
+import { tokensPerCall } from "../evaluator/simpleEvaluate.js";
 import { statSync } from "node:fs";
 import { validateEnvironment } from "./environment.js";
 import { processIO, type CliIO } from "./io.js";
@@ -64,7 +66,7 @@ function table3Builder<T>(y: Argv<T>): Argv<T> {
         dtype: { type: "string", describe: "compute dtype: float32 | bfloat16" },
         tokenizer: { type: "string", describe: "tokenizer.json file, folder or hub id (default EleutherAI/gpt-neox-20b)" },
         state_budget_gb: {
-            type: "string", coerce: numberFlag("--state_budget_gb", 0, Infinity, true),
+            type: "string", coerce: numberFlag("--state_budget_gb", 0, MAX_STATE_BUDGET_GB, true),
             describe: "GiB of saved prefix states kept at once, as run's --model_args state_budget_gb (default 1 on the CPU, 12 on a GPU); " +
                 "results do not depend on it, except in the last bits for Mamba-2 with bf16 weights on a GPU",
         },
@@ -95,8 +97,25 @@ export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
     if (args.paper !== undefined && !(TABLE3_PRESET_NAMES as readonly string[]).includes(args.paper)) {
         throw new UsageError(`--paper ${args.paper}: expected ${TABLE3_PRESET_NAMES.join(", ")}`);
     }
+    // The flags every model would otherwise refuse one by one, after opening it: checked once, up front.
+    if (args.dtype !== undefined) parseDtype(args.dtype, "--dtype");
+    if (args.device !== undefined) parseDevice(args.device, "--device");
+    tokensPerCall(args.batch_size);
+    if (args.data_dir !== undefined) {
+        try {
+            requireFolder(args.data_dir);
+        } catch (e) {
+            throw new UsageError(`--data_dir ${(e as Error).message}`);
+        }
+    }
     if (args.use_cache !== undefined) {
-        const existing = statSync(args.use_cache, { throwIfNoEntry: false });
+        let existing;
+        try {
+            existing = statSync(args.use_cache, { throwIfNoEntry: false });
+        } catch (e) {
+            const code = (e as NodeJS.ErrnoException).code;
+            throw new UsageError(`--use_cache ${args.use_cache}: ${code === "ENOTDIR" ? "a part of the path is not a folder" : `cannot be read (${code ?? String(e)})`}`);
+        }
         if (existing && !existing.isDirectory()) throw new UsageError(`--use_cache ${args.use_cache}: is ${describeFileKind(existing)}; table3 expects a folder (one cache file per model)`);
         try {
             makeDirs(args.use_cache);

@@ -25,6 +25,7 @@ export function parseModelArgs(text: string | undefined): Record<string, ModelAr
         if (!(MODEL_ARG_KEYS as readonly string[]).includes(key)) {
             throw new UsageError(`--model_args: unknown key "${key}" (accepted: ${MODEL_ARG_KEYS.join(", ")})${didYouMean(key, MODEL_ARG_KEYS)}`);
         }
+        if (key in out) throw new UsageError(`--model_args: ${key} given more than once`);
         out[key] = typeValue(part.slice(eq + 1));
     }
     return out;
@@ -39,6 +40,9 @@ function typeValue(v: string): ModelArgValue {
     if (/^[+-]?(\d+\.\d*|\.\d+|\d+)(e[+-]?\d+)?$/i.test(v)) return Number.parseFloat(v);
     return v;
 }
+
+/** The largest state budget accepted, in GiB (a PiB: far above any machine, and exact as a byte count). */
+export const MAX_STATE_BUDGET_GB = 2 ** 20;
 
 /** Registry names of lm-eval model types that take `pretrained=`. */
 export const MODEL_TYPES = ["mamba_ssm", "hf", "mamba"] as const;
@@ -117,8 +121,8 @@ export function resolveModelSpec(flags: {
         throw new UsageError(`--model_args max_length=${String(maxLength)}: expected an integer >= 2`);
     }
     const budget = args.state_budget_gb;
-    if (budget !== undefined && !(typeof budget === "number" && budget > 0 && budget * 2 ** 30 >= 1)) {
-        throw new UsageError(`--model_args state_budget_gb=${String(budget)}: expected a positive number of GiB`);
+    if (budget !== undefined && !(typeof budget === "number" && budget > 0 && budget * 2 ** 30 >= 1 && budget <= MAX_STATE_BUDGET_GB)) {
+        throw new UsageError(`--model_args state_budget_gb=${String(budget)}: expected a positive number of GiB, at most ${MAX_STATE_BUDGET_GB}`);
     }
     const deviceArg = flags.device ?? (typeof args.device === "string" ? args.device : "cpu");
     const tokenizer = flags.tokenizer ?? (args.tokenizer !== undefined && args.tokenizer !== null ? String(args.tokenizer) : undefined);

@@ -1,5 +1,5 @@
 /** End-to-end CLI runs as child processes on the tiny GPT-NeoX-vocabulary fixture checkpoint. */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -47,10 +47,26 @@ describe("strict command line", () => {
         expect(t.stderr.trim().split("\n")).toHaveLength(1);
     });
     it("table3 --state_budget_gb takes a positive number of GiB, refused in one line otherwise", () => {
-        for (const bad of ["0", "-1", "lots"]) {
+        for (const bad of ["0", "-1", "lots", "1e30"]) {
             const r = runCli(["table3", "--state_budget_gb", bad]);
             expect(r.code).toBe(2);
-            expect(r.stderr.trim()).toBe(`mamba-eval: --state_budget_gb ${bad}: expected a number > 0`);
+            expect(r.stderr.trim()).toBe(`mamba-eval: --state_budget_gb ${bad}: expected a number in (0, 1048576]`);
+        }
+    });
+    it("table3 refuses a bad --dtype, --device, --batch_size, --data_dir or --use_cache once, before any model", () => {
+        const file = path.join(tmp, "a-file");
+        writeFileSync(file, "x");
+        const cases: [string[], string][] = [
+            [["--dtype", "float16"], "--dtype float16: expected float32 or bfloat16"],
+            [["--device", "tpu"], "--device tpu: expected cpu or cuda"],
+            [["--batch_size", "abc"], "--batch_size abc: expected a positive integer, auto or auto:N"],
+            [["--data_dir", path.join(tmp, "nowhere")], `--data_dir ${path.join(tmp, "nowhere")}: no such folder`],
+            [["--use_cache", path.join(file, "x")], `--use_cache ${path.join(file, "x")}: a part of the path is not a folder`],
+        ];
+        for (const [flags, message] of cases) {
+            const r = runCli(["table3", "--models", tinyNeoxModel, "--output_path", path.join(tmp, "t3"), ...flags]);
+            expect(r.code, r.stderr).toBe(2);
+            expect(r.stderr.trim()).toBe(`mamba-eval: ${message}`);
         }
     });
     it("accepts both spellings of a flag", () => {

@@ -10,7 +10,11 @@ describe("resolveModelSpec state_budget_gb", () => {
         expect(resolveModelSpec({ model: "some/folder" }).stateBudgetBytes).toBeUndefined();
     });
 
-    it.each(["0", "-1", "lots", "none", "true"])("refuses state_budget_gb=%s with a line naming it", (value) => {
+    it("refuses a key given twice", () => {
+        expect(() => resolveModelSpec({ model: "mamba_ssm", modelArgs: "pretrained=a,pretrained=b" })).toThrow(new UsageError("--model_args: pretrained given more than once"));
+    });
+
+    it.each(["0", "-1", "lots", "none", "true", "1e30"])("refuses state_budget_gb=%s with a line naming it", (value) => {
         const resolve = () => resolveModelSpec({ model: "mamba_ssm", modelArgs: `pretrained=x,state_budget_gb=${value}` });
         expect(resolve).toThrow(UsageError);
         expect(resolve).toThrow(/state_budget_gb=.*expected a positive number of GiB/);

@@ -101,6 +101,7 @@ describe("flags are checked with one line", () => {
         [["score", "--model", TINY_MODEL, "--ids", "1,2", "--threads", "1.5"], /--threads 1\.5: expected an integer in \[1, 256\]/],
         [["run", "--model", TINY_MODEL, "--tasks", "piqa", "--num_fewshot", "few"], /--num_fewshot few: expected an integer >= 0/],
         [["run", "--model", TINY_MODEL, "--tasks", "piqa", "--limit", "lots"], /--limit lots: expected a count >= 1 or a fraction in \(0, 1\)/],
+        [["run", "--model", TINY_MODEL, "--tasks", "piqa", "--limit", "1e400"], /--limit 1e400: expected a count >= 1 or a fraction in \(0, 1\)/],
         [["run", "--model", TINY_MODEL, "--tasks", "piqa", "--output_path", ""], /--output_path: expected a value, got an empty string/],
         [["run", "--model", TINY_MODEL, "--tasks", "piqa", "--batch_size", "0"], /--batch_size 0: expected a positive integer, auto or auto:N/],
         [["compare", "a.json", "b.json", "--k", "abc"], /--k abc: expected a number >= 0/],
