@@ -80,6 +80,10 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
             const unknown = /^Unknown arguments?: (.+)$/.exec(msg ?? "");
             if (unknown) {
                 const names = unknown[1]!.split(", ");
+                // yargs reports a stray positional word (`ls extra`) the same way as an unknown flag
+                const given = (n: string) => argv.some((a) => a === `--${n}` || a === `-${n}` || a.startsWith(`--${n}=`));
+                const strays = names.filter((n) => !given(n));
+                if (strays.length > 0) throw new UsageError(`unexpected argument${strays.length > 1 ? "s" : ""} ${strays.map((n) => JSON.stringify(n)).join(", ")}`);
                 const hints = names.map((n) => `--${n}${didYouMean(n, [...registeredFlags], (s) => `--${s}`)}`);
                 throw new UsageError(`unknown flag ${hints.join(", ")}`);
             }

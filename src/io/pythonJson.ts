@@ -12,6 +12,7 @@ const NON_FINITE_TOKENS = ["-Infinity", "Infinity", "NaN"] as const;
  * Throws the SyntaxError of JSON.parse when the text is not JSON even with that allowance.
  */
 export function parsePythonJson(text: string): unknown {
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);  // a byte-order mark an editor added (RFC 8259 § 8.1 allows ignoring it)
     try {
         return JSON.parse(text);
     } catch (error) {

@@ -3,7 +3,8 @@
  * the worse direction by more than k combined standard errors AND more than an absolute floor:
  *   se = sqrt(se_baseline² + se_current²) over the standard errors the files have (a missing or "N/A"
  *   one contributes nothing; with none at all only the floor applies).
- * In exact mode any difference at all (value or stderr), and any metric present on one side only, fails.
+ * In exact mode any difference at all (value or stderr), and any metric present on one side only, fails. In either
+ * mode a comparison with no metric in both runs fails.
  */
 import { metricDirection, type Direction } from "./metricDirection.js";
 import { splitMetricKey, type MetricValue, type ResultsRun } from "./resultsFile.js";
@@ -57,7 +58,7 @@ export interface ResultsComparison {
     options: CompareOptions;
     rows: MetricComparison[];
     missing: MissingMetric[];
-    /** Some row failed, or (exact mode) something is missing. */
+    /** Some row failed, nothing could be compared, or (exact mode) something is missing. */
     failed: boolean;
 }
 
@@ -87,7 +88,8 @@ export function compareResults(baseline: ResultsRun, current: ResultsRun, option
     for (const task of current.tasks.keys()) {
         if (!baseline.tasks.has(task)) missing.push({ task, metric: undefined, onlyIn: "current" });
     }
-    const failed = rows.some((row) => row.failed) || (options.exact && missing.length > 0);
+    // No metric in both runs (a run that produced no results, another task set) is no evidence of "no regression".
+    const failed = rows.length === 0 || rows.some((row) => row.failed) || (options.exact && missing.length > 0);
     return { options, rows, missing, failed };
 }
 

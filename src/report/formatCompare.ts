@@ -91,6 +91,7 @@ export function summaryLine(report: CompareReport): string {
     if (!report.failed) return "OK: no regression";
     const failedRows = report.results.rows.filter((r) => r.failed).map((r) => `${r.task} ${r.metric}`);
     const parts: string[] = [];
+    if (report.results.rows.length === 0) parts.push("no task and metric in both files, nothing compared");
     if (failedRows.length > 0) parts.push(`${failedRows.length} metric(s) ${report.results.options.exact ? "changed" : "regressed"}: ${failedRows.join(", ")}`);
     if (report.results.options.exact && report.results.missing.length > 0) parts.push(`${report.results.missing.length} missing`);
     if (report.samplesFailed) parts.push(`${report.samples?.changed.length ?? 0} sample document(s) changed`);

@@ -25,6 +25,11 @@ describe("strict command line", () => {
         expect(r.code).toBe(2);
         expect(r.stderr.trim()).toBe("mamba-eval: unknown flag --modle; did you mean --model?");
     });
+    it("calls a stray word an unexpected argument, not an unknown flag", () => {
+        const r = runCli(["ls", "extra"]);
+        expect(r.code).toBe(2);
+        expect(r.stderr.trim()).toBe('mamba-eval: unexpected argument "extra"');
+    });
     it("rejects a flag given twice, in either spelling, before anything runs", () => {
         for (const args of [
             ["--tasks", "piqa", "--output_path", "a", "--output_path", "b"],

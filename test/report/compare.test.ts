@@ -2,6 +2,8 @@
  * compare: metric verdicts on hand-made results files with real-looking numbers (mamba-130m-like counts
  * over the real split sizes; stderr = lm-eval's mean_stderr), exact mode, stderr N/A, v0.4.2 files.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -90,6 +92,19 @@ describe("compare: metric by metric", () => {
         expect(compareMain({ baseline: run("base"), current: run("rerun"), k: 2, floor: 0.001, exact: false, json: false, show: 5 }, (t) => { ok += t; })).toBe(0);
         expect(ok.trimEnd().split("\n").at(-1)).toBe("OK: no regression");
         expect(ok).toContain("\nprovenance differs: git_commit 937932f → a41c9e2\n");
+    });
+
+    it("a run with no task in common with the baseline fails: nothing compared is no evidence", () => {
+        const dir = mkdtempSync(join(tmpdir(), "mamba-eval-compare-"));
+        try {
+            const empty = join(dir, "results_2026-03-01T00-00-00.000000.json");
+            writeFileSync(empty, '{"results": {}}');
+            let text = "";
+            expect(compareMain({ baseline: run("base"), current: empty, k: 2, floor: 0.001, exact: false, json: false, show: 5 }, (t) => { text += t; })).toBe(1);
+            expect(text.trimEnd().split("\n").at(-1)).toBe("FAIL: no task and metric in both files, nothing compared");
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
     });
 
     it("--json gives the verdicts as data", () => {

@@ -40,6 +40,11 @@ describe("results files", () => {
         expect(run.tasks.get("t")!.get("x,none")!.value).toBe(Number.NEGATIVE_INFINITY);
     });
 
+    it("reads a file that an editor saved with a UTF-8 byte-order mark", () => {
+        const run = parseResultsJson(parsePythonJson('\ufeff{"results": {"piqa": {"acc,none": 0.5, "acc_stderr,none": 0.01}}}'), "r.json");
+        expect(run.tasks.get("piqa")!.get("acc,none")!.value).toBe(0.5);
+    });
+
     it("refuses a negative standard error, which would make any difference look like noise", () => {
         const text = '{"results": {"piqa": {"acc,none": 0.5, "acc_stderr,none": -0.5}}}';
         expect(() => parseResultsJson(parsePythonJson(text), "r.json")).toThrow(
