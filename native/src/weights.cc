@@ -320,7 +320,7 @@ WeightStore::WeightStore(const ModelSpec& spec) {
         const uint8_t* raw = file->data() + src.offset;
         int64_t bad = first_nonfinite(raw, src.dtype, count);
         if (bad >= 0)
-            throw std::runtime_error("tensor " + src.name + " has a non-finite value (NaN or Inf) at element " +
+            throw std::runtime_error(src.file + ": tensor " + src.name + " has a non-finite value (NaN or Inf) at element " +
                                      std::to_string(bad));
 
         Tensor t;

@@ -30,10 +30,16 @@ export function loadAddon(): NativeAddon {
     if (!existsSync(file)) {
         throw new NativeError(`native addon not built: run \`npm run build:native\` (looked in ${file})`);
     }
+    let loaded: Partial<NativeAddon> | null;
     try {
-        cachedAddon = createRequire(import.meta.url)(file) as NativeAddon;
+        loaded = createRequire(import.meta.url)(file) as Partial<NativeAddon> | null;
     } catch (e) {
         throw new NativeError(`native addon ${file} failed to load: ${e instanceof Error ? e.message : String(e)}`);
     }
+    // A file that loads but is not this addon (an empty file loads as an empty JavaScript module)
+    const exports = ["capabilities", "createModel", "bootstrapResampleSums"] as const;
+    const lacking = exports.filter((name) => typeof loaded?.[name] !== "function");
+    if (lacking.length > 0) throw new NativeError(`native addon ${file}: not a mamba-eval addon (no ${lacking.join(", ")})`);
+    cachedAddon = loaded as NativeAddon;
     return cachedAddon;
 }

@@ -36,6 +36,7 @@ export async function readShardedIndex(
     }
     const dir = path.dirname(indexFile);
     const byShard = new Map<string, Set<string>>();
+    const shardOf = new Map<string, string>();
     for (const [name, shard] of Object.entries(weightMap)) {
         if (typeof shard !== "string") {
             throw new CheckpointFormatError(`${indexFile}: weight_map.${name} must be a shard file name`);
@@ -43,6 +44,7 @@ export async function readShardedIndex(
         const file = shardPath(indexFile, dir, shard);
         if (!byShard.has(file)) byShard.set(file, new Set());
         byShard.get(file)!.add(name);
+        shardOf.set(name, shard);
     }
     const tensors: TensorSource[] = [];
     for (const [file, names] of [...byShard].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
@@ -57,7 +59,12 @@ export async function readShardedIndex(
         }
         for (const t of shardTensors) {
             if (!names.has(t.name)) {
-                throw new CheckpointFormatError(`${file}: tensor ${t.name} is in the shard but not in ${indexFile}`);
+                const listed = shardOf.get(t.name);
+                throw new CheckpointFormatError(
+                    listed === undefined
+                        ? `${file}: tensor ${t.name} is in the shard but not in ${indexFile}`
+                        : `${file}: tensor ${t.name} is in this shard, but ${indexFile} puts it in ${listed}`,
+                );
             }
             tensors.push(t);
         }

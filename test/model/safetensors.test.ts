@@ -92,5 +92,8 @@ describe("readSafetensorsIndex", () => {
         await expect(readSafetensorsIndex(index)).rejects.toThrow(/tensor x is not in shard/);
         await writeFile(index, JSON.stringify({ weight_map: { y: "s-2.safetensors" } }));
         await expect(readSafetensorsIndex(index)).rejects.toThrow(/tensor z is in the shard but not in/);
+        // y and z listed, z in a shard that does not exist: the shard sorted first holds z, which the index put elsewhere
+        await writeFile(index, JSON.stringify({ weight_map: { x: "s-1.safetensors", y: "s-2.safetensors", z: "s-9.safetensors" } }));
+        await expect(readSafetensorsIndex(index)).rejects.toThrow(/s-2\.safetensors: tensor z is in this shard, but .*model\.safetensors\.index\.json puts it in s-9\.safetensors$/);
     });
 });

@@ -125,13 +125,13 @@ describe("createModel errors", () => {
         expect(await nativeMessage(NativeBackend.fromSpec(badSpec as NativeModelSpec))).toContain(expected);
     });
 
-    it("rejects NaN/Inf weights naming the tensor and element", async () => {
+    it("rejects NaN/Inf weights naming the file, the tensor and the element", async () => {
         const file = path.join(dir, "nan.safetensors");
         const bad = randomWeights(MAMBA1_SHAPE, 7);
         bad.tensors.get("backbone.layers.0.mixer.A_log")!.data[3] = Number.POSITIVE_INFINITY;
         const t = writeSafetensors(file, bad);
         expect(await nativeMessage(NativeBackend.fromSpec(tinySpec(bad, t)), NumericError)).toContain(
-            "tensor backbone.layers.0.mixer.A_log has a non-finite value (NaN or Inf) at element 3",
+            `${file}: tensor backbone.layers.0.mixer.A_log has a non-finite value (NaN or Inf) at element 3`,
         );
     });
 

@@ -112,9 +112,12 @@ describe("flags are checked with one line", () => {
 
 describe("environment variables are checked with one line", () => {
     let aFile: string;
+    let emptyFile: string;
     beforeAll(() => {
         aFile = path.join(tmp, "a-file");
         writeFileSync(aFile, "not a folder");
+        emptyFile = path.join(tmp, "empty-file");
+        writeFileSync(emptyFile, "");
     });
     const score = ["score", "--model", TINY_MODEL, "--ids", "1,2,3"];
     it.each([
@@ -127,8 +130,9 @@ describe("environment variables are checked with one line", () => {
         [{ MAMBA_EVAL_CUDA_GRAPHS: "0" }, /MAMBA_EVAL_CUDA_GRAPHS is no longer read .*; unset it/],
         [{ MAMBA_EVAL_IAS: "avx2" }, /MAMBA_EVAL_IAS is not a mamba-eval variable; did you mean MAMBA_EVAL_ISA\?/],
         [{ MAMBA_EVAL_ADDON: "/no/such/addon.node" }, /MAMBA_EVAL_ADDON=\/no\/such\/addon\.node: no such file/],
+        [{ MAMBA_EVAL_ADDON: "EMPTY" }, /native addon .*empty-file: not a mamba-eval addon \(no capabilities, createModel, bootstrapResampleSums\)$/],
     ])("%j", (vars, message) => {
-        const env = Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, v.replace("FILE", aFile)]));
+        const env = Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, v.replace("FILE", aFile).replace("EMPTY", emptyFile)]));
         expectOneLineError(cli(score, { env: cleanEnv(env) }), message);
     });
 
