@@ -14,6 +14,7 @@ import { addOptions } from "./commonOptions.js";
 import { integerFlag, nonEmptyFlag, numberFlag } from "./flags.js";
 import { handleInterrupts } from "./interrupt.js";
 import { makeDirs } from "../io/dirs.js";
+import { probeWritableFolder } from "../io/atomicWrite.js";
 import { describeFileKind, requireFolder } from "../io/safeFile.js";
 import { MAX_STATE_BUDGET_GB, parseDevice, parseDtype } from "../evaluator/modelArgs.js";
 import { tokensPerCall } from "../evaluator/simpleEvaluate.js";
@@ -107,6 +108,11 @@ export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
         } catch (e) {
             throw new UsageError(`--data_dir ${(e as Error).message}`);
         }
+    }
+    try {
+        probeWritableFolder(args.output_path);  // the table's folder, and every model's results folder's parent
+    } catch (e) {
+        throw new UsageError(`--output_path ${args.output_path}: cannot create or write the folder (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
     }
     if (args.use_cache !== undefined) {
         let existing;

@@ -67,9 +67,11 @@ describe("strict command line", () => {
             [["--batch_size", "abc"], "--batch_size abc: expected a positive integer, auto or auto:N"],
             [["--data_dir", path.join(tmp, "nowhere")], `--data_dir ${path.join(tmp, "nowhere")}: no such folder`],
             [["--use_cache", path.join(file, "x")], `--use_cache ${path.join(file, "x")}: a part of the path is not a folder`],
+            [["--output_path", path.join(file, "out")], `--output_path ${path.join(file, "out")}: cannot create or write the folder (ENOTDIR)`],
         ];
         for (const [flags, message] of cases) {
-            const r = runCli(["table3", "--models", tinyNeoxModel, "--output_path", path.join(tmp, "t3"), ...flags]);
+            const out = flags.includes("--output_path") ? [] : ["--output_path", path.join(tmp, "t3")];
+            const r = runCli(["table3", "--models", tinyNeoxModel, ...out, ...flags]);
             expect(r.code, r.stderr).toBe(2);
             expect(r.stderr.trim()).toBe(`mamba-eval: ${message}`);
         }
