@@ -15,6 +15,7 @@
 import path from "node:path";
 import { MambaEvalError, TaskError, UsageError } from "../errors.js";
 import { probeWritableFolder } from "../io/atomicWrite.js";
+import { folderExists, removeIfEmpty } from "../io/dirs.js";
 import type { JsonLike } from "../io/pyjson.js";
 import { pyJsonDumps, pyRepr, toPlainJson, type PlainJson } from "../io/pyjson.js";
 import { writeErrorMessage } from "../io/writeErrorMessage.js";
@@ -183,10 +184,13 @@ export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<Si
     const startMicros = nowMicros();
     const startTime = startMicros / 1e6;
     let resolved: ResolvedEvaluation;
+    let createdFolder: string | undefined;  // the model's results folder, when this run made it (removed if left empty)
     try {
         resolved = resolve(options);
         if (options.outputPath !== undefined) {
-            checkOutputFolder(options.outputPath, outputLocation(options.outputPath, sanitizeModelName(runModelName(resolved.spec)), "x").dir);
+            const dir = outputLocation(options.outputPath, sanitizeModelName(runModelName(resolved.spec)), "x").dir;
+            if (!folderExists(dir)) createdFolder = dir;
+            checkOutputFolder(options.outputPath, dir);
         }
     } catch (error) {
         void options.opened?.then((m) => m.dispose(), () => undefined);  // a model opened ahead for this run
@@ -276,6 +280,9 @@ export async function simpleEvaluate(options: SimpleEvaluateOptions): Promise<Si
             batchSizes: [],
         });
         return { results: toPlainJson(results) as Record<string, PlainJson>, evaluations, header, table: makeTable(results), resultsFile: written?.resultsFile, samplesFiles: written?.samplesFiles ?? [] };
+    } catch (error) {
+        if (createdFolder !== undefined) removeIfEmpty(createdFolder);  // an interrupted or failed run leaves no empty folder
+        throw error;
     } finally {
         cache?.close();
         await model.dispose();

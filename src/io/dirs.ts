@@ -2,7 +2,7 @@
  * Creating folders one level at a time. Node's `mkdir(…, {recursive: true})` loops forever on some virtual file
  * systems (a path under /proc), so every folder mamba-eval creates goes through this, which fails with the errno.
  */
-import { mkdirSync, statSync } from "node:fs";
+import { mkdirSync, rmdirSync, statSync } from "node:fs";
 import path from "node:path";
 
 /** Creates `dir` and any missing parents; throws the first filesystem error (with its `code`) unchanged. */
@@ -30,5 +30,23 @@ export function makeDirs(dir: string): void {
         } catch (e) {
             if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
         }
+    }
+}
+
+/** Whether `dir` exists as a folder. */
+export function folderExists(dir: string): boolean {
+    try {
+        return statSync(dir).isDirectory();
+    } catch {
+        return false;
+    }
+}
+
+/** Removes `dir` if it is an empty folder; anything else (files in it, already gone) is left as it is. */
+export function removeIfEmpty(dir: string): void {
+    try {
+        rmdirSync(dir);
+    } catch {
+        // not empty, or not there: nothing to tidy
     }
 }
