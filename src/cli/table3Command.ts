@@ -18,6 +18,7 @@ import { probeWritableFolder } from "../io/atomicWrite.js";
 import { describeFileKind, requireFolder } from "../io/safeFile.js";
 import { MAX_STATE_BUDGET_GB, parseDevice, parseDtype } from "../evaluator/modelArgs.js";
 import { tokensPerCall } from "../evaluator/simpleEvaluate.js";
+import { checkTokenizerSpec } from "../model/tokenizer.js";
 import { statSync } from "node:fs";
 import { validateEnvironment } from "./environment.js";
 import { processIO, type CliIO } from "./io.js";
@@ -102,6 +103,7 @@ export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
     if (args.dtype !== undefined) parseDtype(args.dtype, "--dtype");
     if (args.device !== undefined) parseDevice(args.device, "--device");
     tokensPerCall(args.batch_size);
+    if (args.tokenizer !== undefined) checkTokenizerSpec(args.tokenizer);
     if (args.data_dir !== undefined) {
         try {
             requireFolder(args.data_dir);

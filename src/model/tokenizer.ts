@@ -7,6 +7,7 @@
  * "EleutherAI/gpt-neox-20b", the tokenizer lm-eval's mamba_ssm wrapper defaults to.
  */
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { gunzipSync } from "node:zlib";
 import path from "node:path";
@@ -149,6 +150,13 @@ export async function loadTokenizerFile(file: string): Promise<TextTokenizer> {
     };
 }
 
+/** Refuses at once a `--tokenizer` that is neither a path that exists nor a hub id (what loading would refuse later). */
+export function checkTokenizerSpec(spec: string): void {
+    if (!existsSync(spec) && !isHubRepoId(spec)) {
+        throw new UsageError(`--tokenizer ${spec}: no such file or folder, and not a hub id of the form org/name`);
+    }
+}
+
 /** `--tokenizer` (or the default) → a tokenizer file on disk. */
 async function resolveTokenizerFile(spec: string, hubOpts: Omit<HubOptions, "repoType">): Promise<string> {
     const info = await stat(spec).catch(() => undefined);
@@ -161,7 +169,7 @@ async function resolveTokenizerFile(spec: string, hubOpts: Omit<HubOptions, "rep
         throw new UsageError(`--tokenizer ${spec}: the folder has no tokenizer.json`);
     }
     if (info) throw new UsageError(`--tokenizer ${spec}: is ${describeFileKind(info)}; expected a tokenizer.json file, a folder holding one, or a hub id`);
-    if (!isHubRepoId(spec)) throw new UsageError(`--tokenizer ${spec}: no such file or folder, and not a hub id of the form org/name`);
+    checkTokenizerSpec(spec);
     return hubDownloadFile(spec, "tokenizer.json", { ...hubOpts, repoType: "model" });
 }
 

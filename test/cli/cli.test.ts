@@ -65,6 +65,7 @@ describe("strict command line", () => {
             [["--dtype", "float16"], "--dtype float16: expected float32 or bfloat16"],
             [["--device", "tpu"], "--device tpu: expected cpu or cuda"],
             [["--batch_size", "abc"], "--batch_size abc: expected a positive integer, auto or auto:N"],
+            [["--tokenizer", path.join(tmp, "nope.json")], `--tokenizer ${path.join(tmp, "nope.json")}: no such file or folder, and not a hub id of the form org/name`],
             [["--data_dir", path.join(tmp, "nowhere")], `--data_dir ${path.join(tmp, "nowhere")}: no such folder`],
             [["--use_cache", path.join(file, "x")], `--use_cache ${path.join(file, "x")}: a part of the path is not a folder`],
             [["--output_path", path.join(file, "out")], `--output_path ${path.join(file, "out")}: cannot create or write the folder (ENOTDIR)`],
