@@ -3,6 +3,7 @@
  * what was typed (`--seed abc: expected an integer …`) instead of becoming NaN and being accepted.
  */
 import { UsageError } from "../errors.js";
+import { requireFolder } from "../io/safeFile.js";
 
 const INTEGER = /^\s*[+-]?\d+\s*$/;
 const NUMBER = /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i;
@@ -39,4 +40,13 @@ export function nonEmptyFlag(flag: string): (value: unknown) => string {
         if (text.trim() === "") throw new UsageError(`${flag}: expected a value, got an empty string`);
         return text;
     };
+}
+
+/** Refuses a folder flag (`--data_dir`) whose folder is missing or not a folder, with one line naming the flag. */
+export function requireFolderFlag(flag: string, dir: string): void {
+    try {
+        requireFolder(dir);
+    } catch (e) {
+        throw new UsageError(`${flag} ${(e as Error).message}`);
+    }
 }

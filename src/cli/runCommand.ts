@@ -14,9 +14,8 @@ import { ProgressReporter } from "../evaluator/progress.js";
 import { checkEvaluateOptions, DEFAULT_SEED, simpleEvaluate, type SimpleEvaluateOptions } from "../evaluator/simpleEvaluate.js";
 import { BUNDLED_MODEL_DIR, BUNDLED_TASKS_DIR, BUNDLED_TOKENIZER, displayPath, isBundledCheckpoint, TABLE3_TASKS } from "../io/bundled.js";
 import { DEFAULT_TOKENS_PER_CALL } from "../lm/defaults.js";
-import { requireFolder } from "../io/safeFile.js";
 import { addOptions, MODEL_OPTIONS } from "./commonOptions.js";
-import { integerFlag, nonEmptyFlag } from "./flags.js";
+import { integerFlag, nonEmptyFlag, requireFolderFlag } from "./flags.js";
 import { handleInterrupts } from "./interrupt.js";
 import { validateEnvironment } from "./environment.js";
 import type { CliIO } from "./io.js";
@@ -80,13 +79,7 @@ export function runOptions(args: RunArgs): { options: SimpleEvaluateOptions; not
     }
     if (args.tasks === undefined) notes.push(`no --tasks: the Table-3 tasks ${ALL_TASKS}`);
     const dataDir = args.data_dir ?? (bundledModel ? BUNDLED_TASKS_DIR : undefined);
-    if (dataDir !== undefined) {
-        try {
-            requireFolder(dataDir);
-        } catch (e) {
-            throw new UsageError(`--data_dir ${(e as Error).message}`);
-        }
-    }
+    if (dataDir !== undefined) requireFolderFlag("--data_dir", dataDir);
     const options: SimpleEvaluateOptions = {
         model: args.model ?? displayPath(BUNDLED_MODEL_DIR),
         modelArgs: args.model_args,

@@ -11,13 +11,12 @@
 import type { Argv, CommandModule } from "yargs";
 import { ProgressReporter } from "../evaluator/progress.js";
 import { addOptions } from "./commonOptions.js";
-import { integerFlag, nonEmptyFlag, numberFlag } from "./flags.js";
+import { integerFlag, nonEmptyFlag, numberFlag, requireFolderFlag } from "./flags.js";
 import { handleInterrupts } from "./interrupt.js";
 import { makeDirs } from "../io/dirs.js";
-import { probeWritableFolder } from "../io/atomicWrite.js";
-import { describeFileKind, requireFolder } from "../io/safeFile.js";
+import { describeFileKind } from "../io/safeFile.js";
 import { MAX_STATE_BUDGET_GB, parseDevice, parseDtype } from "../evaluator/modelArgs.js";
-import { tokensPerCall } from "../evaluator/simpleEvaluate.js";
+import { checkOutputFolder, tokensPerCall } from "../evaluator/simpleEvaluate.js";
 import { checkTokenizerSpec } from "../model/tokenizer.js";
 import { statSync } from "node:fs";
 import { validateEnvironment } from "./environment.js";
@@ -104,18 +103,8 @@ export async function table3Main(args: Table3Args, io: CliIO): Promise<void> {
     if (args.device !== undefined) parseDevice(args.device, "--device");
     tokensPerCall(args.batch_size);
     if (args.tokenizer !== undefined) checkTokenizerSpec(args.tokenizer);
-    if (args.data_dir !== undefined) {
-        try {
-            requireFolder(args.data_dir);
-        } catch (e) {
-            throw new UsageError(`--data_dir ${(e as Error).message}`);
-        }
-    }
-    try {
-        probeWritableFolder(args.output_path);  // the table's folder, and every model's results folder's parent
-    } catch (e) {
-        throw new UsageError(`--output_path ${args.output_path}: cannot create or write the folder (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
+    if (args.data_dir !== undefined) requireFolderFlag("--data_dir", args.data_dir);
+    checkOutputFolder(args.output_path, args.output_path);  // the table's folder, and every model's results folder's parent
     if (args.use_cache !== undefined) {
         let existing;
         try {

@@ -306,7 +306,7 @@ function interruption(signal: AbortSignal | undefined, cache: ResultCache | unde
  * unpredictable name, then removed), before any work is done, so a bad --output_path fails in a second rather than
  * after the evaluation.
  */
-function checkOutputFolder(outputPath: string, dir: string): void {
+export function checkOutputFolder(outputPath: string, dir: string): void {
     try {
         probeWritableFolder(dir);
     } catch (e) {

@@ -68,7 +68,7 @@ describe("strict command line", () => {
             [["--tokenizer", path.join(tmp, "nope.json")], `--tokenizer ${path.join(tmp, "nope.json")}: no such file or folder, and not a hub id of the form org/name`],
             [["--data_dir", path.join(tmp, "nowhere")], `--data_dir ${path.join(tmp, "nowhere")}: no such folder`],
             [["--use_cache", path.join(file, "x")], `--use_cache ${path.join(file, "x")}: a part of the path is not a folder`],
-            [["--output_path", path.join(file, "out")], `--output_path ${path.join(file, "out")}: cannot create or write the folder (ENOTDIR)`],
+            [["--output_path", path.join(file, "out")], `--output_path ${path.join(file, "out")}: cannot create or write the folder ${path.join(file, "out")} (ENOTDIR)`],
         ];
         for (const [flags, message] of cases) {
             const out = flags.includes("--output_path") ? [] : ["--output_path", path.join(tmp, "t3")];
