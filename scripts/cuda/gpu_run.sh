@@ -9,7 +9,9 @@
 # DATA (the task data folder, layout of fixtures/tasks; unset skips parts 5 and 6), SEED_DIR (a folder holding
 # mamba_ssm/; unset runs part 6 without the seed), PARTS (which parts to run, default "1 2 3 4 5 6"), BENCH_SHAPES (part 3's
 # shapes, default "transformerpp-2.7b mamba2attn-2.7b mamba-2.8b mamba2-2.7b"), TABLE3_MAMBA2_MODELS (part 5's models,
-# default "transformerpp-2.7b mamba2-2.7b mamba2attn-2.7b").
+# default "transformerpp-2.7b mamba2-2.7b mamba2attn-2.7b"), AB_BASE (another revision to measure against, as check.sh
+# takes it: a git revision, or a folder holding its native/ folder: part 1 also builds it and compares the fixtures'
+# outputs of both builds bit for bit, and parts 3 and 5 run a second time on its addon right after this build's).
 #
 # Parts:
 #   1. check.sh without bench or sanitizer: the CUDA build, then check.ts (every fixture, the hybrids included, against
@@ -61,12 +63,16 @@ part() {
     summary+=("| $n. $name | $result | $(( $(date +%s) - t )) | $(tail -1 "$OUT/run.log" | cut -c1-150 | tr '|' '/') |")
 }
 
-part 1 "build and check.ts" 60 300 env OUT="$WORK/check" SANITIZE=0 BENCH_GEMV=0 BENCH_MODELS="" \
-    bash scripts/cuda/check.sh
+AB_BASE=${AB_BASE:-}
+BASE_ADDON=/tmp/ab-base/build/Release/mamba_eval.node  # where check.sh builds AB_BASE
+part 1 "build and check.ts$([ -n "$AB_BASE" ] && echo ", outputs vs $AB_BASE")" 60 300 env OUT="$WORK/check" SANITIZE=0 \
+    BENCH_GEMV=0 BENCH_MODELS="" AB_BASE="$AB_BASE" bash scripts/cuda/check.sh
 export PATH=/tmp/node-bin:$PATH  # check.sh unpacked Node there
 part 2 "hybrid reference vs torch" 20 60 python3 scripts/fixtures/check_hybrid_torch.py fixtures/hybrid/*
 part 3 "bench at the real shapes" 90 240 env OUT="$WORK/bench" CHECK=0 SANITIZE=0 BENCH_GEMV=1 \
     BENCH_MODELS="$BENCH_SHAPES" bash scripts/cuda/check.sh
+[ -n "$AB_BASE" ] && part 3 "bench at the real shapes, $AB_BASE" 90 240 env OUT="$WORK/bench-base" CHECK=0 SANITIZE=0 \
+    BENCH_GEMV=0 BENCH_MODELS="$BENCH_SHAPES" MAMBA_EVAL_ADDON="$BASE_ADDON" bash scripts/cuda/check.sh
 part 4 "compute-sanitizer, hybrids" 60 240 env OUT="$WORK/sanitize" CHECK=0 SANITIZE=1 BENCH_GEMV=0 BENCH_MODELS="" \
     SANITIZE_FIXTURES="hybrid-mamba2attn transformerpp-tiny hybrid-mamba2attn-hd64" bash scripts/cuda/check.sh
 part 4 "compute-sanitizer racecheck, 64-row chunked scan" 60 200 env OUT="$WORK/racecheck" CHECK=0 SANITIZE=1 \
@@ -76,6 +82,10 @@ if [ -n "$DATA" ]; then
     part 5 "Mamba-2 Table 3 end to end" 150 360 env OUT="$WORK/e2e-mamba2" E2E_WORK="$WORK/e2e-work" DATA="$DATA" \
         E2E_MODE=table3 E2E_TABLE3_ARGS="--family mamba2" E2E_MODELS="$TABLE3_MAMBA2_MODELS" \
         E2E_BUDGET_S="$(e2e_budget)" bash scripts/cuda/table3_e2e.sh
+    [ -n "$AB_BASE" ] && part 5 "Mamba-2 Table 3 end to end, $AB_BASE" 150 360 env OUT="$WORK/e2e-mamba2-base" \
+        E2E_WORK="$WORK/e2e-work" DATA="$DATA" E2E_MODE=table3 E2E_TABLE3_ARGS="--family mamba2" \
+        E2E_MODELS="$TABLE3_MAMBA2_MODELS" E2E_BUDGET_S="$(e2e_budget)" MAMBA_EVAL_ADDON="$BASE_ADDON" \
+        bash scripts/cuda/table3_e2e.sh
     part 6 "Mamba-1 Table 3 end to end, seed beside" 200 560 env OUT="$WORK/e2e-mamba1" E2E_WORK="$WORK/e2e-work" \
         DATA="$DATA" SEED_DIR="$SEED_DIR" E2E_MODE=table3 E2E_MODELS="mamba-130m mamba-370m mamba-790m mamba-1.4b mamba-2.8b" \
         E2E_BUDGET_S="$(e2e_budget)" bash scripts/cuda/table3_e2e.sh
