@@ -18,7 +18,7 @@ export { CachingLM, ResultCache } from "./evaluator/cache.js";
 export type { GenerateRequest, LM, LMCallOptions, LMProgress, LoglikelihoodRequest, LoglikelihoodResult, RollingRequest } from "./lm/LM.js";
 export { MambaLM, type GenerateOptions, type MambaLMOptions, type SequenceScore } from "./lm/MambaLM.js";
 export { openModel, type OpenedModel, type OpenModelOptions } from "./lm/openModel.js";
-export { DEFAULT_MAX_LENGTH, DEFAULT_STATE_BUDGET_BYTES, DEFAULT_TOKENS_PER_CALL } from "./lm/defaults.js";
+export { DEFAULT_MAX_LENGTH, DEFAULT_STATE_BUDGET_BYTES, DEFAULT_TOKENS_PER_CALL, defaultStateBudgetBytes } from "./lm/defaults.js";
 export type { SamplingOptions } from "./lm/sampler.js";
 
 export type { Backend, BackendInfo, BackendOptions, ScoreBatch, ScoreOutput, StateSnapshot } from "./backend/Backend.js";

@@ -273,6 +273,7 @@ public:
         cudaDeviceProp prop{};
         check_cuda(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
         isa_ = std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")";
+        device_memory_ = prop.totalGlobalMem;
         upload_weights(spec);
     }
 
@@ -443,6 +444,7 @@ public:
     size_t ssm_state_floats() const override { return size_t(ssm_layer_) * size_t(n_mamba_); }
     size_t kv_floats_per_token() const override { return n_attn_ == 0 ? 0 : size_t(a_.kv_row) * size_t(n_attn_); }
     size_t weight_bytes() const override { return weight_bytes_; }
+    size_t device_memory_bytes() const override { return device_memory_; }
     std::string isa() const override { return isa_; }
 
 private:
@@ -1329,6 +1331,7 @@ private:
     unsigned queue_epoch_ = 0;  // the flag value of the last queued scan launch
     std::string isa_;
     size_t weight_bytes_ = 0;
+    size_t device_memory_ = 0;  // the GPU's total memory (cudaDeviceProp::totalGlobalMem)
     std::vector<DeviceBuffer> weights_;
     const void* emb_ = nullptr;
     const void* head_ = nullptr;

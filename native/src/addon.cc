@@ -328,6 +328,7 @@ private:
         Napi::Object o = Napi::Object::New(env);
         o.Set("device", device_);
         o.Set("weightBytes", double(backend_->weight_bytes()));
+        o.Set("deviceMemoryBytes", double(backend_->device_memory_bytes()));
         o.Set("convStateFloats", double(backend_->conv_state_floats()));
         o.Set("ssmStateFloats", double(backend_->ssm_state_floats()));
         o.Set("kvFloatsPerToken", double(backend_->kv_floats_per_token()));

@@ -102,6 +102,8 @@ public:
     // Floats of K and V per token of a state: 2 × Hkv × hd × attention layers (0 for a pure Mamba model).
     virtual size_t kv_floats_per_token() const = 0;
     virtual size_t weight_bytes() const = 0;
+    /** Bytes of memory on the device the backend computes on (the GPU's total); 0 on the CPU. */
+    virtual size_t device_memory_bytes() const { return 0; }
     virtual std::string isa() const = 0;
 };
 

@@ -21,7 +21,7 @@ import type { ScoreBatch, ScoreOutput } from "../../src/addon/addonTypes.js";
 import { readBenchCheckpoint } from "./benchCheckpoint.js";
 import { loadTokenizerFile } from "../../src/model/tokenizer.js";
 import { encodeTokenRequests } from "../../src/lm/MambaLM.js";
-import { DEFAULT_STATE_BUDGET_BYTES, DEFAULT_TOKENS_PER_CALL } from "../../src/lm/defaults.js";
+import { DEFAULT_TOKENS_PER_CALL, defaultStateBudgetBytes } from "../../src/lm/defaults.js";
 import { scoreTokenRequests } from "../../src/lm/scheduler.js";
 import { planTasks, pooledRequests } from "../../src/evaluator/evaluate.js";
 import { DEFAULT_MAX_LENGTH } from "../../src/lm/encodePair.js";
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     try {
         const info = model.info();
         const slotBytes = (info.convStateFloats + info.ssmStateFloats) * 4;
-        const maxSlots = Math.max(2, Math.min(4096, Math.floor(DEFAULT_STATE_BUDGET_BYTES.cuda / slotBytes)));
+        const maxSlots = Math.max(2, Math.min(4096, Math.floor(defaultStateBudgetBytes(info) / slotBytes)));
         const t0 = performance.now();
         const all = await recordCalls(dataDir, tokenizerFile, maxSlots);
         const recordSeconds = (performance.now() - t0) / 1e3;

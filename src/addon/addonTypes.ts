@@ -134,6 +134,8 @@ export interface NativeModelInfo {
     device: "cpu" | "cuda";
     /** Bytes the weights take in compute form. */
     weightBytes: number;
+    /** Bytes of memory of the GPU the model runs on (0 on the CPU; absent from builds before it was reported). */
+    deviceMemoryBytes?: number;
     /** Floats of one state: conv part and SSM part. */
     convStateFloats: number;
     ssmStateFloats: number;

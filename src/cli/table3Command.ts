@@ -68,7 +68,7 @@ function table3Builder<T>(y: Argv<T>): Argv<T> {
         tokenizer: { type: "string", describe: "tokenizer.json file, folder or hub id (default EleutherAI/gpt-neox-20b)" },
         state_budget_gb: {
             type: "string", coerce: numberFlag("--state_budget_gb", 0, MAX_STATE_BUDGET_GB, true),
-            describe: "GiB of saved prefix states kept at once, as run's --model_args state_budget_gb (default 1 on the CPU, 12 on a GPU); " +
+            describe: "GiB of saved prefix states kept at once, as run's --model_args state_budget_gb (default 1 on the CPU; 12 on a GPU, more on a large one); " +
                 "results do not depend on it, except in the last bits for Mamba-2 with bf16 weights on a GPU",
         },
         reference: {

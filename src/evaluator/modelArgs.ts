@@ -61,7 +61,8 @@ export interface ModelSpec {
     device: "cpu" | "cuda";
     /**
      * Bytes of saved prefix states the scheduler may keep (`state_budget_gb=` in --model_args, GiB; ours, not
-     * lm-eval's), or undefined for the default (1 GiB on the CPU, 12 GiB on a GPU). Results do not depend on it.
+     * lm-eval's), or undefined for the default (1 GiB on the CPU; on a GPU 12 GiB, more on a large card:
+     * defaultStateBudgetBytes). Results do not depend on it.
      */
     stateBudgetBytes: number | undefined;
     /** The --model_args string as given (for the results' config). */

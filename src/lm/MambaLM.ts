@@ -14,7 +14,7 @@ import { argmax, Sampler, type SamplingOptions } from "./sampler.js";
 import { MambaEvalError, UsageError } from "../errors.js";
 import type { Backend } from "../backend/Backend.js";
 import { encodePairs, rollingRequests, truncatePair, type TokenRequest } from "./encodePair.js";
-import { DEFAULT_GENERATE_BATCH, DEFAULT_MAX_LENGTH, DEFAULT_STATE_BUDGET_BYTES, DEFAULT_TOKENS_PER_CALL } from "./defaults.js";
+import { DEFAULT_GENERATE_BATCH, DEFAULT_MAX_LENGTH, DEFAULT_TOKENS_PER_CALL, defaultStateBudgetBytes } from "./defaults.js";
 import { scoreTokenRequests, type KvBudget, type ScheduleStats } from "./scheduler.js";
 import type { PrefixTree } from "./prefixTree.js";
 import type {
@@ -55,7 +55,7 @@ export interface MambaLMOptions {
     maxTokensPerCall?: number;
     /**
      * Bytes the scheduler may keep in saved states; sets the live state-slot cap. Default
-     * DEFAULT_STATE_BUDGET_BYTES of the device.
+     * defaultStateBudgetBytes of the model on its device.
      */
     stateBudgetBytes?: number;
     /** Prefix sharing (default true). Results do not depend on it. */
@@ -140,7 +140,7 @@ export class MambaLM implements LM {
 
     /** Bytes of saved prefix states this LM keeps at once: its option, else the device's default. */
     stateBudgetBytes(): number {
-        return this.options.stateBudgetBytes ?? DEFAULT_STATE_BUDGET_BYTES[this.backend.info().device];
+        return this.options.stateBudgetBytes ?? defaultStateBudgetBytes(this.backend.info());
     }
 
     /** Live state slots allowed by the state budget. */
