@@ -33,6 +33,7 @@ const ssmCfgSchema = z.looseObject({
     norm_before_gate: z.boolean().optional(),
     D_has_hdim: z.boolean().optional(),
     d_ssm: positiveInt.nullable().optional(),
+    dt_limit: z.unknown().optional(),
 });
 
 /**
@@ -93,6 +94,8 @@ const transformersSchema = z.looseObject({
     norm_before_gate: z.boolean().optional(),
     rmsnorm: z.boolean().optional(),
     rms_norm: z.boolean().optional(),
+    time_step_limit: z.unknown().optional(),
+    hidden_act: z.unknown().optional(),
 });
 
 /** Rounds `vocabSize` up to a multiple of `multiple`, as MambaLMHeadModel does. */
@@ -231,6 +234,7 @@ function fromMambaSsm(json: unknown, file: string): MambaConfig {
         refuse(file, "ssm_cfg.norm_before_gate", "true is not supported; the Mamba-2 kernels gate before the norm (false)");
     }
     if (ssm.D_has_hdim === true) refuse(file, "ssm_cfg.D_has_hdim", "true (a D per channel) is not supported; expected false");
+    checkNoDtClamp(file, "ssm_cfg.dt_limit", ssm.dt_limit);
     if (ssm.d_ssm != null && ssm.d_ssm !== common.dInner) {
         refuse(file, "ssm_cfg.d_ssm", `${ssm.d_ssm} differs from d_inner ${common.dInner}; partial SSM width is not supported`);
     }
@@ -238,6 +242,25 @@ function fromMambaSsm(json: unknown, file: string): MambaConfig {
     const nGroups = ssm.ngroups ?? 1;
     const nHeads = mamba2Heads(file, common.dInner, headDim, nGroups, "ssm_cfg.headdim");
     return { ...common, family, dState: ssm.d_state ?? 128, dtRank: 0, headDim, nHeads, nGroups, chunkSize: ssm.chunk_size ?? 256, ...hybrid };
+}
+
+/**
+ * Mamba2's dt_limit (mamba_ssm) / time_step_limit (transformers): Δ is clamped to [lo, hi] when it is not the default
+ * (0, ∞). Δ = softplus(…) is never negative, so a bound lo ≤ 0 clamps nothing; hi must be ∞, which JSON cannot
+ * write as a number: transformers writes {"__float__": "Infinity"}, other writers null or the string "Infinity".
+ * Anything that would clamp is refused: the kernels do not clamp.
+ */
+function isInfinity(value: unknown): boolean {
+    const text = typeof value === "object" && value !== null ? (value as Record<string, unknown>).__float__ : value;
+    return value === null || text === "Infinity" || text === "inf";
+}
+
+function checkNoDtClamp(file: string, field: string, value: unknown): void {
+    if (value === undefined || value === null) return;
+    const pair = Array.isArray(value) && value.length === 2 ? value : undefined;
+    const lo: unknown = pair?.[0];
+    if (pair && typeof lo === "number" && lo <= 0 && isInfinity(pair[1])) return;
+    refuse(file, field, `${JSON.stringify(value)} would clamp Δ, which is not supported; expected the default (0, ∞): leave the field out`);
 }
 
 function required<T>(value: T | undefined, file: string, field: string, expected: string): T {
@@ -254,6 +277,10 @@ function fromTransformers(json: unknown, file: string): MambaConfig {
     if (c.rms_norm === false || c.rmsnorm === false) {
         refuse(file, c.rms_norm === false ? "rms_norm" : "rmsnorm", "false is not supported; only RMSNorm Mamba models are");
     }
+    if (c.hidden_act !== undefined && c.hidden_act !== "silu") {
+        refuse(file, "hidden_act", `${JSON.stringify(c.hidden_act)} is not supported; the Mamba blocks use "silu"`);
+    }
+    checkNoDtClamp(file, "time_step_limit", c.time_step_limit);
     const expand = c.expand ?? 2;
     // transformers builds the embedding with exactly vocab_size rows; the multiple is kept only for the record.
     const common = {

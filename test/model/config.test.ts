@@ -113,3 +113,24 @@ describe("padVocabSize", () => {
         expect([padVocabSize(50277, 8), padVocabSize(50277, 16), padVocabSize(50280, 8), padVocabSize(10, 1)]).toEqual([50280, 50288, 50280, 10]);
     });
 });
+
+describe("fields that would change the computation the kernels do not do", () => {
+    it("refuses a Δ clamp (dt_limit, time_step_limit) and accepts the default (0, ∞) in its JSON spellings", () => {
+        const m2 = (dt_limit: unknown) => ({ ...MAMBA2_130M, ssm_cfg: { layer: "Mamba2", dt_limit } });
+        expect(() => parseMambaConfig(m2([0, 0.001]))).toThrow(/^config\.json: field ssm_cfg\.dt_limit: \[0,0\.001\] would clamp Δ/);
+        expect(() => parseMambaConfig(m2([0.01, null]))).toThrow(/field ssm_cfg\.dt_limit: /);
+        expect(() => parseMambaConfig(m2("garbage"))).toThrow(/field ssm_cfg\.dt_limit: "garbage" would clamp/);
+        expect(parseMambaConfig(m2([0, null])).family).toBe("mamba2");
+        const hf = (time_step_limit: unknown) => ({ ...CODESTRAL_HF, time_step_limit });
+        expect(() => parseMambaConfig(hf([0, 0.001]))).toThrow(/^config\.json: field time_step_limit: /);
+        expect(parseMambaConfig(hf([0, { __float__: "Infinity" }])).family).toBe("mamba2");  // transformers' own writing
+        expect(parseMambaConfig(hf([0.0, "Infinity"])).family).toBe("mamba2");
+    });
+
+    it("refuses an activation other than SiLU (hidden_act)", () => {
+        expect(() => parseMambaConfig({ ...MAMBA_130M_HF, hidden_act: "gelu" })).toThrow(
+            /^config\.json: field hidden_act: "gelu" is not supported; the Mamba blocks use "silu"$/,
+        );
+        expect(parseMambaConfig(MAMBA_130M_HF).family).toBe("mamba1");
+    });
+});
