@@ -135,7 +135,7 @@ export interface LoadedModel {
     tokenizer: TextTokenizer;
 }
 
-/** `--model` and `--tokenizer` → checkpoint + tokenizer (tokenizer.json in the model folder wins; see tokenizer.ts). */
+/** `--model` and `--tokenizer` → checkpoint + tokenizer (--tokenizer when given, else the model folder's tokenizer.json; see tokenizer.ts). */
 export async function loadModel(model: string, tokenizer: string | undefined, opts: ResolveModelOptions = {}): Promise<LoadedModel> {
     const dir = await resolveModelDir(model, opts);
     const checkpoint = await loadCheckpoint(dir);

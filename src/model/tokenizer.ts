@@ -2,9 +2,9 @@
  * The text tokenizer: Hugging Face `tokenizers` over a tokenizer.json, never adding special tokens (no BOS/EOS),
  * with truncation and padding off, as lm-eval's mamba_ssm model encodes (GPT-NeoX-20B adds none by default).
  *
- * Resolution (`loadTokenizer`): a tokenizer.json in the model folder wins; else `--tokenizer`, which is a tokenizer
- * file, a folder holding tokenizer.json, or a hub id (its tokenizer.json through hub.ts); default
- * "EleutherAI/gpt-neox-20b", the tokenizer lm-eval's mamba_ssm wrapper defaults to.
+ * Resolution (`loadTokenizer`): `--tokenizer` when given (a tokenizer file, a folder holding tokenizer.json, or a hub
+ * id: its tokenizer.json through hub.ts), as lm-eval uses an explicit tokenizer; else a tokenizer.json in the model
+ * folder; else "EleutherAI/gpt-neox-20b", the tokenizer lm-eval's mamba_ssm wrapper defaults to.
  */
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -174,7 +174,7 @@ async function resolveTokenizerFile(spec: string, hubOpts: Omit<HubOptions, "rep
 }
 
 /**
- * The tokenizer for a model: `<modelDir>/tokenizer.json` when present, else `spec` (file, folder or hub id),
+ * The tokenizer for a model: `spec` (file, folder or hub id) when given, else `<modelDir>/tokenizer.json` when present,
  * else the default "EleutherAI/gpt-neox-20b" from the hub (or its cache).
  */
 export async function loadTokenizer(
@@ -182,10 +182,11 @@ export async function loadTokenizer(
     modelDir: string | undefined,
     hubOpts: Omit<HubOptions, "repoType"> = {},
 ): Promise<TextTokenizer> {
+    if (spec !== undefined) return loadTokenizerFile(await resolveTokenizerFile(spec, hubOpts));
     if (modelDir !== undefined) {
         const inModel = path.join(modelDir, "tokenizer.json");
         // Anything at that name is the model's tokenizer: a FIFO or a folder there is refused by the load, not skipped.
         if (await stat(inModel).catch(() => undefined)) return loadTokenizerFile(inModel);
     }
-    return loadTokenizerFile(await resolveTokenizerFile(spec ?? DEFAULT_TOKENIZER, hubOpts));
+    return loadTokenizerFile(await resolveTokenizerFile(DEFAULT_TOKENIZER, hubOpts));
 }

@@ -45,12 +45,15 @@ describe("GPT-NeoX-20B tokenizer (values from Hugging Face tokenizers)", () => {
 });
 
 describe("loadTokenizer resolution", () => {
-    it("a tokenizer.json in the model folder wins over --tokenizer", async () => {
+    it("--tokenizer when given (as lm-eval uses an explicit tokenizer), else the model folder's tokenizer.json", async () => {
         const model = path.join(root, "model");
         await mkdir(model);
         await writeFile(path.join(model, "tokenizer.json"), gunzipSync(readFileSync(NEOX)));
-        const tok = await loadTokenizer("does-not/exist", model, { offline: true });
-        expect(tok.source).toBe(path.join(model, "tokenizer.json"));
+        expect((await loadTokenizer(undefined, model, { offline: true })).source).toBe(path.join(model, "tokenizer.json"));
+        const other = path.join(root, "other.json");
+        await writeFile(other, gunzipSync(readFileSync(NEOX)));
+        expect((await loadTokenizer(other, model, { offline: true })).source).toBe(other);
+        await expect(loadTokenizer("does-not/exist", model, { offline: true })).rejects.toThrow(/does-not\/exist/);
     });
 
     it("--tokenizer as a file or a folder holding tokenizer.json", async () => {
