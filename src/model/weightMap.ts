@@ -154,14 +154,18 @@ function vocabRowsOf(config: MambaConfig, embedding: TensorSource | undefined, w
  * absurd n_layer would otherwise cost time and memory before failing). Extra layers are reported as unexpected tensors.
  */
 function checkLayerCount(byName: ReadonlyMap<string, TensorSource>, config: MambaConfig, where: string): void {
-    let layers = 0;
+    const present = new Set<number>();
     for (const name of byName.keys()) {
         const match = /^backbone\.layers\.(\d+)\./.exec(name);
-        if (match) layers = Math.max(layers, Number(match[1]) + 1);
+        if (match) present.add(Number(match[1]));
     }
-    if (config.nLayer > layers) {
+    // Checked before anything is built per layer, so a huge n_layer costs nothing.
+    let missing = 0;
+    while (missing < config.nLayer && present.has(missing)) missing++;
+    if (missing < config.nLayer) {
+        const has = present.size === 0 ? "no layer tensors" : `tensors for ${present.size} layer${present.size === 1 ? "" : "s"}`;
         throw new CheckpointFormatError(
-            `${where}: config.json says n_layer ${config.nLayer}, but the checkpoint has layers 0..${layers - 1} (${layers})`,
+            `${where}: config.json says n_layer ${config.nLayer}, but the checkpoint has ${has} (none for layer ${missing})`,
         );
     }
 }

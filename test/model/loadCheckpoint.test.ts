@@ -81,7 +81,13 @@ describe("loadCheckpoint (safetensors)", () => {
     it("refuses an n_layer larger than the layers the checkpoint holds at once, even an absurd one", async () => {
         const dir = await makeCheckpoint(MAMBA1, (c) => modelTensorSpecs(c, "mamba_ssm", 16, false));
         await writeFile(path.join(dir, "config.json"), JSON.stringify({ ...MAMBA1, n_layer: 2147483648 }));
-        await expect(loadCheckpoint(dir)).rejects.toThrow(/config\.json says n_layer 2147483648, but the checkpoint has layers 0\.\.1 \(2\)/);
+        await expect(loadCheckpoint(dir)).rejects.toThrow(/config\.json says n_layer 2147483648, but the checkpoint has tensors for 2 layers \(none for layer 2\)/);
+    });
+
+    it("refuses an absurd n_layer at once even when one stray tensor names a layer that far out", async () => {
+        const dir = await makeCheckpoint(MAMBA1, (c) => [...modelTensorSpecs(c, "mamba_ssm", 16, false), { name: "backbone.layers.999999999.norm.weight", shape: [4] }]);
+        await writeFile(path.join(dir, "config.json"), JSON.stringify({ ...MAMBA1, n_layer: 1_000_000_000 }));
+        await expect(loadCheckpoint(dir)).rejects.toThrow(/n_layer 1000000000, but the checkpoint has tensors for 3 layers \(none for layer 2\)$/);
     });
 
     it("refuses a wrong vocabulary, a missing, unexpected or misshapen tensor, naming it and the file", async () => {
