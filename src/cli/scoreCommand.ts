@@ -7,7 +7,7 @@
  * file replaces an old one only once it is complete.
  */
 import type { Argv, CommandModule } from "yargs";
-import { DataFormatError, UsageError } from "../errors.js";
+import { DataFormatError, NumericError, UsageError } from "../errors.js";
 import { addOptions, MODEL_OPTIONS } from "./commonOptions.js";
 import { nonEmptyFlag } from "./flags.js";
 import { checkOutputFile } from "./outputFile.js";
@@ -95,6 +95,13 @@ async function* scorePieces(backend: Backend, ids: readonly number[], rowsPerCal
             });
             if (previousSlot >= 0) backend.freeState(previousSlot);
             previousSlot = saveSlot;
+            const bad = out.logprobs.findIndex((lp) => !Number.isFinite(lp));
+            if (bad >= 0) {  // as `run` does: a NaN/Inf never becomes a perplexity
+                throw new NumericError(
+                    `the model produced a non-finite log-probability (${out.logprobs[bad]}) at position ${start + bad} ` +
+                        `(target token ${ids[start + bad + 1]}): its weights overflow float32 or are corrupt`,
+                );
+            }
             yield { start, logprobs: out.logprobs, greedy: out.greedy, ...(withLogits ? { logits: out.logits } : {}) };
         }
     } finally {

@@ -11,7 +11,7 @@
  * Calls are serialised (one at a time per model): they share the backend's state slots.
  */
 import { argmax, Sampler, type SamplingOptions } from "./sampler.js";
-import { MambaEvalError, UsageError } from "../errors.js";
+import { MambaEvalError, NumericError, UsageError } from "../errors.js";
 import type { Backend } from "../backend/Backend.js";
 import { encodePairs, rollingRequests, truncatePair, type TokenRequest } from "./encodePair.js";
 import { DEFAULT_GENERATE_BATCH, DEFAULT_MAX_LENGTH, DEFAULT_TOKENS_PER_CALL, defaultStateBudgetBytes } from "./defaults.js";
@@ -256,6 +256,15 @@ export class MambaLM implements LM {
         const tokens = new Int32Array(offsets[k]!);
         prompts.forEach((p, i) => tokens.set(p, offsets[i]!));
         const slots = Int32Array.from({ length: k }, (_, i) => i);
+        // NaN/Inf logits (weights that overflow float32) are reported, never turned into tokens.
+        const finite = (logits: Float32Array, what: string): Float32Array => {
+            for (let v = 0; v < logits.length; v++) {
+                if (!Number.isFinite(logits[v]!)) {
+                    throw new NumericError(`the model produced a non-finite logit (${logits[v]}) ${what}: its weights overflow float32 or are corrupt`);
+                }
+            }
+            return logits;
+        };
         try {
             const pre = await this.backend.score({
                 tokens,
@@ -271,7 +280,7 @@ export class MambaLM implements LM {
             let nextTokens: number[] = [];
             for (let i = 0; i < k; i++) {
                 if (maxNew[i]! <= 0) continue;
-                const t = await choose(i, pre.logits.subarray(i * vocab, (i + 1) * vocab));
+                const t = await choose(i, finite(pre.logits.subarray(i * vocab, (i + 1) * vocab), `after prompt ${i}`));
                 if (t >= 0) {
                     active.push(i);
                     nextTokens.push(t);
@@ -288,7 +297,7 @@ export class MambaLM implements LM {
                 nextTokens = [];
                 for (let j = 0; j < going.length; j++) {
                     const i = going[j]!;
-                    const t = await choose(i, logits.subarray(j * v, (j + 1) * v));
+                    const t = await choose(i, finite(logits.subarray(j * v, (j + 1) * v), `at step ${produced[i]!} of prompt ${i}`));
                     produced[i]!++;
                     if (t >= 0) {
                         active.push(i);

@@ -1,5 +1,5 @@
 /** End-to-end CLI runs as child processes on the tiny GPT-NeoX-vocabulary fixture checkpoint. */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -193,5 +193,28 @@ describe("offline with what the package ships, and clear lines for mistakes", ()
         const joined = r.stdout.replace(/\s*\n\s+/g, " ");
         expect(joined).toContain("Per-token log-probabilities and perplexity of a text or token ids");
         expect(joined).toContain("Evaluate every published Mamba (or Mamba-2) size on its paper's zero-shot tasks and write the table");
+    });
+});
+
+describe("weights that overflow float32 while computing", () => {
+    it("score and generate refuse the NaN/Inf in one line, as run does, instead of printing perplexity NaN or tokens", () => {
+        // finite weights (the loader accepts them) whose product overflows: the final norm's scale at 1e38
+        const dir = path.join(tmp, "overflow");
+        cpSync(path.join(path.dirname(tinyNeoxModel), "mamba2-hf"), dir, { recursive: true });
+        const file = path.join(dir, "model.safetensors");
+        const buf = readFileSync(file);
+        const n = Number(buf.readBigUInt64LE(0));
+        const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+        const t = header["backbone.norm_f.weight"]!;
+        expect(t.dtype).toBe("F32");
+        for (let at = 8 + n + t.data_offsets[0]; at < 8 + n + t.data_offsets[1]; at += 4) buf.writeFloatLE(1e38, at);
+        writeFileSync(file, buf);
+        const score = runCli(["score", "--model", dir, "--ids", "5,6,7"]);
+        expect(score.code).toBe(1);
+        expect(score.stdout).not.toMatch(/perplexity/);
+        expect(score.stderr.trim()).toMatch(/^mamba-eval: the model produced a non-finite log-probability \((NaN|-?Infinity)\) at position 0 \(target token 6\): its weights overflow float32 or are corrupt$/);
+        const generate = runCli(["generate", "--model", dir, "--ids", "5,6,7", "--max_new_tokens", "3"]);
+        expect(generate.code).toBe(1);
+        expect(generate.stderr.trim()).toMatch(/^mamba-eval: the model produced a non-finite logit \((NaN|-?Infinity)\) after prompt 0: its weights overflow float32 or are corrupt$/);
     });
 });
