@@ -32,8 +32,13 @@ export const SIZE_LIMITS = {
     tokenizer: 256 * MiB,
     /** score --ids-file. */
     ids: 256 * MiB,
-    /** A task's data file (jsonl, label list); JavaScript strings end near 512 Mi characters. */
+    /** A results or samples file; JavaScript strings end near 512 Mi characters. */
     data: 512 * MiB,
+    /**
+     * A task's data file (jsonl, label list): the real ones are at most a few tens of MiB; beyond this the lines and
+     * records read from it would take gigabytes.
+     */
+    taskData: 128 * MiB,
 } as const;
 
 /** "a FIFO (named pipe)", "a folder", …: what a non-regular path is, for messages. */
@@ -158,7 +163,8 @@ export async function readSmallFile(file: string, { limit, what }: ReadLimit): P
         const chunks: Buffer[] = [];
         let total = 0;
         for (;;) {
-            const want = Math.min(Math.max(size - total, 0) + 1, 1 << 24, limit + 1 - total);
+            // size + 1 proves the end in one more read; at least 64 KiB for files whose size reads as 0 (procfs)
+            const want = Math.min(Math.max(size - total + 1, 1 << 16), 1 << 24, limit + 1 - total);
             const buffer = Buffer.allocUnsafe(Math.max(want, 1));
             const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
             if (bytesRead === 0) break;
@@ -180,7 +186,8 @@ export function readSmallFileSync(file: string, { limit, what }: ReadLimit): Buf
         const chunks: Buffer[] = [];
         let total = 0;
         for (;;) {
-            const want = Math.min(Math.max(size - total, 0) + 1, 1 << 24, limit + 1 - total);
+            // size + 1 proves the end in one more read; at least 64 KiB for files whose size reads as 0 (procfs)
+            const want = Math.min(Math.max(size - total + 1, 1 << 16), 1 << 24, limit + 1 - total);
             const buffer = Buffer.allocUnsafe(Math.max(want, 1));
             const bytesRead = readSync(fd, buffer, 0, buffer.length, null);
             if (bytesRead === 0) break;

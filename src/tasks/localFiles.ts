@@ -107,7 +107,7 @@ function sourceOf(taskName: string): LocalSource {
 async function readLines(file: string): Promise<{ text: string; line: number }[]> {
     let content: string;
     try {
-        content = decodeUtf8Strict(await readSmallFile(file, { limit: SIZE_LIMITS.data, what: "a task data file" }), file);
+        content = decodeUtf8Strict(await readSmallFile(file, { limit: SIZE_LIMITS.taskData, what: "a task data file" }), file);
     } catch (error) {
         if (error instanceof FileAccessError && error.code !== "ENOENT") throw new DataFormatError(error.message);
         const code = (error as NodeJS.ErrnoException).code;
@@ -120,6 +120,13 @@ async function readLines(file: string): Promise<{ text: string; line: number }[]
             : "";
         throw new DataFormatError(`${file}: cannot read the data file (${code ?? String(error)})${hint}`);
     }
+    let lines = 0;
+    for (let at = content.indexOf("\n"); at >= 0; at = content.indexOf("\n", at + 1)) {
+        if (++lines > MAX_DATA_LINES) {
+            throw new DataFormatError(`${file}: more than ${MAX_DATA_LINES} lines; the task data files have at most tens of thousands`);
+        }
+    }
+    if (content.startsWith("\uFEFF")) content = content.slice(1);  // a UTF-8 byte order mark, as label files' trim drops it
     const out: { text: string; line: number }[] = [];
     content.split("\n").forEach((raw, i) => {
         const text = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
@@ -128,11 +135,35 @@ async function readLines(file: string): Promise<{ text: string; line: number }[]
     return out;
 }
 
+/** Lines a task data file may have (hellaswag's 10 042 documents are the most of any task's split). */
+const MAX_DATA_LINES = 2_000_000;
+
 function parseJson(text: string, where: string): unknown {
+    let value: unknown;
     try {
-        return JSON.parse(text);
-    } catch {
-        throw new DataFormatError(`${where}: not valid JSON`);
+        value = JSON.parse(text);
+    } catch (e) {
+        throw new DataFormatError(`${where}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
+    }
+    checkWellFormed(value, where, "");
+    return value;
+}
+
+/**
+ * Refuses a string holding an unpaired UTF-16 surrogate (a `\ud800` escape is valid JSON but not Unicode text): the
+ * tokenizer would silently read it as U+FFFD, where lm-eval's fails.
+ */
+function checkWellFormed(value: unknown, where: string, at: string): void {
+    if (typeof value === "string") {
+        const lone = /\p{Cs}/u.exec(value);
+        if (lone) {
+            const code = lone[0].charCodeAt(0).toString(16);
+            throw new DataFormatError(`${where}: ${at === "" ? "the line" : `field ${at}`} holds an unpaired surrogate (\\u${code}), not valid Unicode text`);
+        }
+    } else if (Array.isArray(value)) {
+        value.forEach((v, i) => checkWellFormed(v, where, `${at}[${i}]`));
+    } else if (value !== null && typeof value === "object") {
+        for (const [k, v] of Object.entries(value)) checkWellFormed(v, where, at === "" ? `"${k}"` : `${at}.${k}`);
     }
 }
 

@@ -83,6 +83,27 @@ describe("--data_dir documents in the HF schema", () => {
             await rm(dir, { recursive: true, force: true });
         }
     });
+
+    it("refuses an unpaired surrogate escape (read as U+FFFD it would score another text) and an absurd line count; reads a BOM", async () => {
+        const dir = await mkdtemp(path.join(os.tmpdir(), "mamba-eval-data-"));
+        try {
+            await mkdir(path.join(dir, "piqa"));
+            const piqa = path.join(dir, "piqa/valid.jsonl");
+            await writeFile(path.join(dir, "piqa/valid-labels.lst"), "0\n");
+            await writeFile(piqa, '{"goal": "g", "sol1": "\\ud800a", "sol2": "b"}\n');
+            await expect(loadTaskDocs(getTask("piqa"), { dataDir: dir })).rejects.toThrow(
+                /valid\.jsonl:1: field "sol1" holds an unpaired surrogate \(\\ud800\), not valid Unicode text$/,
+            );
+            await writeFile(piqa, '{"goal": "g", "sol1": "\\ud83d\\ude00 a", "sol2": "b"}\n');  // a pair is one character: fine
+            expect((await loadTaskDocs(getTask("piqa"), { dataDir: dir }))[0]).toMatchObject({ sol1: "\u{1F600} a" });
+            await writeFile(piqa, '\uFEFF{"goal": "g", "sol1": "a", "sol2": "b"}\n');
+            expect((await loadTaskDocs(getTask("piqa"), { dataDir: dir }))[0]).toMatchObject({ goal: "g" });
+            await writeFile(piqa, "\n".repeat(2_000_001));
+            await expect(loadTaskDocs(getTask("piqa"), { dataDir: dir })).rejects.toThrow(/valid\.jsonl: more than 2000000 lines/);
+        } finally {
+            await rm(dir, { recursive: true, force: true });
+        }
+    });
 });
 
 describe("split file resolution", () => {
