@@ -57,14 +57,28 @@ function headerEntryToSource(file: string, name: string, entry: unknown, dataSta
 }
 
 /** Refuses tensors whose byte ranges overlap (each byte of the data belongs to at most one tensor). */
-function checkNoOverlaps(file: string, tensors: TensorSource[]): void {
+/**
+ * The tensors must tile the data exactly, as the safetensors format requires (its reference reader refuses overlaps,
+ * gaps and trailing bytes). A gap is what a header naming one tensor twice leaves behind: JSON.parse keeps the last
+ * entry, so the first one's bytes belong to no tensor.
+ */
+function checkTiling(file: string, tensors: TensorSource[], dataStart: number, fileSize: number): void {
     const sorted = tensors.filter((t) => t.byteLength > 0).sort((a, b) => a.offset - b.offset);
-    for (let i = 1; i < sorted.length; i++) {
-        const previous = sorted[i - 1]!;
-        const current = sorted[i]!;
-        if (current.offset < previous.offset + previous.byteLength) {
-            throw new CheckpointFormatError(`${file}: tensors ${previous.name} and ${current.name} overlap`);
+    let end = dataStart;
+    let last: TensorSource | undefined;
+    for (const t of sorted) {
+        if (t.offset < end) throw new CheckpointFormatError(`${file}: tensors ${last!.name} and ${t.name} overlap`);
+        if (t.offset > end) {
+            throw new CheckpointFormatError(
+                `${file}: data bytes ${end - dataStart}..${t.offset - dataStart} belong to no tensor (the tensors must cover the ` +
+                    "data exactly; a header that names a tensor twice leaves such a gap)",
+            );
         }
+        end = t.offset + t.byteLength;
+        last = t;
+    }
+    if (end !== fileSize) {
+        throw new CheckpointFormatError(`${file}: ${fileSize - end} bytes after the last tensor's data belong to no tensor`);
     }
 }
 
@@ -101,7 +115,7 @@ export async function readSafetensorsHeader(file: string): Promise<TensorSource[
         const tensors = Object.entries(header)
             .filter(([name]) => name !== "__metadata__")
             .map(([name, entry]) => headerEntryToSource(file, name, entry, dataStart, size - dataStart));
-        checkNoOverlaps(file, tensors);
+        checkTiling(file, tensors, dataStart, size);
         return tensors;
     } finally {
         await handle.close();

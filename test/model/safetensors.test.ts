@@ -48,6 +48,9 @@ describe("readSafetensorsHeader", () => {
         ["offsets past the data", (h) => { h.a = { dtype: "F32", shape: [7], data_offsets: [8, 36] }; }, /run past the end of the data/],
         ["overlapping tensors", (h) => { h.b = { dtype: "F32", shape: [2], data_offsets: [16, 24] }; }, /tensors a and b overlap/],
         ["a bad shape", (h) => { h.a = { dtype: "F32", shape: [-1], data_offsets: [0, 24] }; }, /tensor a: shape must be/],
+        // what a header naming a tensor twice leaves (JSON.parse keeps the last entry): bytes no tensor covers
+        ["a gap in the data", (h) => { h.a = { dtype: "F32", shape: [4], data_offsets: [0, 16] }; }, /data bytes 16\.\.24 belong to no tensor/],
+        ["bytes after the last tensor", (h) => { h.b = { dtype: "F32", shape: [1], data_offsets: [24, 28] }; }, /4 bytes after the last tensor's data belong to no tensor/],
     ];
     it.each(cases)("refuses %s", async (_, change, message) => {
         const file = path.join(dir, "bad.safetensors");
