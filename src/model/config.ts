@@ -206,6 +206,7 @@ function fromMambaSsm(json: unknown, file: string): MambaConfig {
         refuse(file, "rms_norm", "false (LayerNorm blocks) is not supported; only RMSNorm Mamba models are");
     }
     const ssm = c.ssm_cfg ?? {};
+    checkKernelLimits(file, ssm.d_conv ?? 4, "ssm_cfg.d_conv", 1e-5, "norm_epsilon");
     const family: MambaFamily = ssm.layer === "Mamba2" ? "mamba2" : "mamba1";
     const padVocabSizeMultiple = c.pad_vocab_size_multiple ?? 8;
     const common = {
@@ -263,6 +264,18 @@ function checkNoDtClamp(file: string, field: string, value: unknown): void {
     refuse(file, field, `${JSON.stringify(value)} would clamp Δ, which is not supported; expected the default (0, ∞): leave the field out`);
 }
 
+/** The native kernels' largest conv width (native/src/weights.cc) and the range of an fp32 epsilon. */
+const MAX_D_CONV = 8;
+const FP32_MIN_NORMAL = 2 ** -126;
+
+/** Checks what the kernels can compute that the schema cannot say: the conv width and an fp32-representable ε. */
+function checkKernelLimits(file: string, dConv: number, convField: string, normEps: number, epsField: string): void {
+    if (dConv > MAX_D_CONV) refuse(file, convField, `${dConv} is wider than the kernels' largest causal conv (${MAX_D_CONV})`);
+    if (!(normEps >= FP32_MIN_NORMAL && normEps <= 1)) {
+        refuse(file, epsField, `${normEps} is outside what an fp32 RMSNorm epsilon can be here; expected a number in [1.2e-38, 1]`);
+    }
+}
+
 function required<T>(value: T | undefined, file: string, field: string, expected: string): T {
     if (value === undefined) refuse(file, field, `missing; expected ${expected}`);
     return value;
@@ -281,6 +294,7 @@ function fromTransformers(json: unknown, file: string): MambaConfig {
         refuse(file, "hidden_act", `${JSON.stringify(c.hidden_act)} is not supported; the Mamba blocks use "silu"`);
     }
     checkNoDtClamp(file, "time_step_limit", c.time_step_limit);
+    checkKernelLimits(file, c.conv_kernel ?? 4, "conv_kernel", c.layer_norm_epsilon ?? 1e-5, "layer_norm_epsilon");
     const expand = c.expand ?? 2;
     // transformers builds the embedding with exactly vocab_size rows; the multiple is kept only for the record.
     const common = {

@@ -134,3 +134,15 @@ describe("fields that would change the computation the kernels do not do", () =>
         expect(parseMambaConfig(MAMBA_130M_HF).family).toBe("mamba1");
     });
 });
+
+describe("limits of the kernels, refused naming the config field", () => {
+    it("a conv wider than 8 and an epsilon fp32 cannot hold", () => {
+        expect(() => parseMambaConfig({ ...MAMBA_130M, ssm_cfg: { d_conv: 9 } })).toThrow(
+            /^config\.json: field ssm_cfg\.d_conv: 9 is wider than the kernels' largest causal conv \(8\)$/,
+        );
+        expect(() => parseMambaConfig({ ...MAMBA_130M_HF, conv_kernel: 9 })).toThrow(/^config\.json: field conv_kernel: 9 is wider/);
+        expect(() => parseMambaConfig({ ...MAMBA_130M_HF, layer_norm_epsilon: 1e-50 })).toThrow(/^config\.json: field layer_norm_epsilon: 1e-50 is outside/);
+        expect(() => parseMambaConfig({ ...MAMBA_130M_HF, layer_norm_epsilon: 1e300 })).toThrow(/field layer_norm_epsilon: 1e\+300 is outside/);
+        expect(parseMambaConfig({ ...MAMBA_130M_HF, conv_kernel: 8, layer_norm_epsilon: 1e-6 }).dConv).toBe(8);
+    });
+});
