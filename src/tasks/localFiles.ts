@@ -211,6 +211,20 @@ function hellaswagRow(r: unknown, where: string): Doc {
 
 function arcRow(r: unknown, where: string): Doc {
     const question = field(r, "question", where);
+    if (typeof question === "string") {  // the HF dataset's flat layout (allenai/ai2_arc), as lm-eval reads it
+        const flat = field(r, "choices", where);
+        const text = stringList(flat, "text", `${where} choices`);
+        const label = stringList(flat, "label", `${where} choices`);
+        if (text.length === 0 || text.length !== label.length) {
+            throw new DataFormatError(`${where}: field "choices" must hold as many labels as texts (at least one), got ${text.length} texts and ${label.length} labels`);
+        }
+        return { id: str(r, "id", where), question, choices: { text, label }, answerKey: str(r, "answerKey", where) };
+    }
+    if (question === null || typeof question !== "object" || Array.isArray(question)) {
+        throw new DataFormatError(
+            `${where}: field "question" must be an object {stem, choices} (the original ARC files) or a string with a top-level "choices" {text, label} (the HF dataset's rows)`,
+        );
+    }
     const choices = field(question, "choices", where);
     if (!Array.isArray(choices) || choices.length === 0) throw new DataFormatError(`${where}: field "question.choices" must be a non-empty list`);
     const text: DocValue[] = [];

@@ -98,6 +98,16 @@ describe("--data_dir documents in the HF schema", () => {
             expect((await loadTaskDocs(getTask("piqa"), { dataDir: dir }))[0]).toMatchObject({ sol1: "\u{1F600} a" });
             await writeFile(piqa, '\uFEFF{"goal": "g", "sol1": "a", "sol2": "b"}\n');
             expect((await loadTaskDocs(getTask("piqa"), { dataDir: dir }))[0]).toMatchObject({ goal: "g" });
+            await mkdir(path.join(dir, "arc"));
+            const arc = path.join(dir, "arc/ARC-Easy-Test.jsonl");
+            const nested = { id: "x", question: { stem: "q?", choices: [{ text: "a", label: "A" }, { text: "b", label: "B" }] }, answerKey: "B" };
+            await writeFile(arc, JSON.stringify(nested) + "\n");
+            const fromNested = await loadTaskDocs(getTask("arc_easy"), { dataDir: dir });
+            // the HF dataset's flat rows give the same document
+            await writeFile(arc, JSON.stringify({ id: "x", question: "q?", choices: { text: ["a", "b"], label: ["A", "B"] }, answerKey: "B" }) + "\n");
+            expect(await loadTaskDocs(getTask("arc_easy"), { dataDir: dir })).toEqual(fromNested);
+            await writeFile(arc, JSON.stringify({ ...nested, question: 7 }) + "\n");
+            await expect(loadTaskDocs(getTask("arc_easy"), { dataDir: dir })).rejects.toThrow(/ARC-Easy-Test\.jsonl:1: field "question" must be an object \{stem, choices\}/);
             await writeFile(piqa, "\n".repeat(2_000_001));
             await expect(loadTaskDocs(getTask("piqa"), { dataDir: dir })).rejects.toThrow(/valid\.jsonl: more than 2000000 lines/);
         } finally {
