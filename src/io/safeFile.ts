@@ -153,6 +153,14 @@ export interface ReadLimit {
 }
 
 /**
+ * Bytes to ask of the next read of readSmallFile(Sync): what is left by the file's size plus 1 (so one read proves the
+ * end), at least 64 KiB (files whose size reads as 0, as in procfs), at most 16 MiB, and never past limit + 1.
+ */
+function nextReadBytes(size: number, total: number, limit: number): number {
+    return Math.max(1, Math.min(Math.max(size - total + 1, 1 << 16), 1 << 24, limit + 1 - total));
+}
+
+/**
  * Reads a small regular file whole: refused when it is larger than `limit` (checked on its size, and again while
  * reading, so a file that grows cannot exceed it either).
  */
@@ -163,9 +171,7 @@ export async function readSmallFile(file: string, { limit, what }: ReadLimit): P
         const chunks: Buffer[] = [];
         let total = 0;
         for (;;) {
-            // size + 1 proves the end in one more read; at least 64 KiB for files whose size reads as 0 (procfs)
-            const want = Math.min(Math.max(size - total + 1, 1 << 16), 1 << 24, limit + 1 - total);
-            const buffer = Buffer.allocUnsafe(Math.max(want, 1));
+            const buffer = Buffer.allocUnsafe(nextReadBytes(size, total, limit));
             const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
             if (bytesRead === 0) break;
             chunks.push(buffer.subarray(0, bytesRead));
@@ -186,9 +192,7 @@ export function readSmallFileSync(file: string, { limit, what }: ReadLimit): Buf
         const chunks: Buffer[] = [];
         let total = 0;
         for (;;) {
-            // size + 1 proves the end in one more read; at least 64 KiB for files whose size reads as 0 (procfs)
-            const want = Math.min(Math.max(size - total + 1, 1 << 16), 1 << 24, limit + 1 - total);
-            const buffer = Buffer.allocUnsafe(Math.max(want, 1));
+            const buffer = Buffer.allocUnsafe(nextReadBytes(size, total, limit));
             const bytesRead = readSync(fd, buffer, 0, buffer.length, null);
             if (bytesRead === 0) break;
             chunks.push(buffer.subarray(0, bytesRead));

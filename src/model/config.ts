@@ -206,7 +206,7 @@ function fromMambaSsm(json: unknown, file: string): MambaConfig {
         refuse(file, "rms_norm", "false (LayerNorm blocks) is not supported; only RMSNorm Mamba models are");
     }
     const ssm = c.ssm_cfg ?? {};
-    checkKernelLimits(file, ssm.d_conv ?? 4, "ssm_cfg.d_conv", 1e-5, "norm_epsilon");
+    checkConvWidth(file, "ssm_cfg.d_conv", ssm.d_conv ?? 4);
     const family: MambaFamily = ssm.layer === "Mamba2" ? "mamba2" : "mamba1";
     const padVocabSizeMultiple = c.pad_vocab_size_multiple ?? 8;
     const common = {
@@ -245,17 +245,17 @@ function fromMambaSsm(json: unknown, file: string): MambaConfig {
     return { ...common, family, dState: ssm.d_state ?? 128, dtRank: 0, headDim, nHeads, nGroups, chunkSize: ssm.chunk_size ?? 256, ...hybrid };
 }
 
-/**
- * Mamba2's dt_limit (mamba_ssm) / time_step_limit (transformers): Δ is clamped to [lo, hi] when it is not the default
- * (0, ∞). Δ = softplus(…) is never negative, so a bound lo ≤ 0 clamps nothing; hi must be ∞, which JSON cannot
- * write as a number: transformers writes {"__float__": "Infinity"}, other writers null or the string "Infinity".
- * Anything that would clamp is refused: the kernels do not clamp.
- */
+/** ∞ as JSON writers spell it: transformers {"__float__": "Infinity"}, others null or the string "Infinity". */
 function isInfinity(value: unknown): boolean {
     const text = typeof value === "object" && value !== null ? (value as Record<string, unknown>).__float__ : value;
     return value === null || text === "Infinity" || text === "inf";
 }
 
+/**
+ * Mamba2's dt_limit (mamba_ssm) / time_step_limit (transformers): Δ is clamped to [lo, hi] when it is not the default
+ * (0, ∞). Δ = softplus(…) is never negative, so a bound lo ≤ 0 clamps nothing; hi must be ∞. Anything that would
+ * clamp is refused: the kernels do not clamp.
+ */
 function checkNoDtClamp(file: string, field: string, value: unknown): void {
     if (value === undefined || value === null) return;
     const pair = Array.isArray(value) && value.length === 2 ? value : undefined;
@@ -268,11 +268,13 @@ function checkNoDtClamp(file: string, field: string, value: unknown): void {
 const MAX_D_CONV = 8;
 const FP32_MIN_NORMAL = 2 ** -126;
 
-/** Checks what the kernels can compute that the schema cannot say: the conv width and an fp32-representable ε. */
-function checkKernelLimits(file: string, dConv: number, convField: string, normEps: number, epsField: string): void {
-    if (dConv > MAX_D_CONV) refuse(file, convField, `${dConv} is wider than the kernels' largest causal conv (${MAX_D_CONV})`);
+function checkConvWidth(file: string, field: string, dConv: number): void {
+    if (dConv > MAX_D_CONV) refuse(file, field, `${dConv} is wider than the kernels' largest causal conv (${MAX_D_CONV})`);
+}
+
+function checkNormEps(file: string, field: string, normEps: number): void {
     if (!(normEps >= FP32_MIN_NORMAL && normEps <= 1)) {
-        refuse(file, epsField, `${normEps} is outside what an fp32 RMSNorm epsilon can be here; expected a number in [1.2e-38, 1]`);
+        refuse(file, field, `${normEps} is outside what an fp32 RMSNorm epsilon can be here; expected a number in [1.2e-38, 1]`);
     }
 }
 
@@ -294,7 +296,8 @@ function fromTransformers(json: unknown, file: string): MambaConfig {
         refuse(file, "hidden_act", `${JSON.stringify(c.hidden_act)} is not supported; the Mamba blocks use "silu"`);
     }
     checkNoDtClamp(file, "time_step_limit", c.time_step_limit);
-    checkKernelLimits(file, c.conv_kernel ?? 4, "conv_kernel", c.layer_norm_epsilon ?? 1e-5, "layer_norm_epsilon");
+    checkConvWidth(file, "conv_kernel", c.conv_kernel ?? 4);
+    checkNormEps(file, "layer_norm_epsilon", c.layer_norm_epsilon ?? 1e-5);
     const expand = c.expand ?? 2;
     // transformers builds the embedding with exactly vocab_size rows; the multiple is kept only for the record.
     const common = {

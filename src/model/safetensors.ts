@@ -56,7 +56,6 @@ function headerEntryToSource(file: string, name: string, entry: unknown, dataSta
     return { name, dtype: dtypeName as TensorDType, shape: dims, file, offset: dataStart + begin, byteLength: end - begin };
 }
 
-/** Refuses tensors whose byte ranges overlap (each byte of the data belongs to at most one tensor). */
 /**
  * The tensors must tile the data exactly, as the safetensors format requires (its reference reader refuses overlaps,
  * gaps and trailing bytes). A gap is what a header naming one tensor twice leaves behind: JSON.parse keeps the last

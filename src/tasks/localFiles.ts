@@ -212,13 +212,7 @@ function hellaswagRow(r: unknown, where: string): Doc {
 function arcRow(r: unknown, where: string): Doc {
     const question = field(r, "question", where);
     if (typeof question === "string") {  // the HF dataset's flat layout (allenai/ai2_arc), as lm-eval reads it
-        const flat = field(r, "choices", where);
-        const text = stringList(flat, "text", `${where} choices`);
-        const label = stringList(flat, "label", `${where} choices`);
-        if (text.length === 0 || text.length !== label.length) {
-            throw new DataFormatError(`${where}: field "choices" must hold as many labels as texts (at least one), got ${text.length} texts and ${label.length} labels`);
-        }
-        return { id: str(r, "id", where), question, choices: { text, label }, answerKey: str(r, "answerKey", where) };
+        return { id: str(r, "id", where), question, choices: choiceLists(r, where), answerKey: str(r, "answerKey", where) };
     }
     if (question === null || typeof question !== "object" || Array.isArray(question)) {
         throw new DataFormatError(
@@ -247,18 +241,24 @@ function openbookqaRow(r: unknown, where: string): Doc {
         const { id, question, choices, answerKey } = arcRow(r, where);
         return { id: id!, question_stem: question!, choices: choices!, answerKey: answerKey! };
     }
+    const choices = choiceLists(r, where);
+    return {
+        id: str(r, "id", where),
+        question_stem: str(r, "question_stem", where),
+        choices,
+        answerKey: str(r, "answerKey", where),
+    };
+}
+
+/** The HF datasets' `choices` {text, label}: as many labels as texts, at least one. */
+function choiceLists(r: unknown, where: string): { text: string[]; label: string[] } {
     const choices = field(r, "choices", where);
     const text = stringList(choices, "text", `${where} choices`);
     const label = stringList(choices, "label", `${where} choices`);
     if (text.length === 0 || text.length !== label.length) {
         throw new DataFormatError(`${where}: field "choices" must hold as many labels as texts (at least one), got ${text.length} texts and ${label.length} labels`);
     }
-    return {
-        id: str(r, "id", where),
-        question_stem: str(r, "question_stem", where),
-        choices: { text, label },
-        answerKey: str(r, "answerKey", where),
-    };
+    return { text, label };
 }
 
 function stringList(record: unknown, key: string, where: string): string[] {
